@@ -1,0 +1,37 @@
+# Every target works on a fresh clone: Node >= 24 is found or fetched (scripts/node-bin.sh),
+# dependencies are installed from the lockfile, then the target does its job.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NODE_BIN := $(shell ./scripts/node-bin.sh)
+export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+TEST_FILES ?= test/**/*.test.ts
+
+.PHONY: help deps typecheck lint fmt test run
+
+help:
+	@echo "make run    start the broker (settings from the environment: see README)"
+	@echo "make test   typecheck + lint + all tests"
+	@echo "make lint   biome lint and format check"
+	@echo "make fmt    apply biome's formatting and safe fixes"
+
+node_modules/.deps-stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: node_modules/.deps-stamp
+
+typecheck: deps
+	tsc --noEmit -p .
+
+lint: deps
+	biome check .
+
+fmt: deps
+	biome check --write .
+
+test: typecheck lint
+	node --test --test-concurrency=2 --test-timeout=300000 '$(TEST_FILES)'
+
+run: deps
+	node src/main/main.ts

@@ -1,0 +1,154 @@
+// The one table of every setting: the loader, the --help text and the README table all read it,
+// so a setting cannot exist in one place and be missing from another.
+import { isLoopbackHost } from './loopback.ts';
+
+export type Parse<T> = (raw: string) => T;
+
+export type Setting<T> = {
+  env: string;
+  /** Absent means required. A default is written as the raw string a user would set. */
+  default?: string;
+  example: string;
+  help: string;
+  /** Throws an Error whose message says what is wrong; the loader adds the name and example. */
+  parse: Parse<T>;
+  /** Never echoed back in an error message. */
+  secret?: boolean;
+};
+
+function setting<T>(s: Setting<T>): Setting<T> {
+  return s;
+}
+
+export function parseHttpUrl(raw: string, { httpsUnlessLoopback }: { httpsUnlessLoopback: boolean }): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('is not a URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be an http(s) URL');
+  if (httpsUnlessLoopback && url.protocol !== 'https:' && !isLoopbackHost(url.hostname)) {
+    throw new Error('must use https unless the host is loopback (127.0.0.1, [::1], localhost)');
+  }
+  if (url.username || url.password) throw new Error('must not contain credentials');
+  if (url.search || url.hash) throw new Error('must not have a query or fragment');
+  return url.href.replace(/\/+$/, '');
+}
+
+export function parseListen(raw: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw);
+  if (!m) throw new Error('must be host:port');
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error('port must be 0 to 65535');
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+export function parseDuration(raw: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(raw.trim());
+  if (!m) throw new Error('must be a duration such as 500ms, 30s, 15m, 1h or 7d');
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's'] as number;
+  return Number(m[1]) * unit;
+}
+
+export function parsePositiveInt(raw: string): number {
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1) throw new Error('must be a whole number of at least 1');
+  return Number(raw);
+}
+
+export function parseSecretKey(raw: string): Buffer {
+  const trimmed = raw.trim();
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)) throw new Error('is not base64');
+  const key = Buffer.from(trimmed, 'base64');
+  if (key.length !== 32) throw new Error(`must decode to 32 bytes (got ${key.length})`);
+  return key;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+function nonEmpty(raw: string): string {
+  if (raw.trim() === '') throw new Error('must not be empty');
+  return raw.trim();
+}
+
+export const settings = {
+  publicUrl: setting({
+    env: 'BROKER_PUBLIC_URL',
+    example: 'https://mcp.example.com',
+    help: 'External base URL of the broker: the OAuth issuer; the MCP endpoint is <it>/mcp. https unless loopback.',
+    parse: (raw) => parseHttpUrl(raw, { httpsUnlessLoopback: true }),
+  }),
+  forgejoUrl: setting({
+    env: 'FORGEJO_URL',
+    example: 'https://forgejo.example.com',
+    help: 'Root URL of the Forgejo instance.',
+    parse: (raw) => parseHttpUrl(raw, { httpsUnlessLoopback: false }),
+  }),
+  forgejoClientId: setting({
+    env: 'FORGEJO_CLIENT_ID',
+    example: '3f1c0a4e-8b57-4d2a-9c1e-2b7d5e6f8a90',
+    help: "Client ID of the broker's confidential OAuth2 application in Forgejo.",
+    parse: nonEmpty,
+  }),
+  forgejoClientSecret: setting({
+    env: 'FORGEJO_CLIENT_SECRET',
+    example: 'gto_…(the secret Forgejo showed once)',
+    help: 'Client secret of that application. Prefer the environment over the flag: argv is visible in ps.',
+    parse: nonEmpty,
+    secret: true,
+  }),
+  listen: setting({
+    env: 'BROKER_LISTEN',
+    default: '127.0.0.1:8080',
+    example: '0.0.0.0:8080',
+    help: 'Address and port the HTTP server listens on (port 0 picks a free one).',
+    parse: parseListen,
+  }),
+  db: setting({
+    env: 'BROKER_DB',
+    default: './data/broker.db',
+    example: '/var/lib/forgejo-mcp-broker/broker.db',
+    help: 'SQLite database file; its folder is created if missing and must be writable.',
+    parse: nonEmpty,
+  }),
+  secretKey: setting<Buffer | undefined>({
+    env: 'BROKER_SECRET_KEY',
+    default: '',
+    example: '$(openssl rand -base64 32)',
+    help: '32 random bytes, base64, that encrypt Forgejo tokens at rest. Unset: generated once into a 0600 file secret.key beside the database.',
+    parse: (raw) => (raw === '' ? undefined : parseSecretKey(raw)),
+    secret: true,
+  }),
+  logLevel: setting<LogLevel>({
+    env: 'LOG_LEVEL',
+    default: 'info',
+    example: 'debug',
+    help: `Log level: ${LOG_LEVELS.join(', ')}.`,
+    parse: (raw) => {
+      const v = raw.trim().toLowerCase();
+      if (!(LOG_LEVELS as readonly string[]).includes(v))
+        throw new Error(`must be one of ${LOG_LEVELS.join(', ')}`);
+      return v as LogLevel;
+    },
+  }),
+  shutdownGrace: setting({
+    env: 'BROKER_SHUTDOWN_GRACE',
+    default: '1500ms',
+    example: '10s',
+    help: 'How long SIGTERM waits for in-flight requests before closing them.',
+    parse: parseDuration,
+  }),
+};
+
+export type Settings = typeof settings;
+export type SettingName = keyof Settings;
+export type SettingValues = { [K in SettingName]: ReturnType<Settings[K]['parse']> };
+
+/** --public-url for BROKER_PUBLIC_URL, --forgejo-url for FORGEJO_URL, --log-level for LOG_LEVEL. */
+export function flagName(env: string): string {
+  return env
+    .replace(/^BROKER_/, '')
+    .toLowerCase()
+    .replace(/_/g, '-');
+}

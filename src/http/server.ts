@@ -1,0 +1,90 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from '../log/log.ts';
+import type { Store } from '../store/store.ts';
+import type { BuildInfo } from './build-info.ts';
+import { registerHealthz } from './healthz.ts';
+
+export type HttpDeps = {
+  log: Logger;
+  store: Store;
+  buildInfo: BuildInfo;
+  /** Default cap on request bodies; routes that need more say so themselves. */
+  bodyLimit?: number;
+};
+
+/** The broker's Fastify app, typed with its pino logger. */
+export type App = FastifyInstance<Server, IncomingMessage, ServerResponse, Logger>;
+
+export type FormBody = Record<string, string | string[]>;
+
+/** Form fields; a field given twice becomes an array so OAuth can refuse repeated parameters. */
+export function parseForm(body: string): FormBody {
+  const out: FormBody = {};
+  for (const [k, v] of new URLSearchParams(body)) {
+    const prev = out[k];
+    out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  return out;
+}
+
+export function createHttpServer(deps: HttpDeps): App {
+  const app = Fastify({
+    loggerInstance: deps.log,
+    // Fastify's own request lines carry the full URL (query strings hold OAuth codes): we log our own.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.bodyLimit ?? 64 * 1024,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, parseForm(body as string));
+  });
+
+  app.addHook('onResponse', (req, reply, done) => {
+    req.log.info(
+      {
+        method: req.method,
+        route: req.routeOptions.url ?? null,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      },
+      'request',
+    );
+    done();
+  });
+
+  app.setNotFoundHandler((_req, reply) => {
+    reply.code(404).send({ error: 'not_found', message: 'no such route' });
+  });
+
+  app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    // Client errors from Fastify (body too large, bad JSON, bad content type) are safe to explain;
+    // a 5xx never shows its internals.
+    const message = status < 500 ? err.message : 'internal error';
+    reply
+      .code(status)
+      .send({ error: status < 500 ? (err.code ?? 'bad_request') : 'internal_error', message });
+  });
+
+  registerHealthz(app, deps);
+  return app;
+}
+
+/** Listens without Fastify's own "Server listening" line: startup is logged once, by main. */
+export async function listen(app: App, host: string, port: number): Promise<{ host: string; port: number }> {
+  await app.ready();
+  await new Promise<void>((resolve, reject) => {
+    app.server.once('error', reject);
+    app.server.listen({ host, port }, () => {
+      app.server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = app.server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('server has no TCP address');
+  return { host: addr.address, port: addr.port };
+}
