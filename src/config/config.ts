@@ -65,7 +65,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: string[]): ConfigResult
 
   let secretKey = values.secretKey as Buffer | undefined;
   let secretKeySource: Config['secretKeySource'] = 'env';
-  if (secretKey === undefined && db !== undefined && !errors.some((e) => e.startsWith('BROKER_SECRET_KEY'))) {
+  // The key file is only created for an otherwise valid configuration: a refused start leaves no trace.
+  if (secretKey === undefined && db !== undefined && errors.length === 0) {
     const keyFile = join(dirname(db), KEY_FILE);
     try {
       const fromFile = readOrCreateKeyFile(keyFile);

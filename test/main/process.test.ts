@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,10 +58,13 @@ function logLines(b: BrokerProcess): Record<string, unknown>[] {
 }
 
 describe('broker process', () => {
-  it('exits 2 naming every missing required variable', async () => {
-    const b = spawnBroker({});
+  it('exits 2 naming every missing required variable, creating no key file', async () => {
+    const cwd = join(tmp, 'empty-cwd');
+    mkdirSync(cwd);
+    const b = spawnBroker({}, [], cwd);
     const { code } = await b.exited;
     assert.equal(code, 2);
+    assert.equal(existsSync(join(cwd, 'data', 'secret.key')), false);
     for (const v of ['BROKER_PUBLIC_URL', 'FORGEJO_URL', 'FORGEJO_CLIENT_ID', 'FORGEJO_CLIENT_SECRET']) {
       assert.match(
         b.stderr(),

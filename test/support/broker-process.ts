@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'main', 'main.ts');
@@ -13,8 +14,14 @@ export type BrokerProcess = {
 };
 
 /** Runs the real broker entry point as a child process, with exactly the environment given. */
-export function spawnBroker(env: Record<string, string>, args: string[] = []): Omit<BrokerProcess, 'url'> {
+export function spawnBroker(
+  env: Record<string, string>,
+  args: string[] = [],
+  cwd = tmpdir(),
+): Omit<BrokerProcess, 'url'> {
+  // cwd is a temp folder so a default ./data/broker.db never lands in the checkout.
   const proc = spawn(process.execPath, [MAIN, ...args], {
+    cwd,
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
