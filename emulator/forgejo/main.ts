@@ -61,9 +61,7 @@ const options: EmulatorOptions = {
 };
 
 const emulator = await startForgejoEmulator(options);
-const app = seedName === 'demo' ? ` client_id=${DEMO_CLIENT_ID} client_secret=${DEMO_CLIENT_SECRET}` : '';
-process.stdout.write(`forgejo emulator listening on ${emulator.url}${app} redirect_uri=${redirectUri}\n`);
-
+// Signal handlers first: whoever reads the URL line may stop us at once.
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
@@ -75,3 +73,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     );
   });
 }
+
+const app = seedName === 'demo' ? ` client_id=${DEMO_CLIENT_ID} client_secret=${DEMO_CLIENT_SECRET}` : '';
+process.stdout.write(
+  `forgejo emulator listening on ${emulator.url}${app}${app ? ` redirect_uri=${redirectUri}` : ''}\n`,
+);
