@@ -106,15 +106,23 @@ function route(world: World, req: Incoming, caller: Caller): Reply {
     const mine = world.repos.filter((r) => r.ownerId === signedIn.id && !(publicOnly && r.private));
     return paged(req, mine, (r) => repoJson(world, r, signedIn));
   }
-  const issues = /^\/api\/v1\/repos\/([^/]+)\/([^/]+)\/issues$/.exec(path);
-  if (issues) {
-    if (m !== 'GET' && m !== 'POST') return methodNotAllowed();
-    const problem = scopeProblem(world, caller, m, 'issue');
+  const repoRoute = /^\/api\/v1\/repos\/([^/]+)\/([^/]+)(\/issues(?:\/([0-9]+))?)?$/.exec(path);
+  if (repoRoute) {
+    const [, owner = '', name = '', issuesPart, index] = repoRoute;
+    const listOrCreate = issuesPart !== undefined && index === undefined;
+    if (m !== 'GET' && !(m === 'POST' && listOrCreate)) return methodNotAllowed();
+    // Repository routes sit in a group needing the repository scope, issue routes in one needing issue.
+    const problem = scopeProblem(world, caller, m, issuesPart === undefined ? 'repository' : 'issue');
     if (problem) return problem;
-    const repo = findRepo(world, decodeURIComponent(issues[1]!), decodeURIComponent(issues[2]!));
+    const repo = findRepo(world, decodeURIComponent(owner), decodeURIComponent(name));
     if (!repo || (repo.private && repo.ownerId !== signedIn?.id)) return notFound(world);
     if (repo.private && caller.kind === 'token' && caller.scope.publicOnly) {
       return apiError(world, 403, 'token scope is limited to public repos');
+    }
+    if (issuesPart === undefined) return json(200, repoJson(world, repo, signedIn));
+    if (index !== undefined) {
+      const issue = repo.issues.find((i) => i.number === Number(index));
+      return issue ? json(200, issueJson(world, repo, issue)) : notFound(world);
     }
     if (m === 'GET') return listIssues(world, req, repo);
     if (!signedIn) return needToken();

@@ -10,6 +10,7 @@ import {
   type Grant,
   grantOf,
   randomToken,
+  remember,
   type Session,
   seconds,
   type User,
@@ -30,7 +31,7 @@ export function sessionOf(world: World, req: Incoming): Session | undefined {
 
 function newSession(world: World, userId?: number): Session {
   const s: Session = { id: randomToken(), csrf: randomToken(24), userId };
-  world.sessions.set(s.id, s);
+  remember(world.sessions, s.id, s);
   return s;
 }
 
@@ -130,7 +131,7 @@ function authorizeError(redirectUri: string, error: string, description: string,
 
 function codeRedirect(world: World, grant: Grant, p: Omit<PendingFields, 'clientId'>): Reply {
   const code = randomToken();
-  world.codes.set(code, {
+  remember(world.codes, code, {
     grantId: grant.id,
     redirectUri: p.redirectUri,
     challenge: p.challenge,

@@ -77,6 +77,17 @@ export type World = {
   nextId: { grant: number; repo: number; issue: number };
 };
 
+/** Sessions and unused codes kept at most; the oldest go first (a Map keeps insertion order). */
+export const MAX_ENTRIES = 10_000;
+
+export function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+  map.set(key, value);
+  for (const oldest of map.keys()) {
+    if (map.size <= MAX_ENTRIES) break;
+    map.delete(oldest);
+  }
+}
+
 export const randomToken = (bytes = 32): string => randomBytes(bytes).toString('base64url');
 
 export function createWorld(options: EmulatorOptions, now: () => number): World {

@@ -361,6 +361,42 @@ describe('API routes', () => {
   });
 });
 
+describe('single repository and issue', () => {
+  it('GET /repos/{o}/{r} needs read:repository; GET …/issues/{n} needs read:issue', async () => {
+    const { emu: e2 } = await startWorld();
+    try {
+      const t = await tokensWithScope(e2, 'read:issue');
+      let res = await api(e2, '/api/v1/repos/alice/alpha', { token: t.access_token });
+      assert.equal(res.status, 403);
+      assert.deepEqual(res.body, {
+        message: 'token does not have at least one of required scope(s): [read:repository]',
+        url: `${e2.url}/api/swagger`,
+      });
+      res = await api(e2, '/api/v1/repos/alice/alpha/issues/2', { token: t.access_token });
+      assert.equal(res.status, 200);
+      assert.deepEqual(
+        [(res.body as Record<string, unknown>)['number'], (res.body as Record<string, unknown>)['title']],
+        [2, 'a2'],
+      );
+      res = await api(e2, '/api/v1/repos/alice/alpha/issues/99', { token: t.access_token });
+      assert.equal(res.status, 404);
+      const full = await tokensWithScope(e2, '');
+      res = await api(e2, '/api/v1/repos/alice/secret', { token: full.access_token });
+      assert.equal(res.status, 200);
+      assert.equal((res.body as Record<string, unknown>)['full_name'], 'alice/secret');
+      assert.equal((await api(e2, '/api/v1/repos/alice/secret')).status, 404);
+    } finally {
+      await e2.close();
+    }
+  });
+
+  it('answers unknown API routes with 404 JSON', async () => {
+    const res = await api(emu, '/api/v1/nothing/here', { token: alice.access_token });
+    assert.equal(res.status, 404);
+    assert.equal((res.body as Record<string, unknown>)['message'], "The target couldn't be found.");
+  });
+});
+
 describe('userinfo', () => {
   it('returns sub, name, preferred_username, email, picture and groups', async () => {
     for (const method of ['GET', 'POST']) {
@@ -418,6 +454,9 @@ describe('discovery and keys', () => {
     assert.deepEqual(d['scopes_supported'], ['openid', 'profile', 'email', 'groups']);
     assert.equal('registration_endpoint' in d, false);
     assert.equal('revocation_endpoint' in d, false);
+    // And there is no RFC 7009 endpoint to call.
+    const revoke = await fetch(`${emu.url}/login/oauth/revoke`, { method: 'POST', body: 'token=x' });
+    assert.equal(revoke.status, 404);
   });
 
   it('publishes a JWKS whose key verifies the tokens’ signatures', async () => {

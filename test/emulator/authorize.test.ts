@@ -54,6 +54,9 @@ describe('sign-in', () => {
     assert.notEqual(afterCookie, before);
     const home = await ua.get(`${emu.url}/`);
     assert.match(home.body, /id="signed-in-as">alice</);
+    // The pre-login session id (which an attacker could have planted) did not become alice's.
+    const fixed = await fetch(`${emu.url}/`, { headers: { cookie: `i_like_gitea=${before}` } });
+    assert.match(await fixed.text(), /Not signed in/);
   });
 
   it('refuses a wrong password with the form again and no session', async () => {
@@ -205,6 +208,8 @@ describe('redirect URI matching', () => {
     assert.equal(await accepted(PUBLIC.clientId, 'http://localhost:40000/native'), false);
     assert.equal(await accepted(PUBLIC.clientId, 'https://127.0.0.1:40000/native'), false);
     assert.equal(await accepted(CONFIDENTIAL.clientId, 'http://127.0.0.1:10/cb'), false);
+    assert.equal(await accepted(CONFIDENTIAL.clientId, 'http://127.0.0.1/portless'), true);
+    assert.equal(await accepted(CONFIDENTIAL.clientId, 'http://127.0.0.1:4000/portless'), false);
   });
 });
 
@@ -266,6 +271,21 @@ describe('consent', () => {
     const res = await ua.submit(page, 'grant-form', {
       button: 'grant-approve',
       fields: { state: 'changed' },
+      stop: onlyEmulator(emu),
+    });
+    assert.equal(res.status, 400);
+    assert.equal(res.location, undefined);
+  });
+
+  it('refuses a grant POST whose redirect_uri differs, even to another registered one', async () => {
+    const ua = new UserAgent();
+    await signIn(emu, ua, USERS.bob);
+    const page = await ua.get(authorizeUrl(emu, { ...CONFIDENTIAL, state: 'r' }), {
+      stop: onlyEmulator(emu),
+    });
+    const res = await ua.submit(page, 'grant-form', {
+      button: 'grant-approve',
+      fields: { redirect_uri: 'http://127.0.0.1:9/second' },
       stop: onlyEmulator(emu),
     });
     assert.equal(res.status, 400);

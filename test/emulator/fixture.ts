@@ -55,7 +55,7 @@ export function worldOptions(): EmulatorOptions {
         clientId: CONFIDENTIAL.clientId,
         clientSecret: CONFIDENTIAL.clientSecret,
         name: 'Confidential App',
-        redirectUris: [CONFIDENTIAL.redirectUri, 'http://127.0.0.1:9/second'],
+        redirectUris: [CONFIDENTIAL.redirectUri, 'http://127.0.0.1:9/second', 'http://127.0.0.1/portless'],
       },
       {
         clientId: OTHER_CONFIDENTIAL.clientId,

@@ -387,8 +387,13 @@ describe('codes and PKCE', () => {
     }
   });
 
-  it('accepts plain PKCE', async () => {
+  it('accepts plain PKCE, and checks its verifier', async () => {
     const { code, verifier } = await freshCode({ method: 'plain' });
+    const wrong = await tokenRequest(emu, { body: codeBody(code, `${verifier}x`) });
+    assert.deepEqual(wrong.body, {
+      error: 'unauthorized_client',
+      error_description: 'failed PKCE code challenge',
+    });
     assert.equal((await tokenRequest(emu, { body: codeBody(code, verifier) })).status, 200);
   });
 
