@@ -114,7 +114,7 @@ function route(world: World, req: Incoming, caller: Caller): Reply {
     // Repository routes sit in a group needing the repository scope, issue routes in one needing issue.
     const problem = scopeProblem(world, caller, m, issuesPart === undefined ? 'repository' : 'issue');
     if (problem) return problem;
-    const repo = findRepo(world, decodeURIComponent(owner), decodeURIComponent(name));
+    const repo = findRepo(world, pathSegment(owner), pathSegment(name));
     if (!repo || (repo.private && repo.ownerId !== signedIn?.id)) return notFound(world);
     if (repo.private && caller.kind === 'token' && caller.scope.publicOnly) {
       return apiError(world, 403, 'token scope is limited to public repos');
@@ -129,6 +129,14 @@ function route(world: World, req: Incoming, caller: Caller): Reply {
     return createIssue(world, req, repo, signedIn);
   }
   return notFound(world);
+}
+
+function pathSegment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw; // malformed escapes name no repository
+  }
 }
 
 const methodNotAllowed = (): Reply => ({ status: 405, headers: { 'content-type': 'text/plain' }, body: '' });

@@ -13,10 +13,12 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-function positiveInt(name: string, value: string | undefined, min: number): number | undefined {
+function integer(name: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > 2 ** 31) fail(`--${name} must be an integer >= ${min}`);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    fail(`--${name} must be an integer from ${min} to ${max}`);
+  }
   return n;
 }
 
@@ -55,9 +57,9 @@ const seed = seedName === 'demo' ? demoSeed(redirectUri) : { users: [], apps: []
 const options: EmulatorOptions = {
   ...seed,
   host: str('host'),
-  port: positiveInt('port', str('port'), 0),
-  accessTokenTtlSeconds: positiveInt('access-ttl', str('access-ttl'), 1),
-  refreshTokenTtlSeconds: positiveInt('refresh-ttl', str('refresh-ttl'), 1),
+  port: integer('port', str('port'), 0, 65535),
+  accessTokenTtlSeconds: integer('access-ttl', str('access-ttl'), 1, 2 ** 31),
+  refreshTokenTtlSeconds: integer('refresh-ttl', str('refresh-ttl'), 1, 2 ** 31),
 };
 
 const emulator = await startForgejoEmulator(options);

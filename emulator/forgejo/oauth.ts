@@ -111,9 +111,9 @@ export function containsRedirectUri(app: EmulatorApp, uri: string): boolean {
   return contains(uri);
 }
 
+/** WHATWG URL has already normalised the host: 127.1 is 127.0.0.1, [0:0::1] is [::1]. */
 function isLoopbackIp(host: string): boolean {
-  if (isIP(host) === 4) return host.startsWith('127.');
-  return isIP(host) === 6 && (host === '::1' || /^0*:(0*:)*0*1$/.test(host) || host === '0:0:0:0:0:0:0:1');
+  return (isIP(host) === 4 && host.startsWith('127.')) || host === '::1';
 }
 
 function withQuery(uri: string, params: Record<string, string>): string {

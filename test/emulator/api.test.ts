@@ -353,6 +353,10 @@ describe('API routes', () => {
     assert.equal(res.status, 404);
     res = await api(emu, '/api/v1/repos/nobody/none/issues', { token: alice.access_token });
     assert.equal(res.status, 404);
+    res = await api(emu, '/api/v1/repos/al%E0%A4%A/alpha/issues', { token: alice.access_token });
+    assert.equal(res.status, 404);
+    res = await api(emu, '/api/v1/repos/%61lice/alpha/issues', { token: alice.access_token });
+    assert.equal(res.status, 200);
     res = await api(emu, '/api/v1/repos/alice/alpha/issues');
     assert.equal(res.status, 200);
     res = await api(emu, '/api/v1/repos/alice/alpha/issues', { method: 'POST', json: { title: 'anon' } });
@@ -474,6 +478,23 @@ describe('discovery and keys', () => {
       assert.equal(verify('sha256', Buffer.from(`${h}.${p}`), key, Buffer.from(s, 'base64url')), true);
       assert.equal(verify('sha256', Buffer.from(`${h}.${p}x`), key, Buffer.from(s, 'base64url')), false);
     }
+  });
+});
+
+describe('request bodies', () => {
+  it('refuses a body over 64 KiB with 413 and a bad JSON body with 400', async () => {
+    const big = await fetch(`${emu.url}/login/oauth/access_token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `grant_type=${'x'.repeat(70 * 1024)}`,
+    });
+    assert.equal(big.status, 413);
+    const bad = await fetch(`${emu.url}/login/oauth/access_token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"grant_type":',
+    });
+    assert.equal(bad.status, 400);
   });
 });
 

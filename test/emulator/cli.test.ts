@@ -87,6 +87,6 @@ describe('emulator command', () => {
     });
     const [code] = await once(child, 'exit');
     assert.equal(code, 2);
-    assert.match(stderr, /--access-ttl must be an integer/);
+    assert.match(stderr, /--access-ttl must be an integer from 1 to/);
   });
 });
