@@ -90,6 +90,11 @@ export interface ForgejoEmulator {
   revokeGrant(login: string, clientId: string): void;
   /** the grant's refresh counter, or undefined without a grant */
   grantCount(login: string, clientId: string): number | undefined;
+  /**
+   * Replaces an app's registered redirect URIs, as its owner can in Forgejo's settings: a test can
+   * start the emulator first and register the broker's callback once the broker has its port.
+   */
+  setRedirectUris(clientId: string, redirectUris: string[]): void;
   close(): Promise<void>;
 }
 
@@ -188,6 +193,11 @@ export async function startForgejoEmulator(options: EmulatorOptions): Promise<Fo
       if (grant) deleteGrant(world, grant.id);
     },
     grantCount: (login, clientId) => grantFor(login, clientId)?.counter,
+    setRedirectUris(clientId, redirectUris) {
+      const app = world.apps.get(clientId);
+      if (!app) throw new Error(`no OAuth app with client id ${clientId}`);
+      world.apps.set(clientId, { ...app, redirectUris: [...redirectUris] });
+    },
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));

@@ -109,7 +109,7 @@ export function createWorld(options: EmulatorOptions, now: () => number): World 
   };
   for (const app of options.apps) {
     if (world.apps.has(app.clientId)) throw new Error(`duplicate OAuth app client id ${app.clientId}`);
-    world.apps.set(app.clientId, app);
+    world.apps.set(app.clientId, { ...app, redirectUris: [...app.redirectUris] });
   }
   for (const u of options.users) {
     if (world.users.some((o) => o.id === u.id || o.login.toLowerCase() === u.login.toLowerCase())) {

@@ -213,6 +213,28 @@ describe('redirect URI matching', () => {
   });
 });
 
+describe('app settings', () => {
+  it('setRedirectUris replaces the registered redirect URIs', async () => {
+    const { emu: e2 } = await startWorld();
+    try {
+      const ua = new UserAgent();
+      await signIn(e2, ua, USERS.alice);
+      const status = async (redirectUri: string) => {
+        const res = await ua.fetch(authorizeUrl(e2, { clientId: CONFIDENTIAL.clientId, redirectUri }));
+        await res.body?.cancel();
+        return res.status;
+      };
+      assert.equal(await status('http://127.0.0.1:4321/oauth/callback'), 400);
+      e2.setRedirectUris(CONFIDENTIAL.clientId, ['http://127.0.0.1:4321/oauth/callback']);
+      assert.equal(await status('http://127.0.0.1:4321/oauth/callback'), 200);
+      assert.equal(await status(CONFIDENTIAL.redirectUri), 400);
+      assert.throws(() => e2.setRedirectUris('nope', []), /no OAuth app/);
+    } finally {
+      await e2.close();
+    }
+  });
+});
+
 describe('consent', () => {
   it('shows the grant form with the contract fields and buttons', async () => {
     const { emu: e2 } = await startWorld();
