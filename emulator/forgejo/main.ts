@@ -2,7 +2,7 @@
 //   [--access-ttl SECONDS] [--refresh-ttl SECONDS]` runs the Forgejo emulator until SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
 import { type EmulatorOptions, startForgejoEmulator } from './emulator.ts';
-import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI, demoSeed } from './seed.ts';
+import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI, demoSeedFor } from './seed.ts';
 
 const USAGE =
   'usage: node emulator/forgejo/main.ts [--port N] [--host H] [--seed demo|empty] [--redirect-uri URI] ' +
@@ -53,7 +53,7 @@ try {
   fail('--redirect-uri must be an absolute URL');
 }
 
-const seed = seedName === 'demo' ? demoSeed(redirectUri) : { users: [], apps: [] };
+const seed = seedName === 'demo' ? demoSeedFor(redirectUri) : { users: [], apps: [] };
 const options: EmulatorOptions = {
   ...seed,
   host: str('host'),

@@ -1,4 +1,5 @@
-// Seeds for the emulator: `demoSeed` backs `make demo` and the CLI's `--seed demo`.
+// Seeds for the emulator: `demoSeed` backs `make demo` and the CLI's `--seed demo`; `demoSeedFor`
+// is the same world with the broker app's redirect URI changed.
 import type { EmulatorOptions } from './emulator.ts';
 
 export const DEMO_CLIENT_ID = 'forgejo-mcp-broker-demo';
@@ -7,7 +8,7 @@ export const DEMO_REDIRECT_URI = 'http://127.0.0.1:8080/oauth/callback';
 
 export type Seed = Pick<EmulatorOptions, 'users' | 'apps'>;
 
-export function demoSeed(redirectUri: string = DEMO_REDIRECT_URI): Seed {
+export function demoSeedFor(redirectUri: string): Seed {
   return {
     users: [
       {
@@ -60,3 +61,5 @@ export function demoSeed(redirectUri: string = DEMO_REDIRECT_URI): Seed {
     ],
   };
 }
+
+export const demoSeed: Seed = demoSeedFor(DEMO_REDIRECT_URI);

@@ -4,7 +4,13 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from '../../emulator/forgejo/seed.ts';
+import { startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
+import {
+  DEMO_CLIENT_ID,
+  DEMO_CLIENT_SECRET,
+  DEMO_REDIRECT_URI,
+  demoSeed,
+} from '../../emulator/forgejo/seed.ts';
 import { UserAgent } from '../support/user-agent.ts';
 
 const MAIN = fileURLToPath(new URL('../../emulator/forgejo/main.ts', import.meta.url));
@@ -88,5 +94,30 @@ describe('emulator command', () => {
     const [code] = await once(child, 'exit');
     assert.equal(code, 2);
     assert.match(stderr, /--access-ttl must be an integer from 1 to/);
+  });
+});
+
+describe('demo seed', () => {
+  it('starts in-process with two users, alice in an org and team, and the broker app', async () => {
+    const emu = await startForgejoEmulator(demoSeed);
+    try {
+      assert.deepEqual(
+        demoSeed.users.map((u) => u.login),
+        ['alice', 'bob'],
+      );
+      assert.deepEqual(demoSeed.apps[0]?.redirectUris, [DEMO_REDIRECT_URI]);
+      const ua = new UserAgent();
+      const login = await ua.get(`${emu.url}/user/login`);
+      const home = await ua.submit(login, 'login-form', {
+        fields: { user_name: 'bob', password: 'bob-password' },
+        button: 'login-submit',
+      });
+      assert.match(home.body, /signed-in-as">bob</);
+      const basic = `Basic ${Buffer.from('alice:alice-password').toString('base64')}`;
+      const repos = await fetch(`${emu.url}/api/v1/user/repos`, { headers: { authorization: basic } });
+      assert.ok(((await repos.json()) as unknown[]).length >= 2);
+    } finally {
+      await emu.close();
+    }
   });
 });
