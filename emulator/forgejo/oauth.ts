@@ -194,8 +194,14 @@ export function authorize(world: World, req: Incoming): Reply {
   const nonce = param(req, 'nonce');
   const grant = grantOf(world, user.id, app.clientId);
   // Confidential client the user already granted: no consent screen (RFC 6749 §10.2 only asks it
-  // for public clients). The grant keeps the scope of its first consent.
+  // for public clients). facts/forgejo.md: a grant that exists with another scope string is a
+  // server_error, so a client must keep its scope stable.
   if (confidential && grant) {
+    if (grant.scope !== param(req, 'scope')) {
+      return withUser(
+        authorizeError(redirectUri, 'server_error', 'a grant exists with different scope', state),
+      );
+    }
     if (nonce !== '') grant.nonce = nonce;
     return withUser(codeRedirect(world, grant, { redirectUri, state, challenge, challengeMethod }));
   }

@@ -348,6 +348,30 @@ describe('consent', () => {
     }
   });
 
+  it('a confidential client with an existing grant and another scope gets server_error, no code', async () => {
+    const { emu: e2 } = await startWorld();
+    try {
+      const ua = new UserAgent();
+      const first = await browserFlow(e2, ua, { ...CONFIDENTIAL, state: 'one', scope: 'read:user' });
+      assert.ok(first.redirect.searchParams.get('code'));
+      const second = await browserFlow(e2, ua, {
+        ...CONFIDENTIAL,
+        state: 'two',
+        scope: 'read:user write:issue',
+      });
+      assert.equal(second.consentShown, false);
+      assert.equal(second.redirect.searchParams.get('error'), 'server_error');
+      assert.equal(
+        second.redirect.searchParams.get('error_description'),
+        'a grant exists with different scope',
+      );
+      assert.equal(second.redirect.searchParams.get('state'), 'two');
+      assert.equal(second.redirect.searchParams.has('code'), false);
+    } finally {
+      await e2.close();
+    }
+  });
+
   it('a public client sees the consent page every time', async () => {
     const { emu: e2 } = await startWorld();
     try {
