@@ -3,13 +3,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/log.ts';
-import {
-  ChildExitError,
-  ChildGoneError,
-  type ExitInfo,
-  SpawnError,
-  StdinFullError,
-} from './errors.ts';
+import { ChildExitError, ChildGoneError, type ExitInfo, SpawnError, StdinFullError } from './errors.ts';
 import { LineSplitter } from './line-splitter.ts';
 import { DEFAULT_STDERR_LIMITS, StderrDrain, type StderrLimits } from './stderr-drain.ts';
 
