@@ -81,10 +81,9 @@ export function launchChild(
       windowsHide: true,
     });
   } catch (e) {
-    // Arguments were checked above, so this is a libuv error (E2BIG, ...); its message can carry
-    // argv, which is not ours to log, so only the code travels.
-    const code = (e as NodeJS.ErrnoException).code ?? 'EINVAL';
-    return { failure: Promise.resolve(new SpawnError({ ...where(spec), code, reason: 'spawn failed' })) };
+    // Arguments were checked above, so this is a libuv error Node throws rather than emits
+    // (ENOTDIR, E2BIG, ...). Only its code is used: Node's messages can quote argv.
+    return { failure: diagnose(e as NodeJS.ErrnoException, spec) };
   }
   if (cp.pid === undefined) {
     // Node reports ENOENT/EACCES/EMFILE/... on the next tick; listen now so it cannot go unhandled.
@@ -431,6 +430,15 @@ function closeStdio(cp: ChildProcessWithoutNullStreams): void {
   for (const stream of [cp.stdin, cp.stdout, cp.stderr]) stream?.destroy();
 }
 
+/**
+ * libuv runs close callbacks at the end of the loop iteration in which uv_close() was called, so
+ * two iterations later every handle Node closed for a failed spawn (process, pipes) is gone: a
+ * caller that sees the SpawnError sees no leftover handle either.
+ */
+async function afterHandleCloses(): Promise<void> {
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Node says ENOENT for a missing binary, a missing cwd and a missing #! interpreter alike. */
 async function diagnose(err: NodeJS.ErrnoException, spec: ChildSpec): Promise<SpawnError> {
   const code = err.code ?? 'UNKNOWN';
@@ -445,6 +453,7 @@ async function diagnose(err: NodeJS.ErrnoException, spec: ChildSpec): Promise<Sp
   else if (code === 'EMFILE' || code === 'ENFILE') reason = 'too many open files';
   else if (code === 'EAGAIN') reason = 'the process limit is reached';
   else reason = 'spawn failed';
+  await afterHandleCloses();
   return new SpawnError({ ...where(spec), code, reason });
 }
 
