@@ -244,8 +244,12 @@ export class Child {
       this.#stopRequested = true;
       this.#cp.stdin.end();
     }
-    this.#termAt = Math.min(this.#termAt, now + Math.max(0, stdinCloseWaitMs));
-    this.#killAt = Math.min(this.#killAt, (this.#termSent ? now : this.#termAt) + Math.max(0, graceMs));
+    const wait = (ms: number, fallback: number) => (Number.isFinite(ms) ? Math.max(0, ms) : fallback);
+    this.#termAt = Math.min(this.#termAt, now + wait(stdinCloseWaitMs, this.#limits.stdinCloseWaitMs));
+    this.#killAt = Math.min(
+      this.#killAt,
+      (this.#termSent ? now : this.#termAt) + wait(graceMs, this.#limits.graceMs),
+    );
     this.#advanceStop();
     return this.exited;
   }

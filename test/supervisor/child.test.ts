@@ -24,12 +24,18 @@ const node = process.execPath;
 const sh = '/bin/sh';
 const cwd = FIXTURES;
 
-// One supervisor per test file: at the end nothing may be left running.
+// Every supervisor made here is stopped at the end, so even a failed test leaves nothing running.
 const { log, records } = captureLog();
-const sup = new Supervisor({ log, limits: { earlyExitMs: 500 } });
+const supervisors: Supervisor[] = [];
+function supervisor(opts: ConstructorParameters<typeof Supervisor>[0]): Supervisor {
+  const s = new Supervisor(opts);
+  supervisors.push(s);
+  return s;
+}
+const sup = supervisor({ log, limits: { earlyExitMs: 500 } });
 after(async () => {
-  await sup.stopAll(200, 0);
-  assert.equal(sup.live, 0);
+  await Promise.all(supervisors.map((s) => s.stopAll(200, 0)));
+  for (const s of supervisors) assert.equal(s.live, 0);
   assert.deepEqual(ourZombies(), []);
 });
 
@@ -202,6 +208,35 @@ describe('Child', () => {
     assert.ok(await waitUntil(() => isDead(grandchild2), 2000), `grandchild ${grandchild2} survived`);
   });
 
+  test('a grandchild that escaped the group (setsid) cannot hold the exit open', async () => {
+    // Killing it is out of scope (it left our process group), but it holds our stdout and stderr
+    // pipes: the child must still settle once drainAfterExitMs has passed, with its pipes closed.
+    const own = supervisor({ log, limits: { drainAfterExitMs: 300 } });
+    const child = await own.start({
+      name: 'escaper',
+      command: sh,
+      args: ['-c', 'setsid sleep 1000 & echo $!; read -r _; exit 0'],
+      env: { PATH: '/usr/bin:/bin' },
+      cwd,
+    });
+    const escaped = Number(await stdoutLines(child).next());
+    try {
+      // $! is known before the background job has run setsid(): wait for it to lead its own group.
+      assert.ok(await waitUntil(() => procStat(escaped)?.pgrp === escaped, 2000), 'it left the group');
+      const started = Date.now();
+      const info = await child.stop(5000, 5000);
+      const took = Date.now() - started;
+      assert.equal(info.code, 0);
+      assert.ok(took >= 250 && took < 5000, `settled after ${took} ms`);
+      assert.equal(own.live, 0);
+      assert.equal(isDead(escaped), false, 'the escaped process is still there, as documented');
+    } finally {
+      await own.stopAll(0, 0);
+      process.kill(escaped, 'SIGKILL');
+    }
+    assert.ok(await waitUntil(() => isDead(escaped), 2000));
+  });
+
   test("the child's environment holds only what was passed", async () => {
     process.env['SUPERVISOR_TEST_SECRET'] = 'do-not-leak-7f3a';
     process.env['SUPERVISOR_TEST_PASSED'] = 'asked-for';
@@ -231,7 +266,7 @@ describe('Child', () => {
   });
 
   test('an over-long stdout line is reported by size and skipped, the next line still arrives', async () => {
-    const small = new Supervisor({ log, limits: { stdoutMaxLineBytes: 1000 } });
+    const small = supervisor({ log, limits: { stdoutMaxLineBytes: 1000 } });
     const child = await small.start({
       name: 'big',
       command: node,
@@ -250,7 +285,7 @@ describe('Child', () => {
 
   test('stdin writes respect back-pressure and a bound, and fail clearly once the child is gone', async () => {
     const limit = 256 * 1024;
-    const small = new Supervisor({ log, limits: { stdinMaxQueuedBytes: limit } });
+    const small = supervisor({ log, limits: { stdinMaxQueuedBytes: limit } });
     const child = await small.start({
       name: 'slow',
       command: node,
@@ -305,7 +340,7 @@ describe('Child', () => {
 
   test('stderr is logged with the prefix, rate-limited, and the tail survives the limit', async () => {
     const { log: flog, records: frecords } = captureLog();
-    const chatty = new Supervisor({
+    const chatty = supervisor({
       log: flog,
       limits: { stderr: { burst: 10, linesPerSecond: 1, tailLines: 5 } },
     });
@@ -339,7 +374,7 @@ describe('Child', () => {
 
   test('stopAll stops every child, and no child starts afterwards', async () => {
     const { log: slog } = captureLog();
-    const own = new Supervisor({ log: slog });
+    const own = supervisor({ log: slog });
     const kids = await Promise.all(
       ['a', 'b', 'c'].map((name) =>
         own.start({ name, command: node, args: [NODE_CHILD, 'ignore-term'], env: {}, cwd }),
