@@ -127,6 +127,30 @@ describe('Child', () => {
     assert.ok(records.some((r) => r.msg === 'child exited' && r.child === 'bob' && r.exitCode === 7));
   });
 
+  test('a child that crashes (killed by a signal nobody here sent) is reaped with that signal', async () => {
+    const child = await sup.start({
+      name: 'crash',
+      command: sh,
+      args: ['-c', 'echo dying >&2; kill -KILL $$'],
+      env: {},
+      cwd,
+    });
+    const info = await child.exited;
+    assert.equal(info.signal, 'SIGKILL');
+    assert.equal(info.code, null);
+    assert.equal(info.stopped, false);
+    assert.equal(info.early, true);
+    assert.deepEqual(info.stderrTail, ['dying']);
+    assert.equal(procStat(child.pid), undefined, 'reaped');
+    assert.ok(
+      records.some((r) => r.msg === 'child exited at start' && r.child === 'crash' && r.signal === 'SIGKILL'),
+    );
+    await assert.rejects(
+      child.whenStable(),
+      /child "crash" \(\/bin\/sh\) killed by SIGKILL \d+ ms after start/,
+    );
+  });
+
   test('an early exit is a startup failure with exit code and last stderr lines', async () => {
     const child = await sup.start({
       name: 'carol',
