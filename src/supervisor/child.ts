@@ -369,6 +369,9 @@ export class Child {
       stderrTail: this.#stderr.tail(),
     };
     this.#info = info;
+    // Node closes the process handle in its exit callback and the close completes at the end of
+    // a loop iteration: wait for it, so whoever awaits `exited` finds no handle of this child left.
+    void afterHandleCloses().then(() => this.#resolveExited(info));
     // `exitCode`, not `code`: the logger redacts any field named code (OAuth codes).
     const fields = {
       child: this.name,
@@ -381,7 +384,6 @@ export class Child {
     else if (info.early) this.#log.warn({ ...fields, stderrTail: info.stderrTail }, 'child exited at start');
     else if (code === 0) this.#log.info(fields, 'child exited');
     else this.#log.warn({ ...fields, stderrTail: info.stderrTail }, 'child exited');
-    this.#resolveExited(info);
   }
 }
 
