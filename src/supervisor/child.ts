@@ -128,7 +128,7 @@ export class Child {
   // Set in the 'exit' handler, which libuv runs in the same callback as waitpid(): while it is
   // false the pid (a zombie at worst) is still ours and cannot have been reused.
   #reaped = false;
-  #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  #exit: { code: number | null; signal: NodeJS.Signals | null; uptimeMs: number } | undefined;
   #stopRequested = false;
   #termAt = Number.POSITIVE_INFINITY;
   #killAt = Number.POSITIVE_INFINITY;
@@ -176,8 +176,9 @@ export class Child {
     return this.#stopRequested;
   }
 
+  /** Milliseconds since spawn (until exit, once it has exited). */
   get uptimeMs(): number {
-    return performance.now() - this.#startedAt;
+    return this.#exit?.uptimeMs ?? performance.now() - this.#startedAt;
   }
 
   /** Bytes written but not yet taken by the child's stdin pipe. */
@@ -327,7 +328,7 @@ export class Child {
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.#reaped = true;
-    this.#exit = { code, signal };
+    this.#exit = { code, signal, uptimeMs: this.uptimeMs };
     clearTimeout(this.#stopTimer);
     this.#stopTimer = undefined;
     // The leader is gone; anything else in its group (a wrapper script's background job) would be
@@ -358,8 +359,7 @@ export class Child {
     clearTimeout(this.#drainTimer);
     this.#drainTimer = undefined;
     this.#stderr.end();
-    const uptimeMs = this.uptimeMs;
-    const { code, signal } = this.#exit ?? { code: null, signal: null };
+    const { code, signal, uptimeMs } = this.#exit ?? { code: null, signal: null, uptimeMs: this.uptimeMs };
     const info: ExitInfo = {
       code,
       signal,
