@@ -4,7 +4,7 @@ import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/log.ts';
 import { ChildExitError, ChildGoneError, type ExitInfo, SpawnError, StdinFullError } from './errors.ts';
-import { LineSplitter } from './line-splitter.ts';
+import { LineSplitter, TAIL_BYTES } from './line-splitter.ts';
 import { DEFAULT_STDERR_LIMITS, StderrDrain, type StderrLimits } from './stderr-drain.ts';
 
 /** What to run. Nothing here is interpreted by a shell. */
@@ -50,8 +50,8 @@ export const DEFAULT_CHILD_LIMITS: ChildLimits = {
 /** Receives the child's stdout, one newline-delimited line at a time (blank lines are skipped). */
 export type StdoutReader = {
   line(text: string): void;
-  /** A line longer than the bound went by; only its length is known. */
-  oversize(bytes: number): void;
+  /** A line longer than the bound went by: its length and its first and last few hundred bytes. */
+  oversize(bytes: number, head: string, tail: string): void;
 };
 
 /** A spawn either gives a running child at once or, after a look at why, a SpawnError. */
@@ -198,9 +198,10 @@ export class Child {
   onStdout(reader: StdoutReader): void {
     if (this.#reader) throw new Error(`child ${JSON.stringify(this.name)} already has a stdout reader`);
     this.#reader = reader;
-    const splitter = new LineSplitter(this.#limits.stdoutMaxLineBytes, (head, total, truncated) => {
+    const splitter = new LineSplitter(this.#limits.stdoutMaxLineBytes, (head, total, truncated, tail) => {
       try {
-        if (truncated) reader.oversize(total);
+        if (truncated)
+          reader.oversize(total, head.subarray(0, TAIL_BYTES).toString('utf8'), tail.toString('utf8'));
         else if (head.length > 0) reader.line(head.toString('utf8'));
       } catch (e) {
         // A bug in the reader must not crash the broker from inside a stream callback.

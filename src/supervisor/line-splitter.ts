@@ -5,7 +5,11 @@
  *
  * Works on bytes, not strings, so a multi-byte character split across two chunks decodes whole.
  */
-export type LineSink = (head: Buffer, totalBytes: number, truncated: boolean) => void;
+/** `tail` holds the last bytes of an over-long line (where a JSON-RPC id may sit), else it is empty. */
+export type LineSink = (head: Buffer, totalBytes: number, truncated: boolean, tail: Buffer) => void;
+
+/** How much of the end of a dropped line is kept. */
+export const TAIL_BYTES = 256;
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
@@ -18,6 +22,8 @@ export class LineSplitter {
   #kept = 0;
   // Bytes of the current line seen so far, kept or dropped.
   #total = 0;
+  // The last TAIL_BYTES of what was dropped from the current line.
+  #tail: Buffer = Buffer.alloc(0);
 
   constructor(maxLineBytes: number, sink: LineSink) {
     if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1) {
@@ -49,16 +55,25 @@ export class LineSplitter {
   #take(piece: Buffer, mustCopy: boolean): void {
     this.#total += piece.length;
     const room = this.#max - this.#kept;
-    if (room <= 0 || piece.length === 0) return;
-    const keep = piece.length > room ? piece.subarray(0, room) : piece;
-    this.#parts.push(mustCopy ? Buffer.from(keep) : keep);
-    this.#kept += keep.length;
+    if (piece.length === 0) return;
+    const keep = room <= 0 ? piece.subarray(0, 0) : piece.length > room ? piece.subarray(0, room) : piece;
+    if (keep.length > 0) {
+      this.#parts.push(mustCopy ? Buffer.from(keep) : keep);
+      this.#kept += keep.length;
+    }
+    if (keep.length < piece.length) {
+      const dropped = piece.subarray(keep.length);
+      const joined = dropped.length >= TAIL_BYTES ? dropped : Buffer.concat([this.#tail, dropped]);
+      this.#tail = Buffer.from(joined.subarray(Math.max(0, joined.length - TAIL_BYTES)));
+    }
   }
 
   #emit(): void {
     let head = this.#parts.length === 1 ? this.#parts[0]! : Buffer.concat(this.#parts, this.#kept);
     const total = this.#total;
     const truncated = total > this.#kept;
+    const tail = this.#tail;
+    this.#tail = Buffer.alloc(0);
     this.#parts = [];
     this.#kept = 0;
     this.#total = 0;
@@ -66,6 +81,6 @@ export class LineSplitter {
     if (!truncated && head.length > 0 && head[head.length - 1] === CARRIAGE_RETURN) {
       head = head.subarray(0, head.length - 1);
     }
-    this.#sink(head, total, truncated);
+    this.#sink(head, total, truncated, tail);
   }
 }

@@ -32,7 +32,7 @@ async function connect(token: string): Promise<Client> {
   return client;
 }
 
-function resultOf(r: { content?: unknown }): unknown {
+function resultOf(r: Record<string, unknown>): unknown {
   const text = (r.content as { type: string; text: string }[])[0]?.text ?? '';
   return (JSON.parse(text) as { Result: unknown }).Result;
 }

@@ -66,3 +66,17 @@ test('a kept partial line does not pin the chunk it came from', () => {
   splitter.push(Buffer.from('\n'));
   assert.equal(seen[0]?.toString(), 'aaaaab');
 });
+
+test('keeps the last bytes of an over-long line, across chunks, and only for that line', () => {
+  const tails: string[] = [];
+  const splitter = new LineSplitter(10, (_head, _total, truncated, tail) => {
+    if (truncated) tails.push(tail.toString('utf8'));
+    else assert.equal(tail.length, 0);
+  });
+  const body = `{"result":"${'x'.repeat(1000)}","jsonrpc":"2.0","id":42}`;
+  for (let i = 0; i < body.length; i += 7) splitter.push(Buffer.from(body.slice(i, i + 7)));
+  splitter.push(Buffer.from('\nshort\n'));
+  assert.equal(tails.length, 1);
+  assert.ok(tails[0]?.endsWith('"jsonrpc":"2.0","id":42}'), tails[0]);
+  assert.equal(Buffer.byteLength(tails[0] ?? ''), 256);
+});
