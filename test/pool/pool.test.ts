@@ -160,12 +160,13 @@ describe('pool', () => {
     const src = tokens(2500);
     const p = pool({ tokens: src, rotateMarginMs: 1000 });
     const oldPid = Number(await tool(p, 20, 'pid'));
-    const slow = tool(p, 20, 'slow', { steps: 10, ms: 150 }); // 1.5 s on the old child
+    // 3.6 s on the old child: well past the rotation at about 1.7 s plus a spawn.
+    const slow = tool(p, 20, 'slow', { steps: 24, ms: 150 });
     await waitFor(() => p.stats().rotations === 1, 4000);
     const newPid = Number(await tool(p, 20, 'pid'));
     assert.notEqual(newPid, oldPid);
     assert.equal(alive(oldPid), true, 'the old child is still finishing its call');
-    assert.equal(await slow, 'done after 10 steps');
+    assert.equal(await slow, 'done after 24 steps');
     await waitFor(() => !alive(oldPid));
     assert.ok(src.issued >= 2);
     assert.equal(p.liveChildren, 1);
