@@ -168,8 +168,9 @@ describe('pool', () => {
     assert.equal(alive(oldPid), true, 'the old child is still finishing its call');
     assert.equal(await slow, 'done after 24 steps');
     await waitFor(() => !alive(oldPid));
+    // Tokens live 2.5 s, so by now the new child may itself be rotating: one or two live, never more.
     assert.ok(src.issued >= 2);
-    assert.equal(p.liveChildren, 1);
+    assert.ok(p.liveChildren >= 1 && p.liveChildren <= 2, `live children: ${p.liveChildren}`);
     await p.stopAll(Date.now() + 1000);
   });
 
