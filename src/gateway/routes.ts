@@ -8,7 +8,7 @@ export const MCP_BODY_LIMIT = 4 * 1024 * 1024;
  * /mcp in a scope of its own: the body arrives raw so the gateway answers every content problem in
  * JSON-RPC terms, and the gateway writes the response itself (JSON, SSE or 202).
  */
-export function registerMcpRoutes(app: App, gateway: Gateway): void {
+export function registerMcpRoutes(app: App, gateway: Pick<Gateway, 'handle'>): void {
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MCP_BODY_LIMIT }, (_req, body, done) => {
