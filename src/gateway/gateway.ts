@@ -417,6 +417,7 @@ export class Gateway {
     user: PoolUser,
     p: Principal,
     accepts: Accepts,
+    origin: string | undefined,
   ): Promise<void> {
     const requested = init.params?.['protocolVersion'];
     const version = (LEGACY_VERSIONS as readonly unknown[]).includes(requested)
