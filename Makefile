@@ -7,13 +7,14 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: help deps typecheck lint fmt test run
+.PHONY: help deps typecheck lint fmt docs test run
 
 help:
 	@echo "make run    start the broker (settings from the environment: see README)"
 	@echo "make test   typecheck + lint + all tests"
 	@echo "make lint   biome lint and format check"
 	@echo "make fmt    apply biome's formatting and safe fixes"
+	@echo "make docs   regenerate the README settings table"
 
 node_modules/.deps-stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -29,6 +30,9 @@ lint: deps
 
 fmt: deps
 	biome check --write .
+
+docs: deps
+	node scripts/settings-table.ts --write
 
 test: typecheck lint
 	node --test --test-concurrency=2 --test-timeout=300000 '$(TEST_FILES)'

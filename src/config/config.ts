@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { flagName, parseSecretKey, type SettingName, type SettingValues, settings } from './settings.ts';
@@ -65,7 +65,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: string[]): ConfigResult
 
   let secretKey = values.secretKey as Buffer | undefined;
   let secretKeySource: Config['secretKeySource'] = 'env';
-  if (secretKey === undefined && db !== undefined && !errors.some((e) => e.startsWith('BROKER_SECRET_KEY'))) {
+  // The key file is only created for an otherwise valid configuration: a refused start leaves no trace.
+  if (secretKey === undefined && db !== undefined && errors.length === 0) {
     const keyFile = join(dirname(db), KEY_FILE);
     try {
       const fromFile = readOrCreateKeyFile(keyFile);
@@ -87,9 +88,12 @@ function prepareFolder(folder: string): string | undefined {
   } catch (e) {
     return `cannot create the database folder ${folder}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
   }
+  // Permission bits say little for root or on read-only mounts: prove it by writing a file.
+  const probe = join(folder, `.write-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     if (!statSync(folder).isDirectory()) return `${folder} is not a folder`;
-    accessSync(folder, constants.W_OK | constants.X_OK);
+    writeFileSync(probe, '', { flag: 'wx' });
+    unlinkSync(probe);
   } catch (e) {
     return `the database folder ${folder} is not writable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
   }

@@ -87,7 +87,7 @@ export const settings = {
   publicUrl: setting({
     env: 'BROKER_PUBLIC_URL',
     example: 'https://mcp.example.com',
-    help: 'External base URL of the broker: the OAuth issuer; the MCP endpoint is <it>/mcp. https unless loopback.',
+    help: 'External base URL of the broker: the OAuth issuer; the MCP endpoint is this URL + /mcp. https unless the host is loopback.',
     parse: (raw) => parseHttpUrl(raw, { httpsUnlessLoopback: true }),
   }),
   forgejoUrl: setting({

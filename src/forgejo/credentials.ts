@@ -3,7 +3,7 @@
 // the user revoked the app (or the credential is otherwise dead): all of their grants go.
 import type { EventEmitter } from 'node:events';
 import type { Logger } from '../log/log.ts';
-import type { Store, StoreEventMap } from '../store/store.ts';
+import type { OAuthStore, StoreEventMap } from '../store/store.ts';
 import { type ForgejoClient, UpstreamGrantError } from './client.ts';
 
 export class CredentialRevokedError extends Error {
@@ -11,7 +11,7 @@ export class CredentialRevokedError extends Error {
 }
 
 export type CredentialManagerOptions = {
-  store: Store;
+  store: OAuthStore;
   forgejo: Pick<ForgejoClient, 'refresh'>;
   log: Logger;
   /** Refresh when the token expires within this many ms. */

@@ -1,6 +1,6 @@
 // The check /mcp runs on every request: one lookup by the token's hash.
 import { hashSecret } from '../store/secrets.ts';
-import type { Store } from '../store/store.ts';
+import type { OAuthStore } from '../store/store.ts';
 
 export type Principal = {
   /** Forgejo user id. */
@@ -17,7 +17,7 @@ export type BearerResult =
   | { ok: true; principal: Principal }
   | { ok: false; error: 'invalid_token' | 'insufficient_scope'; description: string };
 
-export function createBearerVerifier(store: Store, resource: string, requiredScope = 'mcp') {
+export function createBearerVerifier(store: OAuthStore, resource: string, requiredScope = 'mcp') {
   return async function verifyBearer(
     authorization: string | undefined,
     now = Date.now(),

@@ -1,13 +1,13 @@
 import type { ForgejoClient } from '../forgejo/client.ts';
 import type { Logger } from '../log/log.ts';
-import type { ClientRecord, Store } from '../store/store.ts';
+import type { ClientRecord, OAuthStore } from '../store/store.ts';
 import { type CimdResolver, isCimdClientId } from './cimd.ts';
 import { OAuthError } from './respond.ts';
 
 /** Everything the authorization server's handlers share. */
 export type AuthContext = {
   publicUrl: string;
-  store: Store;
+  store: OAuthStore;
   forgejo: Pick<ForgejoClient, 'authorizationUrl' | 'exchangeCode' | 'userinfo'>;
   forgejoUrl: string;
   forgejoScope: string;

@@ -1,7 +1,7 @@
 // RFC 7591 dynamic client registration. The secret is returned once and stored only hashed.
 import { randomUUID } from 'node:crypto';
 import { hashSecret, newSecret } from '../store/secrets.ts';
-import type { AuthMethod, ClientRecord, Store } from '../store/store.ts';
+import type { AuthMethod, ClientRecord, OAuthStore } from '../store/store.ts';
 import { redirectUriProblem } from './redirect-uri.ts';
 import { errorJson, json, OAuthError, type OAuthResponse } from './respond.ts';
 
@@ -39,7 +39,7 @@ function stringList(raw: unknown, name: string, dflt: string[], allowed: string[
   return [...new Set(raw as string[])];
 }
 
-export async function register(store: Store, body: unknown, now = Date.now()): Promise<OAuthResponse> {
+export async function register(store: OAuthStore, body: unknown, now = Date.now()): Promise<OAuthResponse> {
   try {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new OAuthError('invalid_client_metadata', 'the body must be a JSON object');

@@ -92,7 +92,10 @@ export interface Store {
   /** Resolves when the store can answer a query; rejects with the reason otherwise. */
   health(): Promise<void>;
   close(): Promise<void>;
+}
 
+/** What the authorization server, the credential manager and the bearer check need. */
+export interface OAuthStore extends Store {
   /** Emitted after the change is committed. */
   readonly events: EventEmitter<StoreEventMap>;
 

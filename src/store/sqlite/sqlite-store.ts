@@ -8,9 +8,9 @@ import {
   type CodeRecord,
   type ForgejoCredential,
   type GrantRecord,
+  type OAuthStore,
   type RefreshOutcome,
   type RevokedGrant,
-  type Store,
   StoreError,
   type StoreEventMap,
   type TokenPair,
@@ -25,7 +25,7 @@ export type SqliteStoreOptions = {
   busyTimeoutMs?: number;
 };
 
-export class SqliteStore implements Store {
+export class SqliteStore implements OAuthStore {
   readonly db: DatabaseSync;
   readonly appliedMigrations: number[];
   readonly #key: Buffer;

@@ -1,0 +1,411 @@
+// One child's JSON-RPC over stdio, shared by many client sessions (design decision 1). The broker
+// is the child's only MCP client: it performs the one `initialize`, rewrites every request id (and
+// progress token) into its own space so sessions cannot collide, and routes what comes back to the
+// stream of the request it belongs to.
+import {
+  errorResponse,
+  INTERNAL_ERROR,
+  isNotification,
+  isRequest,
+  isResponse,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  progressTokenOf,
+  REQUEST_TIMEOUT,
+  SERVER_ERROR,
+} from './jsonrpc.ts';
+
+export type ChildExit = { code: number | null; signal: string | null };
+
+/** What the bridge needs of a child process: framed lines in, framed lines out, an exit. */
+export interface ChildChannel {
+  /** Writes one serialized message (no newline); rejects when the child is gone or its queue is full. */
+  send(line: string): Promise<void>;
+  onLine(cb: (line: string) => void): void;
+  /** A stdout line over the size cap, skipped; head and tail help find whose response it was. */
+  onOversize(cb: (o: { bytes: number; head: string; tail: string }) => void): void;
+  readonly exited: Promise<ChildExit>;
+  /** The last lines the child wrote on stderr, to explain an exit. */
+  stderrTail(): string[];
+}
+
+/** Where messages for one client request go: the HTTP stream that carried it. */
+export interface Sink {
+  /** Delivers a message; `final` marks the response that ends the request. False when the stream is gone. */
+  send(msg: JsonRpcMessage, final: boolean): boolean;
+}
+
+export type BridgeEvents = {
+  /** Notifications that belong to no request (list changes, resource updates, logging). */
+  notification(msg: JsonRpcNotification): void;
+  /** A server-to-client request with no call in flight to carry it: return a sink (e.g. a GET stream). */
+  orphanRequest(msg: JsonRpcRequest): Sink | undefined;
+  /** A stdout line that is not JSON-RPC: logged by the owner, never forwarded. */
+  garbage(info: { bytes: number; reason: string }): void;
+};
+
+export type BridgeOptions = {
+  initTimeoutMs: number;
+  callTimeoutMs: number;
+  maxLineBytes: number;
+  clientInfo: { name: string; version: string };
+  protocolVersion: string;
+  events: BridgeEvents;
+};
+
+export class BridgeError extends Error {
+  override name = 'BridgeError';
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+type Pending = {
+  sink: Sink;
+  origin: string;
+  clientId: JsonRpcId;
+  method: string;
+  progressToken?: JsonRpcId;
+  timer?: NodeJS.Timeout;
+  started: number;
+  /** Server-to-client requests this call is waiting on; its timeout pauses meanwhile. */
+  waiting: number;
+};
+
+type ServerRequest = { childId: JsonRpcId; origin: string; call?: number };
+
+// Server-to-client request ids are unique across all bridges, so a session that outlives a child
+// (rotation, respawn) never sees two different requests with one id.
+let serverRequestSerial = 0;
+
+export class Bridge {
+  readonly #ch: ChildChannel;
+  readonly #opts: BridgeOptions;
+  #nextId = 1;
+  readonly #pending = new Map<number, Pending>();
+  readonly #serverRequests = new Map<string, ServerRequest>();
+  #init?: Promise<Record<string, unknown>>;
+  #initResult?: Record<string, unknown>;
+  #closed?: string;
+  #exit?: ChildExit;
+  #drainWaiters: (() => void)[] = [];
+
+  constructor(channel: ChildChannel, options: BridgeOptions) {
+    this.#ch = channel;
+    this.#opts = options;
+    channel.onLine((line) => this.#onLine(line));
+    channel.onOversize((o) => this.#onOversize(o));
+    void channel.exited.then((exit) => {
+      this.#exit = exit;
+      this.close(this.#exitReason(exit));
+    });
+  }
+
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+  get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+  get initializeResult(): Record<string, unknown> | undefined {
+    return this.#initResult;
+  }
+
+  /** The child's one handshake; later callers share the first attempt. */
+  initialize(): Promise<Record<string, unknown>> {
+    this.#init ??= this.#handshake();
+    return this.#init;
+  }
+
+  async #handshake(): Promise<Record<string, unknown>> {
+    const response = await new Promise<JsonRpcResponse>((resolve, reject) => {
+      const sink: Sink = {
+        send: (msg, final) => {
+          if (final) resolve(msg as JsonRpcResponse);
+          return true;
+        },
+      };
+      const req: JsonRpcRequest = {
+        jsonrpc: '2.0',
+        id: 'broker-initialize',
+        method: 'initialize',
+        params: {
+          protocolVersion: this.#opts.protocolVersion,
+          // The union of what clients may offer: a request reaching a session that lacks it is
+          // answered by that client with an error, which goes back to the child.
+          capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } },
+          clientInfo: this.#opts.clientInfo,
+        },
+      };
+      this.#dispatch(req, sink, 'broker', this.#opts.initTimeoutMs).catch(reject);
+    });
+    if ('error' in response) {
+      throw new BridgeError(
+        response.error.code === REQUEST_TIMEOUT ? REQUEST_TIMEOUT : SERVER_ERROR,
+        `the MCP server did not initialize: ${response.error.message}`,
+      );
+    }
+    await this.#ch.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+    this.#initResult = response.result;
+    return response.result;
+  }
+
+  /**
+   * Forwards a client's request; everything the child says about it goes to `sink`, the final
+   * response last. `origin` names the session, for server-to-client routing and cancellation.
+   */
+  call(req: JsonRpcRequest, sink: Sink, origin: string): void {
+    this.#dispatch(req, sink, origin, this.#opts.callTimeoutMs).catch((e: Error) => {
+      sink.send(errorResponse(req.id, e instanceof BridgeError ? e.code : INTERNAL_ERROR, e.message), true);
+    });
+  }
+
+  async #dispatch(req: JsonRpcRequest, sink: Sink, origin: string, timeoutMs: number): Promise<void> {
+    if (this.#closed) throw new BridgeError(SERVER_ERROR, this.#closed);
+    const id = this.#nextId++;
+    const p: Pending = {
+      sink,
+      origin,
+      clientId: req.id,
+      method: req.method,
+      started: Date.now(),
+      waiting: 0,
+    };
+    let params = req.params;
+    const token = progressTokenOf(req);
+    if (token !== undefined) {
+      p.progressToken = token;
+      // Two sessions may both use progress token 1: the child sees the broker's own id instead.
+      params = { ...params, _meta: { ...(params?.['_meta'] as object), progressToken: id } };
+    }
+    this.#pending.set(id, p);
+    this.#arm(id, p, timeoutMs);
+    const line = JSON.stringify({ jsonrpc: '2.0', id, method: req.method, ...(params ? { params } : {}) });
+    try {
+      await this.#ch.send(line);
+    } catch (e) {
+      this.#settle(id);
+      throw new BridgeError(SERVER_ERROR, `cannot write to the MCP server: ${(e as Error).message}`);
+    }
+  }
+
+  #arm(id: number, p: Pending, timeoutMs: number): void {
+    clearTimeout(p.timer);
+    p.timer = setTimeout(() => {
+      if (!this.#settle(id)) return;
+      p.sink.send(
+        errorResponse(p.clientId, REQUEST_TIMEOUT, `request timed out after ${timeoutMs} ms`),
+        true,
+      );
+      this.#sendToChild({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: id, reason: 'timeout' },
+      });
+    }, timeoutMs);
+    p.timer.unref();
+  }
+
+  /** Removes a pending call; false if it was already gone. */
+  #settle(id: number): boolean {
+    const p = this.#pending.get(id);
+    if (!p) return false;
+    clearTimeout(p.timer);
+    this.#pending.delete(id);
+    if (this.#pending.size === 0) for (const w of this.#drainWaiters.splice(0)) w();
+    return true;
+  }
+
+  /** A client notification: cancellation is rewritten to the child's id; lifecycle ones stay here. */
+  notify(msg: JsonRpcNotification, origin: string): void {
+    if (msg.method === 'notifications/initialized') return; // the broker initialized the child once
+    if (msg.method === 'notifications/cancelled') {
+      const requestId = msg.params?.['requestId'];
+      for (const [id, p] of this.#pending) {
+        if (p.origin === origin && p.clientId === requestId) {
+          this.#settle(id);
+          this.#sendToChild({ ...msg, params: { ...msg.params, requestId: id } });
+        }
+      }
+      return;
+    }
+    this.#sendToChild(msg);
+  }
+
+  /** Cancels every call of one origin, e.g. when its HTTP stream dropped mid-call. */
+  cancelOrigin(origin: string, reason: string): void {
+    for (const [id, p] of this.#pending) {
+      if (p.origin !== origin) continue;
+      this.#settle(id);
+      this.#sendToChild({
+        jsonrpc: '2.0',
+        method: 'notifications/cancelled',
+        params: { requestId: id, reason },
+      });
+    }
+  }
+
+  /** Whether a server-to-client request id belongs to this bridge (and so its answer does). */
+  owns(serverRequestId: JsonRpcId): boolean {
+    return typeof serverRequestId === 'string' && this.#serverRequests.has(serverRequestId);
+  }
+
+  /** A client's answer to a server-to-client request; only the session it was sent to may answer. */
+  respond(msg: JsonRpcResponse, origin: string): boolean {
+    const key = msg.id;
+    const sr = typeof key === 'string' ? this.#serverRequests.get(key) : undefined;
+    if (!sr || sr.origin !== origin) return false;
+    this.#serverRequests.delete(key as string);
+    if (sr.call !== undefined) {
+      const p = this.#pending.get(sr.call);
+      if (p && --p.waiting === 0) this.#arm(sr.call, p, this.#opts.callTimeoutMs);
+    }
+    this.#sendToChild({ ...msg, id: sr.childId } as JsonRpcResponse);
+    return true;
+  }
+
+  #sendToChild(msg: JsonRpcMessage): void {
+    if (this.#closed) return;
+    this.#ch.send(JSON.stringify(msg)).catch(() => {});
+  }
+
+  #onLine(line: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      this.#opts.events.garbage({ bytes: Buffer.byteLength(line), reason: 'not JSON' });
+      return;
+    }
+    for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
+      if (typeof m !== 'object' || m === null || (m as { jsonrpc?: unknown }).jsonrpc !== '2.0') {
+        this.#opts.events.garbage({ bytes: Buffer.byteLength(line), reason: 'not a JSON-RPC 2.0 message' });
+        continue;
+      }
+      this.#route(m as JsonRpcMessage);
+    }
+  }
+
+  #route(m: JsonRpcMessage): void {
+    if (isResponse(m)) {
+      const id = typeof m.id === 'number' ? m.id : -1;
+      const p = this.#pending.get(id);
+      if (!p || !this.#settle(id)) return; // late answer to a cancelled or timed-out call
+      p.sink.send({ ...m, id: p.clientId } as JsonRpcResponse, true);
+      return;
+    }
+    if (isRequest(m)) {
+      this.#serverRequest(m);
+      return;
+    }
+    if (isNotification(m)) {
+      if (m.method === 'notifications/progress') {
+        const id = Number(m.params?.['progressToken']);
+        const p = this.#pending.get(id);
+        if (p?.progressToken === undefined) return;
+        this.#arm(id, p, this.#opts.callTimeoutMs); // progress proves the call is alive
+        p.sink.send({ ...m, params: { ...m.params, progressToken: p.progressToken } }, false);
+        return;
+      }
+      if (m.method === 'notifications/cancelled') {
+        const rid = m.params?.['requestId'];
+        for (const [key, sr] of this.#serverRequests)
+          if (sr.childId === rid) this.#serverRequests.delete(key);
+        return;
+      }
+      this.#opts.events.notification(m);
+    }
+  }
+
+  /**
+   * stdio carries nothing that ties a server-to-client request to the client request that caused
+   * it, so it goes to the most recent call in flight (a tool asking for sampling or elicitation is
+   * the call waiting on it), or to a session's standalone stream when no call is in flight.
+   */
+  #serverRequest(m: JsonRpcRequest): void {
+    let callId: number | undefined;
+    let target: Pending | undefined;
+    for (const [id, p] of this.#pending) {
+      if (p.origin === 'broker') continue;
+      if (!target || p.started >= target.started) {
+        target = p;
+        callId = id;
+      }
+    }
+    const key = `srv-${++serverRequestSerial}`;
+    const forwarded: JsonRpcRequest = { ...m, id: key };
+    let sink: Sink | undefined = target?.sink;
+    let origin = target?.origin;
+    if (!sink) {
+      sink = this.#opts.events.orphanRequest(forwarded);
+      origin = sink ? '*' : undefined;
+    }
+    if (!sink || origin === undefined) {
+      this.#sendToChild(errorResponse(m.id, INTERNAL_ERROR, 'no client session can answer this request now'));
+      return;
+    }
+    this.#serverRequests.set(key, {
+      childId: m.id,
+      origin,
+      ...(callId === undefined ? {} : { call: callId }),
+    });
+    if (target && callId !== undefined) {
+      target.waiting++;
+      clearTimeout(target.timer);
+    }
+    if (!sink.send(forwarded, false)) {
+      this.#serverRequests.delete(key);
+      this.#sendToChild(errorResponse(m.id, INTERNAL_ERROR, 'the client stream closed'));
+    }
+  }
+
+  /** A response line too long to buffer fails only the call it answered, found by its id. */
+  #onOversize(o: { bytes: number; head: string; tail: string }): void {
+    const idMatch = /"id"\s*:\s*(\d+)/.exec(o.head) ?? /"id"\s*:\s*(\d+)\s*}\s*$/.exec(o.tail);
+    const id = idMatch ? Number(idMatch[1]) : undefined;
+    const p = id === undefined ? undefined : this.#pending.get(id);
+    this.#opts.events.garbage({ bytes: o.bytes, reason: `line over ${this.#opts.maxLineBytes} bytes` });
+    if (p && id !== undefined && this.#settle(id)) {
+      p.sink.send(
+        errorResponse(
+          p.clientId,
+          INTERNAL_ERROR,
+          `the MCP server's response (${o.bytes} bytes) exceeds the broker's limit of ${this.#opts.maxLineBytes} bytes`,
+        ),
+        true,
+      );
+    }
+  }
+
+  #exitReason(exit: ChildExit): string {
+    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
+    const tail = this.#ch.stderrTail();
+    return `the MCP server ${how}${tail.length ? `; its last output: ${tail.join(' | ')}` : ''}`;
+  }
+
+  /** Fails every call still in flight with `reason`; later calls fail at once. */
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = reason;
+    for (const [id, p] of [...this.#pending]) {
+      this.#settle(id);
+      p.sink.send(errorResponse(p.clientId, SERVER_ERROR, reason), true);
+    }
+    this.#serverRequests.clear();
+  }
+
+  get exit(): ChildExit | undefined {
+    return this.#exit;
+  }
+
+  /** Resolves when no call is in flight (rotation lets the old child finish its work first). */
+  drained(): Promise<void> {
+    if (this.#pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+}

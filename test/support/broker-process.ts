@@ -1,0 +1,59 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const MAIN = join(import.meta.dirname, '..', '..', 'src', 'main', 'main.ts');
+
+export type BrokerProcess = {
+  proc: ChildProcess;
+  url: string;
+  stderr: () => string;
+  /** Resolves with the exit code (or signal) and how long after `since` it came. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+};
+
+/** Runs the real broker entry point as a child process, with exactly the environment given. */
+export function spawnBroker(
+  env: Record<string, string>,
+  args: string[] = [],
+  cwd = tmpdir(),
+): Omit<BrokerProcess, 'url'> {
+  // cwd is a temp folder so a default ./data/broker.db never lands in the checkout.
+  const proc = spawn(process.execPath, [MAIN, ...args], {
+    cwd,
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
+  proc.stdout?.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>(
+    (resolve) => {
+      proc.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() }));
+    },
+  );
+  return { proc, stderr: () => err, exited };
+}
+
+/** Starts the broker on a free loopback port and waits for its startup line. */
+export async function startBroker(env: Record<string, string>, timeoutMs = 15_000): Promise<BrokerProcess> {
+  const b = spawnBroker({ BROKER_LISTEN: '127.0.0.1:0', ...env });
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const line = b
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('"msg":"broker started"'));
+    if (line) {
+      const { address } = JSON.parse(line) as { address: string };
+      return { ...b, url: `http://${address}` };
+    }
+    if (b.proc.exitCode !== null) break;
+    await Promise.race([once(b.proc.stderr!, 'data'), new Promise((r) => setTimeout(r, 50))]);
+  }
+  b.proc.kill('SIGKILL');
+  throw new Error(`broker did not start:\n${b.stderr()}`);
+}
