@@ -124,6 +124,7 @@ export class CimdResolver {
         url,
         {
           method: 'GET',
+          agent: false,
           lookup,
           ca,
           headers: { accept: 'application/json' },

@@ -54,7 +54,7 @@ export async function authenticateClient(
     } catch {
       throw new OAuthError('invalid_client', 'malformed Basic credentials', 401);
     }
-    if (form['client_secret'] !== undefined)
+    if (one(form, 'client_secret') !== undefined)
       throw new OAuthError('invalid_request', 'use only one client authentication method');
     const formId = one(form, 'client_id');
     if (formId !== undefined && formId !== clientId)
