@@ -31,16 +31,20 @@ export class CredentialManager {
     return this.#opts.store.events;
   }
 
-  /** The user's current Forgejo access token, refreshed first when it is within the margin. */
+  /**
+   * The user's current Forgejo access token, refreshed first (once, however many callers ask at
+   * the same time) when it expires within the margin or within `minValidityMs`.
+   */
   async accessToken(
     userId: number,
-    opts: { forceRefresh?: boolean } = {},
+    opts: { minValidityMs?: number; forceRefresh?: boolean } = {},
   ): Promise<{ token: string; expiresAt: number }> {
     const running = this.#inflight.get(userId);
     if (running) return running;
     const cred = await this.#opts.store.getCredential(userId);
     if (!cred) throw new CredentialRevokedError(`no Forgejo credential for user ${userId}`);
-    if (!opts.forceRefresh && cred.expiresAt - Date.now() > this.#opts.refreshMarginMs) {
+    const margin = Math.max(this.#opts.refreshMarginMs, opts.minValidityMs ?? 0);
+    if (!opts.forceRefresh && cred.expiresAt - Date.now() > margin) {
       return { token: cred.accessToken, expiresAt: cred.expiresAt };
     }
     // Checked again: another caller may have started a refresh while we read the store.
