@@ -41,8 +41,11 @@ export interface Sink {
 export type BridgeEvents = {
   /** Notifications that belong to no request (list changes, resource updates, logging). */
   notification(msg: JsonRpcNotification): void;
-  /** A server-to-client request with no call in flight to carry it: return a sink (e.g. a GET stream). */
-  orphanRequest(msg: JsonRpcRequest): Sink | undefined;
+  /**
+   * A server-to-client request with no call in flight to carry it: return a sink (e.g. a GET
+   * stream) and the origin allowed to answer it.
+   */
+  orphanRequest(msg: JsonRpcRequest): { sink: Sink; origin: string } | undefined;
   /** A stdout line that is not JSON-RPC: logged by the owner, never forwarded. */
   garbage(info: { bytes: number; reason: string }): void;
 };
@@ -237,6 +240,21 @@ export class Bridge {
     this.#sendToChild(msg);
   }
 
+  /**
+   * Moves a call to another stream under a new client id: a 2026 client answers a server-to-client
+   * request by retrying its request on a new POST, and the child's call continues there.
+   */
+  rebind(origin: string, clientId: JsonRpcId, sink: Sink, newClientId: JsonRpcId): boolean {
+    for (const p of this.#pending.values()) {
+      if (p.origin === origin && p.clientId === clientId) {
+        p.sink = sink;
+        p.clientId = newClientId;
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Cancels every call of one origin, e.g. when its HTTP stream dropped mid-call. */
   cancelOrigin(origin: string, reason: string): void {
     for (const [id, p] of this.#pending) {
@@ -342,8 +360,9 @@ export class Bridge {
     let sink: Sink | undefined = target?.sink;
     let origin = target?.origin;
     if (!sink) {
-      sink = this.#opts.events.orphanRequest(forwarded);
-      origin = sink ? '*' : undefined;
+      const orphan = this.#opts.events.orphanRequest(forwarded);
+      sink = orphan?.sink;
+      origin = orphan?.origin;
     }
     if (!sink || origin === undefined) {
       this.#sendToChild(errorResponse(m.id, INTERNAL_ERROR, 'no client session can answer this request now'));

@@ -1,0 +1,135 @@
+// MCP 2026-07-28 (stateless) on top of a 2025-era stdio child: envelope checks, result decoration,
+// and multi-round-trip results standing in for the child's server-to-client requests.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { JsonRpcRequest } from '../bridge/jsonrpc.ts';
+
+export const MODERN_VERSION = '2026-07-28';
+export const META = 'io.modelcontextprotocol/';
+export const HEADER_MISMATCH = -32020;
+export const MISSING_CAPABILITY = -32021;
+export const UNSUPPORTED_VERSION = -32022;
+
+/** The methods a 2026 client may send that the child answers. */
+export const FORWARDED = new Set([
+  'tools/call',
+  'tools/list',
+  'prompts/get',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'completion/complete',
+]);
+/** Results that must say how long they may be cached. */
+export const CACHEABLE = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read']);
+
+export function envelopeVersion(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const meta = (body as { params?: { _meta?: Record<string, unknown> } }).params?._meta;
+  const v = meta?.[`${META}protocolVersion`];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** `=?base64?…?=` carries values that are not plain visible ASCII. */
+export function decodeHeaderValue(v: string): string | undefined {
+  const m = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/.exec(v);
+  if (!m) return v;
+  try {
+    return Buffer.from(m[1] as string, 'base64').toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+export type EnvelopeProblem = { status: number; code: number; message: string; data?: unknown };
+
+/** Checks a 2026 request's envelope and its mirror headers. */
+export function checkEnvelope(req: JsonRpcRequest, headers: IncomingHttpHeaders): EnvelopeProblem | undefined {
+  const meta = (req.params?.['_meta'] ?? {}) as Record<string, unknown>;
+  const version = meta[`${META}protocolVersion`];
+  const headerVersion = headers['mcp-protocol-version'];
+  if (headerVersion !== version) {
+    return {
+      status: 400,
+      code: HEADER_MISMATCH,
+      message: 'MCP-Protocol-Version header does not match the request body',
+      data: { mismatch: { header: headerVersion ?? null, body: version } },
+    };
+  }
+  if (version !== MODERN_VERSION) {
+    return {
+      status: 400,
+      code: UNSUPPORTED_VERSION,
+      message: `unsupported protocol version ${String(version)}`,
+      data: { supported: [MODERN_VERSION], requested: version },
+    };
+  }
+  const caps = meta[`${META}clientCapabilities`];
+  if (typeof caps !== 'object' || caps === null || Array.isArray(caps)) {
+    return { status: 400, code: -32602, message: `_meta["${META}clientCapabilities"] must be an object` };
+  }
+  if (headers['mcp-method'] !== req.method) {
+    return {
+      status: 400,
+      code: HEADER_MISMATCH,
+      message: 'Mcp-Method header does not match the request body',
+      data: { mismatch: { header: headers['mcp-method'] ?? null, body: req.method } },
+    };
+  }
+  const nameKey = req.method === 'resources/read' ? 'uri' : req.method === 'tools/call' || req.method === 'prompts/get' ? 'name' : undefined;
+  if (nameKey) {
+    const raw = headers['mcp-name'];
+    const header = typeof raw === 'string' ? decodeHeaderValue(raw) : undefined;
+    const body = req.params?.[nameKey];
+    if (header !== body) {
+      return {
+        status: 400,
+        code: HEADER_MISMATCH,
+        message: 'Mcp-Name header does not match the request body',
+        data: { mismatch: { header: raw ?? null, body } },
+      };
+    }
+  }
+  return undefined;
+}
+
+/** The request as the 2025-era child should see it: no 2026 envelope keys. */
+export function forChild(req: JsonRpcRequest): JsonRpcRequest {
+  const params = { ...req.params };
+  delete params['inputResponses'];
+  delete params['requestState'];
+  const meta = params['_meta'] as Record<string, unknown> | undefined;
+  if (meta) {
+    const kept = Object.fromEntries(Object.entries(meta).filter(([k]) => !k.startsWith(META)));
+    if (Object.keys(kept).length > 0) params['_meta'] = kept;
+    else delete params['_meta'];
+  }
+  return { ...req, params };
+}
+
+/** Adds what 2026 requires of every result the child produced for 2025 clients. */
+export function decorateResult(
+  method: string,
+  result: Record<string, unknown>,
+  serverInfo: unknown,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...result, resultType: result['resultType'] ?? 'complete' };
+  if (CACHEABLE.has(method)) {
+    out['ttlMs'] ??= 0;
+    out['cacheScope'] ??= 'private';
+  }
+  out['_meta'] = { ...(result['_meta'] as object), [`${META}serverInfo`]: serverInfo };
+  return out;
+}
+
+export function discoverResult(init: Record<string, unknown>): Record<string, unknown> {
+  return {
+    resultType: 'complete',
+    supportedVersions: [MODERN_VERSION],
+    capabilities: init['capabilities'] ?? {},
+    ...(init['instructions'] ? { instructions: init['instructions'] } : {}),
+    ttlMs: 0,
+    cacheScope: 'private',
+    _meta: { [`${META}serverInfo`]: init['serverInfo'] },
+  };
+}
