@@ -11,7 +11,14 @@ import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 
-export type Broker = { app: App; store: SqliteStore; auth: AuthServer; close(): Promise<void> };
+export type Broker = {
+  app: App;
+  store: SqliteStore;
+  auth: AuthServer;
+  /** Stops the periodic purge (before the store closes). */
+  stopPurge(): void;
+  close(): Promise<void>;
+};
 
 const PURGE_EVERY_MS = 60_000;
 
@@ -66,6 +73,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     app,
     store,
     auth,
+    stopPurge: () => clearInterval(purge),
     close: async () => {
       clearInterval(purge);
       await app.close();

@@ -46,7 +46,13 @@ async function main(): Promise<void> {
           clearTimeout(cut);
         },
       },
-      { name: 'store', run: () => store.close() },
+      {
+        name: 'store',
+        run: async () => {
+          broker.stopPurge();
+          await store.close();
+        },
+      },
     ],
   });
 

@@ -458,3 +458,89 @@ describe('secrets at rest', () => {
     }
   });
 });
+
+describe('callback failures and purging', () => {
+  it('the user denying at Forgejo → access_denied to the client', async () => {
+    const s = await startStack();
+    try {
+      const c = await registerClient(s.url, {
+        redirect_uris: [CB],
+        token_endpoint_auth_method: 'client_secret_post',
+      });
+      const ua = new UserAgent();
+      const stop = (u: URL) => u.href.startsWith(`${CB}?`);
+      const q = new URLSearchParams({
+        response_type: 'code',
+        client_id: c.client_id,
+        redirect_uri: CB,
+        code_challenge: pkce().challenge,
+        code_challenge_method: 'S256',
+        state: 'd1',
+      });
+      let p = await ua.get(`${s.url}/oauth/authorize?${q}`, { stop });
+      p = await ua.submit(p, 'consent-form', { button: 'consent-approve', stop });
+      p = await ua.submit(p, 'login-form', { fields: { user_name: 'bob', password: 'bob-pw' }, stop });
+      assert.ok(p.body.includes('grant-form'), 'first login shows Forgejo’s own consent');
+      p = await ua.submit(p, 'grant-form', { button: 'grant-deny', stop });
+      const back = new URL(p.location as string).searchParams;
+      assert.equal(back.get('error'), 'access_denied');
+      assert.equal(back.get('state'), 'd1');
+      assert.equal(back.get('iss'), s.url);
+      assert.equal(await s.broker.store.getCredential(1002), undefined);
+    } finally {
+      await s.closeAll();
+    }
+  });
+
+  it('a failing Forgejo code exchange → server_error to the client, and nothing is logged that is secret', async () => {
+    const s = await startStack({ env: { FORGEJO_CLIENT_SECRET: 'not-the-secret' } });
+    try {
+      const c = await registerClient(s.url, {
+        redirect_uris: [CB],
+        token_endpoint_auth_method: 'client_secret_post',
+      });
+      const { params } = await browserFlow(s.url, { clientId: c.client_id, redirectUri: CB });
+      assert.equal(params.get('error'), 'server_error');
+      assert.equal(params.get('code'), null);
+      assert.ok(s.logs.lines().some((l) => l['msg'] === 'Forgejo login failed'));
+      assert.ok(!s.logs.text().includes('not-the-secret'));
+    } finally {
+      await s.closeAll();
+    }
+  });
+
+  it('expired rows are purged; live ones stay', async () => {
+    const s = await startStack();
+    try {
+      const c = await registerClient(s.url, {
+        redirect_uris: [CB],
+        token_endpoint_auth_method: 'client_secret_post',
+      });
+      const live = await fullFlow(s.url, {
+        clientId: c.client_id,
+        redirectUri: CB,
+        clientSecret: c.client_secret,
+      });
+      const dead = await fullFlow(s.url, {
+        clientId: c.client_id,
+        redirectUri: CB,
+        clientSecret: c.client_secret,
+      });
+      const deadGrant = await s.broker.auth.verifyBearer(`Bearer ${dead.tokens.access_token}`);
+      assert.ok(deadGrant.ok);
+      s.broker.store.db
+        .prepare('UPDATE oauth_token SET expires_at = ? WHERE grant_id = ?')
+        .run(Date.now() - 1, deadGrant.principal.grantId);
+      s.broker.store.db.prepare('UPDATE auth_code SET expires_at = ?').run(Date.now() - 1);
+      const n = await s.broker.auth.purge();
+      assert.ok(n >= 4, `purged ${n}`);
+      const count = (t: string) => s.broker.store.db.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get()?.['n'];
+      assert.equal(count('auth_code'), 0);
+      assert.equal(count('oauth_grant'), 1);
+      assert.equal(count('oauth_token'), 2);
+      assert.ok((await s.broker.auth.verifyBearer(`Bearer ${live.tokens.access_token}`)).ok);
+    } finally {
+      await s.closeAll();
+    }
+  });
+});
