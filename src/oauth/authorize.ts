@@ -21,6 +21,8 @@ import {
 
 export const BROWSER_COOKIE = '__Host-fmb-browser';
 const REQUEST_TTL_MS = 10 * 60_000;
+/** Pending authorizations are a buffer strangers can fill: it is bounded. */
+const MAX_PENDING = 10_000;
 const SECRET_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
 /** The client's redirect URI with the response parameters added (RFC 9207 `iss` always). */
@@ -115,7 +117,12 @@ export async function authorize(
       upstreamVerifier: null,
       expiresAt: now + REQUEST_TTL_MS,
     };
-    await ctx.store.insertAuthRequest(record);
+    if (!(await ctx.store.insertAuthRequest(record, now, MAX_PENDING))) {
+      throw new OAuthError(
+        'temporarily_unavailable',
+        'too many sign-ins in progress; try again in a few minutes',
+      );
+    }
     const res = consentPage({
       clientName: client.name,
       clientId: client.clientId,

@@ -102,7 +102,8 @@ export interface OAuthStore extends Store {
   insertClient(client: ClientRecord): Promise<void>;
   getClient(clientId: string): Promise<ClientRecord | undefined>;
 
-  insertAuthRequest(request: AuthRequestRecord): Promise<void>;
+  /** Stores a pending authorization unless `maxPending` live ones exist already (then false). */
+  insertAuthRequest(request: AuthRequestRecord, now: number, maxPending: number): Promise<boolean>;
   getAuthRequest(idHash: string): Promise<AuthRequestRecord | undefined>;
   /** Sets the upstream state once; false if the request is gone, expired or already approved. */
   approveAuthRequest(

@@ -137,7 +137,9 @@ export class SqliteStore implements OAuthStore {
     };
   }
 
-  async insertAuthRequest(q: AuthRequestRecord): Promise<void> {
+  async insertAuthRequest(q: AuthRequestRecord, now: number, maxPending: number): Promise<boolean> {
+    const pending = this.#row('SELECT COUNT(*) AS n FROM auth_request WHERE expires_at > ?', now);
+    if (Number(pending?.['n'] ?? 0) >= maxPending) return false;
     this.#run(
       `INSERT INTO auth_request (id_hash, browser_hash, csrf_hash, client_id, client_name, redirect_uri,
          client_state, code_challenge, resource, scopes, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -153,6 +155,7 @@ export class SqliteStore implements OAuthStore {
       q.scopes.join(' '),
       q.expiresAt,
     );
+    return true;
   }
 
   #authRequest(r: Record<string, SQLInputValue> | undefined): AuthRequestRecord | undefined {

@@ -30,6 +30,7 @@ CREATE TABLE auth_request (
   upstream_verifier TEXT,           -- sealed
   expires_at INTEGER NOT NULL
 ) STRICT;
+CREATE INDEX auth_request_expiry ON auth_request (expires_at);
 
 -- One Forgejo credential per Forgejo user, shared by all of that user's grants (design decision 2).
 CREATE TABLE forgejo_credential (
