@@ -391,7 +391,13 @@ export class Gateway {
 
   #callOnce(bridge: Bridge, r: JsonRpcRequest, origin: string): Promise<JsonRpcResponse> {
     return new Promise((resolve) => {
-      bridge.call(r, { send: (m, final) => (final ? (resolve(m as JsonRpcResponse), true) : true) }, origin);
+      const sink: Sink = {
+        send: (m, final) => {
+          if (final) resolve(m as JsonRpcResponse);
+          return true;
+        },
+      };
+      bridge.call(r, sink, origin);
     });
   }
 
