@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   caddy   # test/deploy/caddy.test.ts runs deploy/caddy/Caddyfile
   systemd # systemd-analyze, for test/deploy/systemd.test.ts
+  chromium # test/oauth/browser.test.ts drives it through playwright-core
 )
 missing=()
 for p in "${packages[@]}"; do

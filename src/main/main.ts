@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { helpText, loadConfig } from '../config/config.ts';
 import { readBuildInfo } from '../http/build-info.ts';
-import { createHttpServer, listen } from '../http/server.ts';
+import { listen } from '../http/server.ts';
 import { createLogger } from '../log/log.ts';
-import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { type Broker, buildBroker } from './broker.ts';
 import { installSignalHandlers } from './lifecycle.ts';
 
 const CONFIG_ERROR_EXIT = 2;
@@ -25,15 +25,14 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const buildInfo = readBuildInfo();
 
-  let store: SqliteStore;
+  let broker: Broker;
   try {
-    store = new SqliteStore({ path: config.db, secretKey: config.secretKey });
+    broker = buildBroker(config, log);
   } catch (e) {
     log.fatal({ err: { message: (e as Error).message } }, 'cannot open the store');
     process.exit(CONFIG_ERROR_EXIT);
   }
-
-  const app = createHttpServer({ log, store, buildInfo });
+  const { app, store } = broker;
   installSignalHandlers({
     log,
     graceMs: config.shutdownGrace,
@@ -47,7 +46,13 @@ async function main(): Promise<void> {
           clearTimeout(cut);
         },
       },
-      { name: 'store', run: () => store.close() },
+      {
+        name: 'store',
+        run: async () => {
+          broker.stopPurge();
+          await store.close();
+        },
+      },
     ],
   });
 
