@@ -29,14 +29,18 @@ async function main(): Promise<void> {
   try {
     broker = buildBroker(config, log);
   } catch (e) {
-    log.fatal({ err: { message: (e as Error).message } }, 'cannot open the store');
+    // A store it cannot use or a child command it cannot find: said once, plainly, exit 2.
+    log.fatal({ err: { message: (e as Error).message } }, 'cannot start');
+    process.stderr.write(`forgejo-mcp-broker: ${(e as Error).message}\n`);
     process.exit(CONFIG_ERROR_EXIT);
   }
-  const { app, store } = broker;
+  const { app, store, gateway, pool, supervisor } = broker;
   installSignalHandlers({
     log,
     graceMs: config.shutdownGrace,
     steps: [
+      // Standalone streams never end by themselves: closing them lets the HTTP server drain.
+      { name: 'streams', run: async () => gateway.close() },
       {
         name: 'http',
         run: async (deadline) => {
@@ -46,6 +50,9 @@ async function main(): Promise<void> {
           clearTimeout(cut);
         },
       },
+      { name: 'children', run: (deadline) => pool.stopAll(deadline) },
+      // Anything the pool did not own (a child still starting) is stopped too: none outlives us.
+      { name: 'supervisor', run: () => supervisor.stopAll(300, 100) },
       {
         name: 'store',
         run: async () => {

@@ -10,6 +10,7 @@ import { loadConfig } from '../../src/config/config.ts';
 import { listen } from '../../src/http/server.ts';
 import { type Broker, buildBroker } from '../../src/main/broker.ts';
 import { captureLogger } from './log-capture.ts';
+import { STANDIN_COMMAND } from './standin.ts';
 
 export const FORGEJO_CLIENT_ID = 'broker-app-id';
 export const FORGEJO_CLIENT_SECRET = 'gto_broker-app-secret-0123456789';
@@ -48,6 +49,7 @@ export async function startBrokerInProcess(opts: {
       BROKER_DB: join(tmp, 'broker.db'),
       BROKER_SECRET_KEY: randomBytes(32).toString('base64'),
       BROKER_RATE_LIMIT: '1000',
+      BROKER_CHILD_COMMAND: STANDIN_COMMAND,
       ...opts.env,
     },
     [],
