@@ -83,6 +83,81 @@ function nonEmpty(raw: string): string {
   return raw.trim();
 }
 
+/** Splits a command line on spaces, honouring "double" and 'single' quotes; no shell is involved. */
+export function parseCommand(raw: string): string[] {
+  const argv: string[] = [];
+  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
+  for (const m of raw.matchAll(re)) argv.push(m[1] ?? m[2] ?? m[3] ?? '');
+  if (argv.length === 0) throw new Error('must name a command');
+  return argv;
+}
+
+export const gatewaySettings = {
+  childCommand: setting({
+    env: 'BROKER_CHILD_COMMAND',
+    default: 'forgejo-mcp --transport stdio',
+    example: '/usr/local/bin/forgejo-mcp --transport stdio',
+    help: 'The MCP server started for each Forgejo user (no shell; quotes group words). It gets only FORGEJO_URL, FORGEJO_ACCESS_TOKEN, PATH and HOME.',
+    parse: parseCommand,
+  }),
+  childIdle: setting({
+    env: 'BROKER_CHILD_IDLE',
+    default: '10m',
+    example: '30m',
+    help: "Stop a user's MCP server after this long without a call; the next call starts a new one (about 0.3 s).",
+    parse: parseDuration,
+  }),
+  maxChildren: setting({
+    env: 'BROKER_MAX_CHILDREN',
+    default: '100',
+    example: '300',
+    help: 'Most MCP server processes at once; at the cap the longest-idle one is stopped, and when all are busy new users get 503.',
+    parse: parsePositiveInt,
+  }),
+  maxSessionsPerUser: setting({
+    env: 'BROKER_MAX_SESSIONS_PER_USER',
+    default: '100',
+    example: '20',
+    help: "Most MCP sessions per user; past it the user's least recently used session is closed.",
+    parse: parsePositiveInt,
+  }),
+  sessionIdle: setting({
+    env: 'BROKER_SESSION_IDLE',
+    default: '24h',
+    example: '8h',
+    help: 'An MCP session unused this long is forgotten (the client then initializes again).',
+    parse: parseDuration,
+  }),
+  callTimeout: setting({
+    env: 'BROKER_CALL_TIMEOUT',
+    default: '120s',
+    example: '5m',
+    help: 'Longest wait for one answer from an MCP server; progress notifications restart the clock.',
+    parse: parseDuration,
+  }),
+  childStartTimeout: setting({
+    env: 'BROKER_CHILD_START_TIMEOUT',
+    default: '20s',
+    example: '60s',
+    help: "Longest wait for a new MCP server's handshake.",
+    parse: parseDuration,
+  }),
+  allowedOrigins: setting({
+    env: 'BROKER_ALLOWED_ORIGINS',
+    default: '',
+    example: 'https://inspector.example.com',
+    help: 'Extra browser Origins allowed on /mcp, comma-separated (* for any). The public URL and loopback origins always are.',
+    parse: parseList,
+  }),
+  allowedHosts: setting({
+    env: 'BROKER_ALLOWED_HOSTS',
+    default: '',
+    example: 'broker.internal:8080',
+    help: 'Extra Host header values accepted on /mcp, comma-separated. The public URL host and loopback hosts always are.',
+    parse: parseList,
+  }),
+};
+
 export const settings = {
   publicUrl: setting({
     env: 'BROKER_PUBLIC_URL',
@@ -233,6 +308,7 @@ export const settings = {
     help: 'How long SIGTERM waits for in-flight requests before closing them.',
     parse: parseDuration,
   }),
+  ...gatewaySettings,
 };
 
 export type Settings = typeof settings;

@@ -292,7 +292,7 @@ export class Gateway {
     if (init) {
       if (messages.length > 1)
         throw new HttpError(400, INVALID_REQUEST, 'Invalid Request: initialize must be sent alone');
-      await this.#initialize(res, init, user, p, accepts);
+      await this.#initialize(res, init, user, p, accepts, req.headers.origin);
       return;
     }
     const session = this.#session(req, p);
@@ -417,12 +417,13 @@ export class Gateway {
     user: PoolUser,
     p: Principal,
     accepts: Accepts,
+    origin: string | undefined,
   ): Promise<void> {
     const requested = init.params?.['protocolVersion'];
     const version = (LEGACY_VERSIONS as readonly unknown[]).includes(requested)
       ? (requested as string)
       : LEGACY_VERSIONS[0];
-    const bridge = await this.#bridgeFor(user, [init], false, res, undefined);
+    const bridge = await this.#bridgeFor(user, [init], false, res, origin);
     if (!bridge) return;
     const caps = init.params?.['capabilities'];
     const { session, evicted } = this.sessions.create({
@@ -439,7 +440,7 @@ export class Gateway {
       expected: 1,
       batch: false,
       sse: this.#o.sse,
-      headers: { 'mcp-session-id': session.id },
+      headers: { ...this.gate.corsHeaders(origin), 'mcp-session-id': session.id },
     });
     post.send(
       { jsonrpc: '2.0', id: init.id, result: { ...bridge.initializeResult, protocolVersion: version } },
