@@ -5,7 +5,7 @@ SHELL := /bin/bash
 NODE_BIN := $(shell ./scripts/node-bin.sh)
 export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-TEST_FILES ?= test/**/*.test.ts
+TEST_FILES ?= test/*/*.test.ts
 
 .PHONY: help deps typecheck lint fmt docs test run image
 
@@ -35,11 +35,15 @@ fmt: deps
 docs: deps
 	node scripts/settings-table.ts --write
 
-# The suite runs once, with line coverage of the authorization server measured and gated at 80%.
+# Line coverage of the authorization server (src/oauth) is measured on its own tests and gated at
+# 80%. Those run separately because with coverage on, Node hands every child process
+# NODE_V8_COVERAGE, which the tests of exact child environments (supervisor, pool) must not see.
 COVERAGE := --experimental-test-coverage --test-coverage-include='src/oauth/**' --test-coverage-lines=80
+NODE_TEST := node --test --test-concurrency=2 --test-timeout=300000
 
 test: typecheck lint
-	node --test --test-concurrency=2 --test-timeout=300000 $(COVERAGE) '$(TEST_FILES)'
+	$(NODE_TEST) $(filter-out test/oauth/%,$(wildcard $(TEST_FILES)))
+	$(NODE_TEST) $(COVERAGE) 'test/oauth/*.test.ts'
 
 run: deps
 	node src/main/main.ts

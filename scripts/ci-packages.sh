@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   caddy   # test/deploy/caddy.test.ts runs deploy/caddy/Caddyfile
+  chromium # test/oauth/browser.test.ts and sdk-client.test.ts drive it through playwright-core
   systemd # systemd-analyze, for test/deploy/systemd.test.ts
   chromium # test/oauth/browser.test.ts drives it through playwright-core
 )

@@ -35,10 +35,7 @@ export function registerOAuthRoutes(app: App, auth: AuthServer, rateLimitPerMinu
     req: OAuthRequest,
   ): OAuthResponse | undefined => {
     const { key, ip } = rateKeys(endpoint, req);
-    const wait = Math.max(
-      endpoint === 'register' ? 0 : perKey.take(key),
-      perIp.take(endpoint === 'register' ? key : ip),
-    );
+    const wait = Math.max(key === undefined ? 0 : perKey.take(key), perIp.take(ip));
     if (wait === 0) return undefined;
     return {
       status: 429,

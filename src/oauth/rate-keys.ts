@@ -4,7 +4,8 @@
 import { isCimdClientId } from './cimd.ts';
 import type { OAuthRequest, Params } from './respond.ts';
 
-export type RateKeys = { key: string; ip: string };
+/** `key` is limited at the configured rate, `ip` at ten times it; no `key` means the IP bucket alone. */
+export type RateKeys = { key: string | undefined; ip: string };
 
 function clientIdOf(req: OAuthRequest, params: Params): string {
   const v = params['client_id'];
@@ -25,7 +26,10 @@ export function rateKeys(
   req: OAuthRequest,
 ): RateKeys {
   const ip = `ip:${req.ip}`;
-  if (endpoint === 'register' || endpoint === 'consent') return { key: `${endpoint}:${req.ip}`, ip };
+  // Registration has its own per-IP bucket; consent and callback are browser navigations, where
+  // the IP is the user's own (or their office's), so only the generous IP ceiling applies.
+  if (endpoint === 'register') return { key: undefined, ip: `register:${req.ip}` };
+  if (endpoint === 'consent') return { key: undefined, ip };
   if (endpoint === 'authorize') return { key: `authorize:${clientIdOf(req, req.query)}:${req.ip}`, ip };
   const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as Params;
   const clientId = clientIdOf(req, body);

@@ -37,7 +37,8 @@ describe('rate-limit keys', () => {
       'a metadata-document client is shared by all its users: add the IP',
     );
     assert.equal(rateKeys('authorize', req({ query: { client_id: 'c1' } })).key, 'authorize:c1:203.0.113.9');
-    assert.deepEqual(rateKeys('register', req({})), { key: 'register:203.0.113.9', ip: 'ip:203.0.113.9' });
+    assert.deepEqual(rateKeys('register', req({})), { key: undefined, ip: 'register:203.0.113.9' });
+    assert.deepEqual(rateKeys('consent', req({})), { key: undefined, ip: 'ip:203.0.113.9' });
   });
 });
 
