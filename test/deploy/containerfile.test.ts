@@ -239,6 +239,8 @@ describe('Containerfile: the image’s application, run from its own files and c
       FORGEJO_CLIENT_SECRET: 'image-layout-secret',
       BROKER_DB: join(tmp, 'state', 'broker.db'),
       BROKER_BUILD_INFO: info,
+      // The image installs forgejo-mcp on PATH; here any executable will do, as no MCP call is made.
+      BROKER_CHILD_COMMAND: `"${process.execPath}"`,
       NODE_ENV: 'production',
     });
   });
