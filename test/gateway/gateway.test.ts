@@ -370,3 +370,49 @@ describe('2026-07-28 with the SDK v2 client', () => {
     });
   });
 });
+
+describe('notifications that belong to no request', () => {
+  async function openStream(token: string): Promise<{ sid: string; text: () => string; close: () => void }> {
+    const r = await post(init(), { authorization: `Bearer ${token}` });
+    const sid = r.headers.get('mcp-session-id') as string;
+    const ctrl = new AbortController();
+    const res = await fetch(stack.url, {
+      signal: ctrl.signal,
+      headers: { authorization: `Bearer ${token}`, 'mcp-session-id': sid, accept: 'text/event-stream' },
+    });
+    assert.equal(res.status, 200);
+    let buf = '';
+    const reader = res.body!.getReader();
+    void (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          buf += new TextDecoder().decode(value);
+        }
+      } catch {}
+    })();
+    return { sid, text: () => buf, close: () => ctrl.abort() };
+  }
+
+  it('list-changed goes to every session of the user, and to no other user', async () => {
+    const a1 = await openStream('token-alice');
+    const a2 = await openStream('token-alice');
+    const b = await openStream('token-bob');
+    await post(
+      { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'notify', arguments: {} } },
+      { 'mcp-session-id': a1.sid, 'mcp-protocol-version': '2025-11-25' },
+    );
+    const deadline = Date.now() + 5000;
+    while (
+      !(a1.text().includes('list_changed') && a2.text().includes('list_changed')) &&
+      Date.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(a1.text(), /"method":"notifications\/tools\/list_changed"/);
+    assert.match(a2.text(), /"method":"notifications\/tools\/list_changed"/);
+    assert.doesNotMatch(b.text(), /list_changed/);
+    for (const s of [a1, a2, b]) s.close();
+  });
+});
