@@ -7,9 +7,10 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 TEST_FILES ?= test/*/*.test.ts
 
-.PHONY: help deps typecheck lint fmt docs test run image
+.PHONY: help deps typecheck lint fmt docs test run demo image
 
 help:
+	@echo "make demo   the broker in front of a Forgejo emulator with two users, on loopback"
 	@echo "make run    start the broker (settings from the environment: see README)"
 	@echo "make test   typecheck + lint + all tests"
 	@echo "make lint   biome lint and format check"
@@ -47,6 +48,9 @@ test: typecheck lint
 
 run: deps
 	node src/main/main.ts
+
+demo: deps
+	node scripts/demo.ts
 
 image:
 	./deploy/image.sh
