@@ -313,6 +313,57 @@ describe('issue 5 end to end, in-process broker', () => {
     await client.close();
   });
 
+  it('5b. revoking only the access token: its next request gets 401; the grant lives on, so a refreshed token resumes the session', async () => {
+    const { client, transport, provider } = await connectV1('carol', 'e2e revoke access');
+    const access = provider.stored?.access_token as string;
+    const refresh = provider.stored?.refresh_token as string;
+    secrets['5b access token'] = access;
+    secrets['5b refresh token'] = refresh;
+    const sid = transport.sessionId as string;
+    const call = (token: string) =>
+      fetch(mcpUrl, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'mcp-session-id': sid,
+          'mcp-protocol-version': '2025-11-25',
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
+      });
+    assert.equal((await call(access)).status, 200);
+    const clientId = provider.info?.client_id as string;
+    const revoke = await fetch(`${s.url}/oauth/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: access, client_id: clientId }).toString(),
+    });
+    assert.equal(revoke.status, 200);
+    const refused = await call(access);
+    assert.equal(refused.status, 401);
+    assert.equal(((await refused.json()) as { error: string }).error, 'invalid_token');
+
+    const renewed = await fetch(`${s.url}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refresh,
+        client_id: clientId,
+      }).toString(),
+    });
+    assert.equal(renewed.status, 200);
+    const fresh = (await renewed.json()) as { access_token: string; refresh_token: string };
+    secrets['5b renewed access token'] = fresh.access_token;
+    secrets['5b renewed refresh token'] = fresh.refresh_token;
+    const resumed = await call(fresh.access_token);
+    assert.equal(resumed.status, 200);
+    assert.ok(JSON.stringify(await resumed.json()).includes('list_my_repos'));
+    await transport.terminateSession().catch(() => {});
+    await client.close();
+  });
+
   it('no access, refresh or Forgejo token appears in the broker’s log', () => {
     assert.ok(Object.keys(secrets).length >= 14, Object.keys(secrets).join(', '));
     assertNotLogged(s.logs.text(), secrets);
