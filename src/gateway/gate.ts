@@ -11,6 +11,8 @@ export type Principal = {
   scopes: string[];
   resource: string;
   expiresAt: number;
+  /** Hash of the bearer token used; a revocation of that token closes what it opened. */
+  tokenHash?: string;
 };
 
 export type BearerResult =

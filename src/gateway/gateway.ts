@@ -73,6 +73,7 @@ type Parked = {
 type Listener = {
   userId: number;
   grantId: string;
+  tokenHash?: string;
   id: JsonRpcId;
   stream: SseStream;
   wants: { tools: boolean; prompts: boolean; resources: boolean; uris: Set<string> };
@@ -121,6 +122,9 @@ export class Gateway {
       this.#revokeGrant(g.grantId, g.userId),
     );
     options.events?.on('userRevoked', (userId: number) => this.#revokeUser(userId));
+    options.events?.on('accessTokenRevoked', (t: { tokenHash: string; userId: number }) =>
+      this.#revokeToken(t.tokenHash, t.userId),
+    );
   }
 
   /** Pool event: a notification that belongs to no request goes to every session of the user. */
@@ -430,6 +434,7 @@ export class Gateway {
       userId: p.userId,
       login: p.login,
       grantId: p.grantId,
+      ...(p.tokenHash ? { tokenHash: p.tokenHash } : {}),
       protocolVersion: version,
       clientInfo: init.params?.['clientInfo'],
       clientCapabilities: typeof caps === 'object' && caps !== null ? (caps as Record<string, unknown>) : {},
@@ -476,6 +481,7 @@ export class Gateway {
     // Another user's session id is as unknown as a made-up one.
     const s = this.sessions.get(id, p.userId);
     if (!s) throw new HttpError(404, -32001, 'Session not found');
+    if (p.tokenHash) s.tokenHash = p.tokenHash;
     const v = req.headers['mcp-protocol-version'];
     if (v !== undefined && !(LEGACY_VERSIONS as readonly unknown[]).includes(v)) {
       throw new HttpError(
@@ -736,7 +742,14 @@ export class Gateway {
       uris: new Set(uris),
     };
     const stream = new SseStream(res, this.#o.sse, headers);
-    const l: Listener = { userId: p.userId, grantId: p.grantId, id: r.id, stream, wants };
+    const l: Listener = {
+      userId: p.userId,
+      grantId: p.grantId,
+      tokenHash: p.tokenHash,
+      id: r.id,
+      stream,
+      wants,
+    };
     const who = `l:${newSecret()}`;
     this.#listeners.add(l);
     stream.onClose(() => {
@@ -782,6 +795,17 @@ export class Gateway {
       this.#forget(s);
     }
     for (const l of this.#listeners) if (l.grantId === grantId) l.stream.end();
+    this.#stopIfUnused(userId);
+  }
+
+  /** One access token revoked: what it opened closes; the grant's other sessions live on. */
+  #revokeToken(tokenHash: string, userId: number): void {
+    for (const s of this.sessions.ofUser(userId)) {
+      if (s.tokenHash !== tokenHash) continue;
+      this.sessions.delete(s);
+      this.#forget(s);
+    }
+    for (const l of this.#listeners) if (l.tokenHash === tokenHash) l.stream.end();
     this.#stopIfUnused(userId);
   }
 

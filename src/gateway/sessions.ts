@@ -10,6 +10,8 @@ export type Session = {
   protocolVersion: string;
   clientInfo: unknown;
   clientCapabilities: Record<string, unknown>;
+  /** Hash of the access token the session was last used with (its revocation closes it). */
+  tokenHash?: string;
   /** The standalone GET stream, if the client opened one. */
   stream?: SseStream;
   created: number;

@@ -11,6 +11,8 @@ export type Principal = {
   scopes: string[];
   resource: string;
   expiresAt: number;
+  /** SHA-256 of the bearer token: what a revocation of that one token is announced by. */
+  tokenHash: string;
 };
 
 export type BearerResult =
@@ -24,7 +26,8 @@ export function createBearerVerifier(store: OAuthStore, resource: string, requir
   ): Promise<BearerResult> {
     const m = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(authorization?.trim() ?? '');
     if (!m) return { ok: false, error: 'invalid_token', description: 'a Bearer token is required' };
-    const found = await store.findAccessToken(hashSecret(m[1] as string));
+    const tokenHash = hashSecret(m[1] as string);
+    const found = await store.findAccessToken(tokenHash);
     if (!found) return { ok: false, error: 'invalid_token', description: 'the token is unknown or revoked' };
     if (found.expiresAt <= now)
       return { ok: false, error: 'invalid_token', description: 'the token expired' };
@@ -48,6 +51,7 @@ export function createBearerVerifier(store: OAuthStore, resource: string, requir
         scopes: g.scopes,
         resource: g.resource,
         expiresAt: found.expiresAt,
+        tokenHash,
       },
     };
   };

@@ -80,6 +80,8 @@ export type RevokedGrant = { grantId: string; userId: number };
 /** Announcements other parts act on (the gateway closes sessions, the pool replaces children). */
 export type StoreEventMap = {
   grantRevoked: [RevokedGrant];
+  /** One access token revoked (RFC 7009): sessions it authenticated must close. */
+  accessTokenRevoked: [{ tokenHash: string; grantId: string; userId: number }];
   userRevoked: [number];
   tokenChanged: [number];
 };

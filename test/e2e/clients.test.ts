@@ -313,7 +313,7 @@ describe('issue 5 end to end, in-process broker', () => {
     await client.close();
   });
 
-  it('5b. revoking only the access token: its next request gets 401; the grant lives on, so a refreshed token resumes the session', async () => {
+  it('5b. revoking only the access token closes what it opened (GET stream ends, session gone, 401); the grant lives on for a new session', async () => {
     const { client, transport, provider } = await connectV1('carol', 'e2e revoke access');
     const access = provider.stored?.access_token as string;
     const refresh = provider.stored?.refresh_token as string;
@@ -333,6 +333,36 @@ describe('issue 5 end to end, in-process broker', () => {
         body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
       });
     assert.equal((await call(access)).status, 200);
+    // A second session of the same grant, opened with the same access token, holding a GET stream.
+    const init2 = await fetch(mcpUrl, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${access}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 'raw', version: '0' },
+        },
+      }),
+    });
+    const sid2 = init2.headers.get('mcp-session-id') as string;
+    const stream = await fetch(mcpUrl, {
+      headers: { authorization: `Bearer ${access}`, 'mcp-session-id': sid2, accept: 'text/event-stream' },
+    });
+    assert.equal(stream.status, 200);
+    const streamEnded = (async () => {
+      const reader = stream.body!.getReader();
+      try {
+        while (!(await reader.read()).done) {}
+      } catch {}
+    })();
     const clientId = provider.info?.client_id as string;
     const revoke = await fetch(`${s.url}/oauth/revoke`, {
       method: 'POST',
@@ -357,9 +387,34 @@ describe('issue 5 end to end, in-process broker', () => {
     const fresh = (await renewed.json()) as { access_token: string; refresh_token: string };
     secrets['5b renewed access token'] = fresh.access_token;
     secrets['5b renewed refresh token'] = fresh.refresh_token;
-    const resumed = await call(fresh.access_token);
-    assert.equal(resumed.status, 200);
-    assert.ok(JSON.stringify(await resumed.json()).includes('list_my_repos'));
+    await Promise.race([
+      streamEnded,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('GET stream still open 5 s after revocation')), 5000),
+      ),
+    ]);
+    // The sessions that token authenticated are closed; the grant lives on: a new session works.
+    assert.equal((await call(fresh.access_token)).status, 404);
+    const again = await fetch(mcpUrl, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${fresh.access_token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 'raw', version: '0' },
+        },
+      }),
+    });
+    assert.equal(again.status, 200);
+    assert.ok(again.headers.get('mcp-session-id'));
     await transport.terminateSession().catch(() => {});
     await client.close();
   });

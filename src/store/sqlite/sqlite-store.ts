@@ -381,7 +381,7 @@ export class SqliteStore implements OAuthStore {
   async revokeToken(tokenHash: string, clientId: string): Promise<'access' | 'refresh' | undefined> {
     return this.#tx((emit) => {
       const r = this.#row(
-        `SELECT t.kind, t.grant_id FROM oauth_token t JOIN oauth_grant g ON g.grant_id = t.grant_id
+        `SELECT t.kind, t.grant_id, g.user_id FROM oauth_token t JOIN oauth_grant g ON g.grant_id = t.grant_id
          WHERE t.token_hash = ? AND g.client_id = ?`,
         tokenHash,
         clientId,
@@ -389,7 +389,11 @@ export class SqliteStore implements OAuthStore {
       if (!r) return undefined;
       const kind = r['kind'] as 'access' | 'refresh';
       if (kind === 'refresh') this.#deleteGrant(r['grant_id'] as string, emit);
-      else this.#run('DELETE FROM oauth_token WHERE token_hash = ?', tokenHash);
+      else {
+        this.#run('DELETE FROM oauth_token WHERE token_hash = ?', tokenHash);
+        const revoked = { tokenHash, grantId: r['grant_id'] as string, userId: r['user_id'] as number };
+        emit(() => this.events.emit('accessTokenRevoked', revoked));
+      }
       return kind;
     });
   }
