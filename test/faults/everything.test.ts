@@ -3,11 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import {
-  CreateMessageRequestSchema,
-  ElicitRequestSchema,
-  type ProgressNotification,
-} from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { EVERYTHING } from '../support/gateway-stack.ts';
 import { brokerToken, type Connected, connectV1, groupAlive, textOf } from '../support/mcp-oauth-client.ts';
 import { FORGEJO_CLIENT_SECRET } from '../support/oauth-harness.ts';
@@ -51,7 +47,7 @@ describe('server-everything behind the broker', () => {
     const r = await c.client.callTool(
       { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 } },
       undefined,
-      { onprogress: (p: ProgressNotification['params']) => events.push(`progress ${p.progress}/${p.total}`) },
+      { onprogress: (p) => events.push(`progress ${p.progress}/${p.total}`) },
     );
     events.push(textOf(r));
     assert.equal(events.length, 5, events.join('\n'));
