@@ -14,6 +14,7 @@ const SECRET_KEY = randomBytes(32).toString('base64');
 describe('server-everything behind the broker', () => {
   let s: Stack;
   let c: Connected;
+  let token: string;
   const asked: string[] = [];
 
   before(async () => {
@@ -23,7 +24,7 @@ describe('server-everything behind the broker', () => {
         BROKER_SECRET_KEY: SECRET_KEY,
       },
     });
-    const token = await brokerToken(s.url);
+    token = await brokerToken(s.url);
     c = await connectV1(s.url, token, { sampling: {}, elicitation: {} });
     c.client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
       const first = req.params.messages[0]?.content;
@@ -53,6 +54,48 @@ describe('server-everything behind the broker', () => {
     assert.equal(events.length, 5, events.join('\n'));
     assert.deepEqual(events.slice(0, 4), ['progress 1/4', 'progress 2/4', 'progress 3/4', 'progress 4/4']);
     assert.match(events[4] as string, /^Long running operation completed\. Duration: 1 seconds, Steps: 4\./);
+  });
+
+  it('sends that progress on the POST’s own SSE stream, ahead of the response, with the client’s token', async () => {
+    const res = await fetch(`${s.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${token}`,
+        'mcp-session-id': c.transport.sessionId as string,
+        'mcp-protocol-version': '2025-11-25',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'long-1',
+        method: 'tools/call',
+        params: {
+          name: 'trigger-long-running-operation',
+          arguments: { duration: 0.6, steps: 3 },
+          _meta: { progressToken: 'my-token' },
+        },
+      }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'text/event-stream');
+    const messages = (await res.text())
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map(
+        (l) => JSON.parse(l.slice(6)) as { method?: string; id?: string; params?: Record<string, unknown> },
+      );
+    assert.deepEqual(
+      messages.map((m) =>
+        m.method ? `${m.method} ${m.params?.['progressToken']} ${m.params?.['progress']}` : m.id,
+      ),
+      [
+        'notifications/progress my-token 1',
+        'notifications/progress my-token 2',
+        'notifications/progress my-token 3',
+        'long-1',
+      ],
+    );
   });
 
   it('completes a sampling request through the broker', async () => {

@@ -2,6 +2,7 @@
 // consent and Forgejo login, and connect an SDK v1 client with the access token it got.
 import { Client, type ClientOptions } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Supervisor } from '../../src/supervisor/supervisor.ts';
 import { registerClient } from './oauth-harness.ts';
 import { fullFlow } from './oauth-stack.ts';
 
@@ -66,4 +67,16 @@ export function groupAlive(pid: number): boolean {
     if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
     throw e;
   }
+}
+
+/** Records the pid of every child the supervisor starts from now on (for "none left" checks). */
+export function recordChildPids(supervisor: Supervisor): number[] {
+  const pids: number[] = [];
+  const start = supervisor.start.bind(supervisor);
+  supervisor.start = async (spec) => {
+    const child = await start(spec);
+    pids.push(child.pid);
+    return child;
+  };
+  return pids;
 }
