@@ -171,3 +171,38 @@ it('SIGTERM: once the in-flight call has answered, an idle keep-alive connection
   assertStoppedCleanly(b);
   assert.equal(groupAlive(childPid), false, `child ${childPid} outlived the broker`);
 });
+
+it('SIGTERM with a call that never answers: cut at the grace, the child told to cancel and stopped, exit 0', async () => {
+  const GRACE_MS = 1000;
+  const b = await startFaultBroker(GRACE_MS);
+  const alice = await connectV1(b.url, await brokerToken(b.url, 'alice'));
+  cleanups.push(() => alice.client.close().catch(() => {}));
+  const childPid = Number(textOf(await alice.client.callTool({ name: 'pid', arguments: {} })));
+  let endedAt = 0;
+  const call = alice.client
+    .callTool({ name: 'hang', arguments: {} })
+    .then(
+      () => 'answered',
+      (e: Error) => e.message,
+    )
+    .finally(() => {
+      endedAt = Date.now();
+    });
+  await new Promise((r) => setTimeout(r, 200));
+  const termAt = Date.now();
+  b.proc.kill('SIGTERM');
+  const [outcome, exit] = await Promise.all([call, b.exited]);
+  assert.notEqual(outcome, 'answered');
+  // The client is not left waiting: its call ends no later than the broker does.
+  assert.ok(endedAt <= exit.at + 100, `the call ended ${endedAt - exit.at} ms after the exit`);
+  assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null }, b.stderr());
+  assert.ok(exit.at - termAt < GRACE_MS + 400, `exited ${exit.at - termAt} ms after SIGTERM`);
+  assertStoppedCleanly(b);
+  const lines = logLines(b);
+  assert.ok(
+    lines.some((l) => l['msg'] === 'child stderr' && String(l['line']).startsWith('fault-server: cancelled')),
+    'the child received notifications/cancelled',
+  );
+  assert.ok(lines.some((l) => l['msg'] === 'child stopped' && l['pid'] === childPid));
+  assert.equal(groupAlive(childPid), false, `child ${childPid} outlived the broker`);
+});
