@@ -4,6 +4,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport as TransportV2,
+} from '@modelcontextprotocol/client';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import {
   brokerToken,
@@ -231,6 +235,87 @@ describe('fault-server behind the broker (BROKER_CALL_TIMEOUT=1s)', () => {
       [child?.pid],
     );
     assert.equal(s.broker.pool.liveChildren, 1);
+  });
+
+  describe('the same faults for a 2026-07-28 client (SDK v2, stateless)', () => {
+    let v2: ClientV2;
+    before(async () => {
+      v2 = new ClientV2(
+        { name: 'faults-v2', version: '0' },
+        { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+      );
+      await v2.connect(
+        new TransportV2(new URL(`${s.url}/mcp`), {
+          requestInit: { headers: { authorization: `Bearer ${token}` } },
+        }),
+      );
+    });
+    after(() => v2.close());
+
+    const v2Rejection = async (p: Promise<unknown>) => {
+      try {
+        await p;
+      } catch (e) {
+        return e as Error & { code?: number };
+      }
+      assert.fail('the call succeeded');
+    };
+
+    it('a child killed mid-call fails that call clearly; the next call gets a new child', async () => {
+      const first = Number(textOf(await v2.callTool({ name: 'pid', arguments: {} })));
+      const e = await v2Rejection(
+        v2.callTool(
+          { name: 'slow', arguments: { steps: 100, ms: 100 } },
+          {
+            onprogress: (p) => {
+              if (p.progress === 1) process.kill(first, 'SIGKILL');
+            },
+          },
+        ),
+      );
+      assert.equal(e.code, -32000);
+      assert.match(e.message, /the MCP server was killed by SIGKILL/);
+      const second = Number(textOf(await v2.callTool({ name: 'pid', arguments: {} })));
+      assert.notEqual(second, first);
+      assert.ok(
+        await eventually(() => s.broker.supervisor.live === 1),
+        `supervisor ${s.broker.supervisor.live}`,
+      );
+      assert.equal(s.broker.pool.liveChildren, 1);
+      assert.equal(groupAlive(first), false);
+    });
+
+    it('a child that never answers: a timeout error, and the child is told to cancel', async () => {
+      const before = childLines(s, 'fault-server: cancelled').length;
+      const e = await v2Rejection(v2.callTool({ name: 'hang', arguments: {} }));
+      assert.equal(e.code, -32001);
+      assert.match(e.message, /request timed out after 1000 ms/);
+      assert.ok(await eventually(() => childLines(s, 'fault-server: cancelled').length === before + 1));
+      assert.equal(s.broker.pool.bridgesOf(ALICE)[0]?.inFlight, 0);
+    });
+
+    it('closing the stream mid-call (abort) cancels the call in the child', async () => {
+      const before = childLines(s, 'fault-server: cancelled').length;
+      const ctrl = new AbortController();
+      const e = await v2Rejection(
+        v2.callTool(
+          { name: 'slow', arguments: { steps: 100, ms: 100 } },
+          {
+            signal: ctrl.signal,
+            onprogress: (p) => {
+              if (p.progress === 1) ctrl.abort();
+            },
+          },
+        ),
+      );
+      assert.ok(ctrl.signal.aborted, e.message);
+      assert.ok(
+        await eventually(() => childLines(s, 'fault-server: cancelled').length === before + 1),
+        'the child received notifications/cancelled',
+      );
+      assert.equal(s.broker.pool.bridgesOf(ALICE)[0]?.inFlight, 0);
+      assert.equal(s.broker.pool.liveChildren, 1);
+    });
   });
 
   it('after everything, closing the broker leaves no child and no pool entry', async () => {
