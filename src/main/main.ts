@@ -46,8 +46,12 @@ async function main(): Promise<void> {
         run: async (deadline) => {
           // Fastify's close waits for in-flight requests; past the grace, cut what is left.
           const cut = setTimeout(() => app.server.closeAllConnections(), Math.max(0, deadline - Date.now()));
+          // close() drops only the connections idle at that moment: a keep-alive connection whose
+          // response ends later would hold the close (and the exit) until the deadline.
+          const idle = setInterval(() => app.server.closeIdleConnections(), 50);
           await app.close();
           clearTimeout(cut);
+          clearInterval(idle);
         },
       },
       { name: 'children', run: (deadline) => pool.stopAll(deadline) },

@@ -1,0 +1,82 @@
+// A user's way to /mcp through the real authorization server: register a public client, walk the
+// consent and Forgejo login, and connect an SDK v1 client with the access token it got.
+import { Client, type ClientOptions } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Supervisor } from '../../src/supervisor/supervisor.ts';
+import { registerClient } from './oauth-harness.ts';
+import { fullFlow } from './oauth-stack.ts';
+
+const REDIRECT = 'http://127.0.0.1/cb';
+
+/** A broker access token for `login` (password `<login>-pw`), from a fresh public client. */
+export async function brokerToken(base: string, login = 'alice'): Promise<string> {
+  const c = await registerClient(base, { redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' });
+  const { tokens } = await fullFlow(base, {
+    clientId: c.client_id,
+    redirectUri: 'http://127.0.0.1:41234/cb',
+    login,
+  });
+  return tokens.access_token;
+}
+
+export type Connected = { client: Client; transport: StreamableHTTPClientTransport };
+
+/** Connects a v1 SDK client to `<base>/mcp` with a bearer token (no connect: see `connectV1`). */
+export function clientV1(
+  base: string,
+  token: string,
+  capabilities: NonNullable<ClientOptions['capabilities']> = {},
+): Connected {
+  const client = new Client({ name: 'faults-test', version: '0' }, { capabilities });
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
+  });
+  return { client, transport };
+}
+
+export async function connectV1(
+  base: string,
+  token: string,
+  capabilities: NonNullable<ClientOptions['capabilities']> = {},
+): Promise<Connected> {
+  const c = clientV1(base, token, capabilities);
+  await c.client.connect(c.transport);
+  return c;
+}
+
+export function textOf(r: unknown): string {
+  return ((r as { content: { text: string }[] }).content[0] as { text: string }).text;
+}
+
+/** Polls `check` until it holds or `ms` pass; returns whether it held. */
+export async function eventually(check: () => boolean, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+/** Whether any process is left in the process group `pid` led (the child and what it started). */
+export function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw e;
+  }
+}
+
+/** Records the pid of every child the supervisor starts from now on (for "none left" checks). */
+export function recordChildPids(supervisor: Supervisor): number[] {
+  const pids: number[] = [];
+  const start = supervisor.start.bind(supervisor);
+  supervisor.start = async (spec) => {
+    const child = await start(spec);
+    pids.push(child.pid);
+    return child;
+  };
+  return pids;
+}
