@@ -30,17 +30,9 @@ export function registerMcpRoutes(app: App, gateway: Pick<Gateway, 'handle'>): v
       url: '/mcp',
       handler: async (req, reply) => {
         reply.hijack();
+        // Fastify still runs its onResponse hook for a hijacked reply, once the response is finished,
+        // so the request line is logged there with the real status and duration.
         await gateway.handle(req.raw, reply.raw, Buffer.isBuffer(req.body) ? req.body : undefined);
-        // Hijacked replies skip Fastify's onResponse hook: log the request line here.
-        req.log.info(
-          {
-            method: req.method,
-            route: '/mcp',
-            status: reply.raw.statusCode,
-            ms: Math.round(reply.elapsedTime * 10) / 10,
-          },
-          'request',
-        );
       },
     });
   });

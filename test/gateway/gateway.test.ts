@@ -416,3 +416,20 @@ describe('notifications that belong to no request', () => {
     for (const s of [a1, a2, b]) s.close();
   });
 });
+
+describe('request log', () => {
+  it('logs one line per /mcp request with its status and duration, never the bearer', async () => {
+    const count = () => stack.logs.lines().filter((l) => l['msg'] === 'request' && l['route'] === '/mcp');
+    const before = count().length;
+    await (await post(init())).text();
+    await (await post(init(), { authorization: 'Bearer not-a-real-token-7f3a' })).text();
+    await new Promise((r) => setTimeout(r, 100));
+    const lines = count().slice(before);
+    assert.deepEqual(
+      lines.map((l) => l['status']),
+      [200, 401],
+    );
+    for (const l of lines) assert.equal(typeof l['ms'], 'number');
+    assert.ok(!stack.logs.text().includes('not-a-real-token-7f3a'));
+  });
+});

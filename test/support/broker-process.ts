@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { STANDIN_COMMAND } from './standin.ts';
@@ -53,7 +52,7 @@ export async function startBroker(env: Record<string, string>, timeoutMs = 15_00
       return { ...b, url: `http://${address}` };
     }
     if (b.proc.exitCode !== null) break;
-    await Promise.race([once(b.proc.stderr!, 'data'), new Promise((r) => setTimeout(r, 50))]);
+    await new Promise((r) => setTimeout(r, 50));
   }
   b.proc.kill('SIGKILL');
   throw new Error(`broker did not start:\n${b.stderr()}`);
