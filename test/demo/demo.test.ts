@@ -1,0 +1,95 @@
+// `make demo` as a newcomer runs it: wait for the banner, connect an MCP client through the whole
+// OAuth flow as a demo user, call a tool, press Ctrl-C, and find no process of the demo left.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, it } from 'node:test';
+import { type OAuthDiscoveryState, UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { freePort } from '../support/oauth-harness.ts';
+import { ScriptedOAuthProvider } from '../support/scripted-oauth.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const data = mkdtempSync(join(tmpdir(), 'broker-demo-'));
+after(() => rmSync(data, { recursive: true, force: true }));
+
+/** Pids of every process whose environment mentions the demo's data folder or its Forgejo port. */
+function demoProcesses(marker: string): number[] {
+  const found: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${d}/environ`, 'utf8');
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (env.includes(marker) || cmd.includes(marker)) found.push(Number(d));
+    } catch {}
+  }
+  return found;
+}
+
+it('make demo: banner, OAuth as a demo user, list_my_repos, then Ctrl-C leaves nothing behind', async () => {
+  const port = await freePort();
+  const forgejoPort = await freePort();
+  const demo = spawn('make', ['--no-print-directory', 'demo'], {
+    cwd: ROOT,
+    env: { ...process.env, DEMO_PORT: String(port), DEMO_FORGEJO_PORT: String(forgejoPort), DEMO_DATA: data },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so Ctrl-C can be sent to the whole of it as a terminal would.
+    detached: true,
+  });
+  let out = '';
+  let err = '';
+  demo.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  demo.stderr.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
+  const exited = new Promise<void>((resolve) => demo.once('exit', () => resolve()));
+  try {
+    const deadline = Date.now() + 90_000;
+    while (!out.includes('Ctrl-C stops everything') && Date.now() < deadline && demo.exitCode === null) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const mcpUrl = `http://127.0.0.1:${port}/mcp`;
+    assert.ok(out.includes(`MCP URL        ${mcpUrl}`), `no banner:\n${out}\n${err}`);
+    assert.match(out, /alice \/ alice-password/);
+    assert.match(out, /npx mcp-remote http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    assert.match(out, /npx @modelcontextprotocol\/inspector/);
+
+    const callbackPort = await freePort();
+    const provider = new ScriptedOAuthProvider<OAuthClientInformationMixed, OAuthTokens, OAuthDiscoveryState>(
+      {
+        redirectUrl: `http://127.0.0.1:${callbackPort}/callback`,
+        who: { login: 'alice', password: 'alice-password' },
+        clientName: 'demo test',
+      },
+    );
+    const first = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+    await assert.rejects(new Client({ name: 'demo-test', version: '1' }).connect(first), UnauthorizedError);
+    await first.finishAuth(provider.code());
+    const client = new Client({ name: 'demo-test', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider }));
+    const r = await client.callTool({ name: 'list_my_repos', arguments: {} });
+    const text = (r.content as { text: string }[])[0]?.text ?? '';
+    const repos = (JSON.parse(text) as { Result: { full_name: string }[] }).Result.map(
+      (x) => x.full_name,
+    ).sort();
+    assert.deepEqual(repos, ['alice/looking-glass', 'alice/rabbit-hole']);
+    await client.close();
+    assert.ok(demoProcesses(data).length >= 2, 'the broker and the user’s MCP server were running');
+  } finally {
+    process.kill(-(demo.pid as number), 'SIGINT');
+  }
+  // make itself dies of the SIGINT, as on a terminal; what matters is that nothing of the demo is left.
+  await exited;
+  const deadline = Date.now() + 10_000;
+  while (demoProcesses(data).length > 0 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(demoProcesses(data), [], 'a process of the demo survived Ctrl-C');
+  assert.match(err, /"msg":"broker stopped"/);
+});
