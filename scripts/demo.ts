@@ -61,6 +61,9 @@ const broker: ChildProcess = spawn(process.execPath, [join(ROOT, 'src', 'main', 
     LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
   },
   stdio: ['ignore', 'inherit', 'pipe'],
+  // Its own process group: a terminal's Ctrl-C reaches only this script, which forwards exactly one
+  // SIGTERM (two signals would make the broker skip its graceful stop).
+  detached: true,
 });
 
 let started = false;
