@@ -42,7 +42,9 @@ try {
     port: Number(values['forgejo-port']),
   });
 } catch (e) {
-  process.stderr.write(`demo: cannot start the Forgejo emulator on port ${values['forgejo-port']}: ${(e as Error).message}\n`);
+  process.stderr.write(
+    `demo: cannot start the Forgejo emulator on port ${values['forgejo-port']}: ${(e as Error).message}\n`,
+  );
   process.stderr.write('demo: set DEMO_FORGEJO_PORT (and DEMO_PORT for the broker) to free ports.\n');
   process.exit(1);
 }
