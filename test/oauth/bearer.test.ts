@@ -59,6 +59,7 @@ describe('verifyBearer', () => {
         scopes: ['mcp'],
         resource,
         expiresAt: now + 60_000,
+        tokenHash: hashSecret(t),
       },
     );
   });
