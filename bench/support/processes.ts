@@ -1,0 +1,94 @@
+// Spawning and stopping the processes under test. Each gets its own process group so stopping it
+// also stops whatever it spawned (a peer's stdio child, a shell), and nothing is left behind.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
+
+export type Spawned = {
+  proc: ChildProcess;
+  pid: number;
+  /** the last 64 KiB of stderr, for error messages */
+  stderr: () => string;
+  stop: () => Promise<void>;
+};
+
+const STDERR_KEEP = 64 * 1024;
+
+export function spawnGroup(
+  command: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; ipc?: boolean } = {},
+): Spawned {
+  const proc = spawn(command, args, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    detached: true,
+    stdio: opts.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    err = (err + d).slice(-STDERR_KEEP);
+  });
+  proc.stdout?.resume();
+  if (proc.pid === undefined) throw new Error(`cannot spawn ${command}`);
+  const pid = proc.pid;
+  const exited = new Promise<void>((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) resolve();
+    else proc.once('exit', () => resolve());
+  });
+  return {
+    proc,
+    pid,
+    stderr: () => err,
+    stop: async () => {
+      signalGroup(pid, 'SIGTERM');
+      const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+      // The leader may exit before its children: make sure the group is gone.
+      signalGroup(pid, 'SIGKILL');
+    },
+  };
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** A free loopback port (bound then released; the race with other users of the machine is small). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('no port');
+  server.close();
+  await once(server, 'close');
+  return addr.port;
+}
+
+/** Waits until something accepts TCP connections on the port, or the process exits, or time is up. */
+export async function waitForPort(port: number, spawned: Spawned, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (spawned.proc.exitCode !== null || spawned.proc.signalCode !== null) {
+      throw new Error(`process exited before listening on ${port}:\n${spawned.stderr()}`);
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await spawned.stop();
+  throw new Error(`nothing listened on port ${port} within ${timeoutMs} ms:\n${spawned.stderr()}`);
+}
