@@ -7,7 +7,7 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 TEST_FILES ?= test/**/*.test.ts
 
-.PHONY: help deps typecheck lint fmt docs test run
+.PHONY: help deps typecheck lint fmt docs test run bench
 
 help:
 	@echo "make run    start the broker (settings from the environment: see README)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint   biome lint and format check"
 	@echo "make fmt    apply biome's formatting and safe fixes"
 	@echo "make docs   regenerate the README settings table"
+	@echo "make bench  measure speed, memory and scale (BENCH_QUICK=1: ~1-minute smoke run); writes docs/performance.md"
 
 node_modules/.deps-stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -39,3 +40,6 @@ test: typecheck lint
 
 run: deps
 	node src/main/main.ts
+
+bench: deps
+	node bench/main.ts

@@ -13,8 +13,8 @@ export type StdioServer = {
   env: Record<string, string>;
   tool: string;
   toolArgs: Record<string, unknown>;
-  /** the result's first text content starts with this (checked on every call) */
-  expectPrefix: string;
+  /** the result's first text content contains this (checked on every call) */
+  expectText: string;
 };
 
 export function everythingServer(): StdioServer {
@@ -26,7 +26,7 @@ export function everythingServer(): StdioServer {
     env: {},
     tool: 'echo',
     toolArgs: { message: 'bench' },
-    expectPrefix: 'Echo: bench',
+    expectText: 'Echo: bench',
   };
 }
 
@@ -40,7 +40,7 @@ export function standinServer(forgejoUrl: string): StdioServer {
     env: { FORGEJO_URL: forgejoUrl, FORGEJO_ACCESS_TOKEN: '' },
     tool: 'get_forgejo_mcp_server_version',
     toolArgs: {},
-    expectPrefix: 'Forgejo MCP Server version:',
+    expectText: 'Forgejo MCP Server version:',
   };
 }
 

@@ -25,7 +25,7 @@ async function mcpHttp(
         const id = next++;
         const reply = await send(agent, url, 'POST', session.headers, body(id));
         const result = rpcResult(reply, id);
-        if (!resultOk(result, job.expectPrefix))
+        if (!resultOk(result, job.expectText))
           throw new Error(`unexpected result ${JSON.stringify(result).slice(0, 200)}`);
       },
       target.pid,
@@ -90,7 +90,7 @@ async function mcpStdio(
           pending.set(id, { resolve, reject });
           child.stdin!.write(`${body(id)}\n`);
         });
-        if (!resultOk(result, job.expectPrefix))
+        if (!resultOk(result, job.expectText))
           throw new Error(`unexpected result ${JSON.stringify(result).slice(0, 200)}`);
       },
       child.pid!,
@@ -212,7 +212,7 @@ async function scale(job: Extract<LeanJob, { mode: 'scale' }>): Promise<LeanResu
       for (const s of sessions) {
         const id = next++;
         const result = rpcResult(await send(agent, url, 'POST', s.headers, body(id)), id);
-        if (!resultOk(result, job.expectPrefix)) throw new Error('unexpected result');
+        if (!resultOk(result, job.expectText)) throw new Error('unexpected result');
       }
     }, 1);
     if (warm.errors > 0) throw new Error(`warm-up failed: ${warm.firstError}`);
@@ -220,7 +220,7 @@ async function scale(job: Extract<LeanJob, { mode: 'scale' }>): Promise<LeanResu
       async (w) => {
         const id = next++;
         const result = rpcResult(await send(agent, url, 'POST', sessions[w]!.headers, body(id)), id);
-        if (!resultOk(result, job.expectPrefix))
+        if (!resultOk(result, job.expectText))
           throw new Error(`unexpected result ${JSON.stringify(result).slice(0, 200)}`);
       },
       job.pid,

@@ -11,7 +11,7 @@ export type LeanJob =
       target: LeanTarget;
       tool: string;
       toolArgs: Record<string, unknown>;
-      expectPrefix: string;
+      expectText: string;
       plan: DriverPlan;
     }
   | ({ mode: 'rate'; url: string; pid: number; concurrency: number; durationMs: number } & (
@@ -27,7 +27,7 @@ export type LeanJob =
       users: Record<string, string>[];
       tool: string;
       toolArgs: Record<string, unknown>;
-      expectPrefix: string;
+      expectText: string;
       durationMs: number;
     };
 

@@ -56,7 +56,7 @@ export async function runLeanDriver(
       target,
       tool: server.tool,
       toolArgs: server.toolArgs,
-      expectPrefix: server.expectPrefix,
+      expectText: server.expectText,
       plan,
     },
     timeoutMs,

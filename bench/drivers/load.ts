@@ -7,12 +7,12 @@ import type { ConcurrencyRun, DriverPlan, DriverRun } from './result.ts';
 /** One call; `worker` is the index of the concurrent worker making it. */
 export type Call = (worker: number) => Promise<void>;
 
-/** True when a tools/call result is a success whose first text content starts with the prefix. */
-export function resultOk(result: unknown, prefix: string): boolean {
+/** True when a tools/call result is a success whose first text content contains the expected text. */
+export function resultOk(result: unknown, expected: string): boolean {
   const r = result as { isError?: boolean; content?: { type?: string; text?: string }[] } | null;
   if (!r || r.isError === true || !Array.isArray(r.content)) return false;
   const first = r.content[0];
-  return first?.type === 'text' && typeof first.text === 'string' && first.text.startsWith(prefix);
+  return first?.type === 'text' && typeof first.text === 'string' && first.text.includes(expected);
 }
 
 export async function sequential(call: Call, count: number): Promise<DriverRun['sequential']> {
@@ -82,6 +82,7 @@ export async function concurrencyRun(
       childrenMs: per(cpu.childrenCpuMs),
       driverMs: per((driverUsage.user + driverUsage.system) / 1000),
       targetCores: cpu.targetCpuMs / cpu.wallMs,
+      machineCores: cpu.machineCpuMs / cpu.wallMs,
     },
     ...(firstError ? { firstError } : {}),
   };

@@ -10,6 +10,8 @@ export type CpuPerCall = {
   driverMs: number;
   /** the front's CPU use over the window, in cores (1.0 = one core busy) */
   targetCores: number;
+  /** the whole machine's busy CPU over the window, in cores: target, driver and everybody else */
+  machineCores: number;
 };
 
 export type ConcurrencyRun = {

@@ -48,7 +48,7 @@ export async function runSdkDriver(
     return await runPlan(
       async () => {
         const result = await client.callTool({ name: server.tool, arguments: server.toolArgs });
-        if (!resultOk(result, server.expectPrefix))
+        if (!resultOk(result, server.expectText))
           throw new Error(`unexpected result: ${JSON.stringify(result).slice(0, 200)}`);
       },
       pid,

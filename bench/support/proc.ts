@@ -63,7 +63,20 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
-export type CpuSnapshot = { at: number; targetMs: number; childrenMs: number };
+/** Busy CPU time of the whole machine in ms (all cores; everything but idle and iowait). */
+export function machineBusyMs(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+    return (busy * 1000) / clockTicks();
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export type CpuSnapshot = { at: number; targetMs: number; childrenMs: number; machineMs: number };
 
 /**
  * CPU of the target process and of its descendants. Children that exit between two snapshots lose
@@ -72,16 +85,17 @@ export type CpuSnapshot = { at: number; targetMs: number; childrenMs: number };
 export function cpuSnapshot(pid: number): CpuSnapshot {
   let childrenMs = 0;
   for (const c of descendants(pid)) childrenMs += cpuMs(c);
-  return { at: performance.now(), targetMs: cpuMs(pid), childrenMs };
+  return { at: performance.now(), targetMs: cpuMs(pid), childrenMs, machineMs: machineBusyMs() };
 }
 
-export type CpuWindow = { wallMs: number; targetCpuMs: number; childrenCpuMs: number };
+export type CpuWindow = { wallMs: number; targetCpuMs: number; childrenCpuMs: number; machineCpuMs: number };
 
 export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): CpuWindow {
   return {
     wallMs: b.at - a.at,
     targetCpuMs: b.targetMs - a.targetMs,
     childrenCpuMs: Math.max(0, b.childrenMs - a.childrenMs),
+    machineCpuMs: b.machineMs - a.machineMs,
   };
 }
 

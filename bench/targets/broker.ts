@@ -42,8 +42,11 @@ export type Broker = {
   pid: number;
   forgejo: ForgejoEmulator;
   users: Credentials[];
-  /** the registered MCP client's token-endpoint form fields (client_id, redirect_uri, resource) */
-  clientForm: Record<string, string>;
+  /**
+   * The bench's MCP client, registered on first use (DCR): its token-endpoint form fields
+   * (client_id, redirect_uri, resource). Throws TargetUnavailable without the OAuth endpoints.
+   */
+  oauthClient(): Promise<Record<string, string>>;
   /** One authorization code for this user through the whole browser flow, not yet exchanged. */
   authorize(user: Credentials): Promise<{ code: string; verifier: string }>;
   /** authorize + token exchange */
@@ -126,7 +129,11 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       },
     );
     await waitForPort(port, spawned);
-    const clientForm = await registerClient(url);
+    let registered: Promise<Record<string, string>> | undefined;
+    const oauthClient = () => {
+      registered ??= registerClient(url);
+      return registered;
+    };
     const agents = new Map<string, UserAgent>();
     const proc = spawned;
     const broker: Broker = {
@@ -136,8 +143,9 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       pid: proc.pid,
       forgejo,
       users: users.map((u) => ({ login: u.login, password: u.password })),
-      clientForm,
+      oauthClient,
       authorize: async (user) => {
+        const clientForm = await oauthClient();
         let ua = agents.get(user.login);
         if (!ua) {
           ua = new UserAgent();
@@ -159,7 +167,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       },
       signIn: async (user) => {
         const { code, verifier } = await broker.authorize(user);
-        return exchangeCode(broker.tokenUrl, clientForm, code, verifier);
+        return exchangeCode(broker.tokenUrl, await oauthClient(), code, verifier);
       },
       memory: () => askMemory(proc),
       stderr: proc.stderr,
