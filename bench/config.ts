@@ -62,7 +62,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv, repoRoot: string): Bench
     warmupCalls: int(env, 'BENCH_WARMUP', quick ? 50 : 200),
     sequentialCalls: int(env, 'BENCH_SEQUENTIAL', quick ? 300 : 1500),
     concurrencies: ints(env, 'BENCH_CONCURRENCY', [1, 8, 64]),
-    durationMs: int(env, 'BENCH_DURATION_MS', quick ? 800 : 4000),
+    durationMs: int(env, 'BENCH_DURATION_MS', quick ? 800 : 3000),
     runTimeoutMs: int(env, 'BENCH_RUN_TIMEOUT_MS', 120_000),
     parts,
     initializeSamples: int(env, 'BENCH_INIT_SAMPLES', quick ? 50 : 300),

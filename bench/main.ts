@@ -16,6 +16,7 @@ import { roundtrip } from './scenarios/roundtrip.ts';
 import { scale } from './scenarios/scale.ts';
 import { everythingServer, REPO_ROOT, standinServer } from './servers.ts';
 import { describeMachine } from './support/machine.ts';
+import { killAllOnExit } from './support/processes.ts';
 import { brokerTarget } from './targets/broker.ts';
 import { floorTarget } from './targets/floor.ts';
 import { mcpProxyTarget } from './targets/mcp-proxy.ts';
@@ -48,6 +49,7 @@ async function part<T extends Availability>(
 }
 
 async function main(): Promise<number> {
+  killAllOnExit();
   const config = loadBenchConfig(process.env, REPO_ROOT);
   const machine = describeMachine();
   const started = performance.now();

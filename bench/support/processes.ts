@@ -14,6 +14,24 @@ export type Spawned = {
 
 const STDERR_KEEP = 64 * 1024;
 
+/** Process groups started and not yet stopped: killed if the bench itself is interrupted. */
+const live = new Set<number>();
+
+/** On SIGINT/SIGTERM/SIGHUP and at exit, no target or peer outlives the bench. */
+export function killAllOnExit(): void {
+  const killAll = () => {
+    for (const pid of live) signalGroup(pid, 'SIGKILL');
+    live.clear();
+  };
+  process.once('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
 export function spawnGroup(
   command: string,
   args: string[],
@@ -32,6 +50,7 @@ export function spawnGroup(
   proc.stdout?.resume();
   if (proc.pid === undefined) throw new Error(`cannot spawn ${command}`);
   const pid = proc.pid;
+  live.add(pid);
   const exited = new Promise<void>((resolve) => {
     if (proc.exitCode !== null || proc.signalCode !== null) resolve();
     else proc.once('exit', () => resolve());
@@ -47,6 +66,7 @@ export function spawnGroup(
       clearTimeout(timer);
       // The leader may exit before its children: make sure the group is gone.
       signalGroup(pid, 'SIGKILL');
+      live.delete(pid);
     },
   };
 }
