@@ -2,12 +2,15 @@
 // also stops whatever it spawned (a peer's stdio child, a shell), and nothing is left behind.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export type Spawned = {
   proc: ChildProcess;
   pid: number;
-  /** the last 64 KiB of stderr, for error messages */
+  /** the last 64 KiB of stdout and stderr, for error messages */
   stderr: () => string;
   stop: () => Promise<void>;
 };
@@ -37,18 +40,38 @@ export function spawnGroup(
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; ipc?: boolean } = {},
 ): Spawned {
+  // Output goes to a file, not a pipe: reading a chatty target's logs would cost the bench process
+  // (where the SDK driver runs) CPU in the middle of a measurement.
+  const logDir = mkdtempSync(join(tmpdir(), 'bench-log-'));
+  const logPath = join(logDir, 'output.log');
+  const fd = openSync(logPath, 'a');
   const proc = spawn(command, args, {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
     detached: true,
-    stdio: opts.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+    stdio: opts.ipc ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd],
   });
-  let err = '';
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => {
-    err = (err + d).slice(-STDERR_KEEP);
-  });
-  proc.stdout?.resume();
-  if (proc.pid === undefined) throw new Error(`cannot spawn ${command}`);
+  closeSync(fd);
+  const tail = (): string => {
+    try {
+      const f = openSync(logPath, 'r');
+      try {
+        const size = fstatSync(f).size;
+        const length = Math.min(size, STDERR_KEEP);
+        const buf = Buffer.alloc(length);
+        readSync(f, buf, 0, length, size - length);
+        return buf.toString('utf8');
+      } finally {
+        closeSync(f);
+      }
+    } catch {
+      return '';
+    }
+  };
+  if (proc.pid === undefined) {
+    rmSync(logDir, { recursive: true, force: true });
+    throw new Error(`cannot spawn ${command}`);
+  }
   const pid = proc.pid;
   live.add(pid);
   const exited = new Promise<void>((resolve) => {
@@ -58,7 +81,7 @@ export function spawnGroup(
   return {
     proc,
     pid,
-    stderr: () => err,
+    stderr: tail,
     stop: async () => {
       signalGroup(pid, 'SIGTERM');
       const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), 3000);
@@ -67,6 +90,7 @@ export function spawnGroup(
       // The leader may exit before its children: make sure the group is gone.
       signalGroup(pid, 'SIGKILL');
       live.delete(pid);
+      rmSync(logDir, { recursive: true, force: true });
     },
   };
 }
