@@ -2,6 +2,7 @@
 // make bench: every part in turn, raw numbers to bench/results/latest.json, the table to stdout and
 // docs/performance.md. A part the checkout cannot run yet (the broker before its OAuth and /mcp
 // land) is reported as skipped with the reason; any other failure makes the exit status 1.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,20 @@ import { floorTarget } from './targets/floor.ts';
 import { mcpProxyTarget } from './targets/mcp-proxy.ts';
 import { supergatewayTarget } from './targets/supergateway.ts';
 import { TargetUnavailable } from './targets/target.ts';
+
+/** The commit of a checkout, marked when it has uncommitted changes; "not a git checkout" otherwise. */
+function commitOf(root: string): string {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', root, ...args], { encoding: 'utf8' }).trim();
+    const head = git('rev-parse', '--short', 'HEAD');
+    return git('status', '--porcelain', '--untracked-files=no') === ''
+      ? head
+      : `${head} (with uncommitted changes)`;
+  } catch {
+    return `${root} (not a git checkout)`;
+  }
+}
 
 const log = (line: string) =>
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -68,6 +83,10 @@ async function main(): Promise<number> {
     finishedAt: '',
     durationS: 0,
     loadAvgAtEnd: [],
+    code: {
+      bench: commitOf(REPO_ROOT),
+      broker: config.brokerRoot === REPO_ROOT ? 'this checkout' : commitOf(config.brokerRoot),
+    },
   };
   try {
     const everything = everythingServer();

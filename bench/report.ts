@@ -24,10 +24,11 @@ function table(head: string[], rows: string[][]): string[] {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
 }
 
-function mdTable(head: string[], rows: string[][]): string[] {
+/** A Markdown table; figures align right unless `textColumns` says the columns hold words. */
+function mdTable(head: string[], rows: string[][], textColumns = false): string[] {
   return [
     `| ${head.join(' | ')} |`,
-    `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
+    `|${head.map((_, i) => (i === 0 || textColumns ? '---' : '---:')).join('|')}|`,
     ...rows.map((r) => `| ${r.join(' | ')} |`),
   ];
 }
@@ -50,9 +51,9 @@ function pathRows(paths: PathSummary[], concurrencies: number[]): { head: string
     'errors',
   ];
   const rows = paths.map((p) => {
-    if (p.unavailable) return [p.label, `skipped: ${p.unavailable}`, ...head.slice(2).map(() => '')];
-    if (p.repeats === 0)
-      return [p.label, `failed: ${p.failures[0] ?? 'no run'}`, ...head.slice(2).map(() => '')];
+    // The reason goes under the table (pathNotes): a long cell would stretch every column.
+    if (p.unavailable) return [`${p.label} (skipped)`, ...head.slice(1).map(() => '–')];
+    if (p.repeats === 0) return [`${p.label} (failed)`, ...head.slice(1).map(() => '–')];
     const t = concAt(p, top);
     const errors = p.seq.errors + p.conc.reduce((s, c) => s + c.errors, 0);
     const front = p.target === 'floor' ? '–' : ms(t?.targetCpuMs ?? Number.NaN);
@@ -246,6 +247,7 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
     `- CPU: ${m.cpuModel}, ${m.cores} cores available to Node`,
     `- Memory: ${m.memTotalMiB} MiB`,
     `- Kernel ${m.kernel}, Node ${m.node}`,
+    `- Code: bench at ${results.code?.bench ?? 'unknown'}, broker measured: ${results.code?.broker ?? 'unknown'}`,
     `- Load average at start ${m.loadAvgAtStart.join(' / ')}, at end ${results.loadAvgAtEnd.join(' / ')} (1/5/15 min)`,
     '',
     'This is a shared machine: other work runs beside the bench. Every comparison below was measured',
@@ -274,6 +276,7 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
     ...mdTable(
       ['target', 'measured', 'status', 'note'],
       s.verdicts.map((v) => [v.target, v.figure, v.status, v.note ?? '']),
+      true,
     ),
     '',
     '## 1. Tool-call round trip',

@@ -66,6 +66,8 @@ export type BenchResults = {
   finishedAt: string;
   durationS: number;
   loadAvgAtEnd: number[];
+  /** git commits of the bench and of the broker checkout measured (BENCH_BROKER_ROOT) */
+  code?: { bench: string; broker: string };
   roundtrip?: RoundtripResult;
   initialize?: InitializeResult;
   memory?: MemoryResult;
