@@ -17,6 +17,7 @@ export type ConcSummary = {
   childrenCpuMs: number;
   driverCpuMs: number;
   targetCores: number;
+  machineCores: number;
 };
 
 export type PathSummary = {
@@ -68,6 +69,7 @@ export function concSummary(c: number, at: ConcurrencyRun[]): ConcSummary {
     childrenCpuMs: med(at, (x) => x.cpu.childrenMs),
     driverCpuMs: med(at, (x) => x.cpu.driverMs),
     targetCores: med(at, (x) => x.cpu.targetCores),
+    machineCores: med(at, (x) => x.cpu.machineCores),
   };
 }
 
