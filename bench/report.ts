@@ -113,6 +113,11 @@ function ratioLines(s: Summary['servers'][number], d: 'sdk' | 'lean'): string[] 
     `broker/peer calls/s at c=${r.topConcurrency}: ${Object.entries(r.brokerOverPeerRate)
       .map(([k, v]) => `${k} ${x(v)}`)
       .join(', ')}; over the better peer ${x(r.brokerOverBetterPeerRate)}`,
+    `broker/peer front CPU ms per call at c=${r.topConcurrency} (lower is better; steadier than rates on a busy machine): ${Object.entries(
+      r.brokerOverPeerCpu,
+    )
+      .map(([k, v]) => `${k} ${x(v)}`)
+      .join(', ')}`,
   ];
 }
 
@@ -180,6 +185,7 @@ export function renderText(results: BenchResults, s: Summary): string {
           ['users', 'calls/s', 'errors', 'p50 ms', 'p99 ms', 'broker CPU', 'children CPU', 'broker RSS'],
           scaleRows(results),
         ),
+        ...scaleNotes(results).map((l) => `  ${l}`),
       );
     }
   }
@@ -189,9 +195,15 @@ export function renderText(results: BenchResults, s: Summary): string {
   return `${out.join('\n')}\n`;
 }
 
+function scaleNotes(results: BenchResults): string[] {
+  return (results.scale?.levels ?? []).flatMap((l) =>
+    l.skipped ? [`${l.users} users skipped: ${l.skipped}`] : [],
+  );
+}
+
 function scaleRows(results: BenchResults): string[][] {
   return (results.scale?.levels ?? []).map((l) => {
-    if (!l.run) return [String(l.users), `skipped: ${l.skipped ?? ''}`, '', '', '', '', '', ''];
+    if (!l.run) return [`${l.users} (skipped)`, '–', '–', '–', '–', '–', '–', '–'];
     const r = l.run;
     const childCores = (r.cpu.childrenMs * r.calls) / r.wallMs;
     return [
@@ -425,6 +437,7 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
         scaleRows(results),
       ),
       '',
+      ...scaleNotes(results).map((l) => `- ${l}.`),
       scaleReading(results),
       '',
     );

@@ -96,6 +96,8 @@ export type Ratios = {
   brokerOverPeerRate: Record<string, number>;
   brokerOverBetterPeerRate: number;
   brokerOverFloorRate: number;
+  /** broker front CPU ms per call over each peer's at the highest concurrency (lower is better) */
+  brokerOverPeerCpu: Record<string, number>;
   topConcurrency: number;
 };
 
@@ -109,6 +111,9 @@ function ratiosFor(paths: PathSummary[]): Ratios {
   const broker = by('broker');
   const floor = by('floor');
   const peerRates = Object.fromEntries(PEERS.map((n) => [n, ratio(rateAt(broker), rateAt(by(n)))]));
+  const cpuAt = (p: PathSummary | undefined) =>
+    p?.conc.find((c) => c.concurrency === top)?.targetCpuMs ?? Number.NaN;
+  const peerCpu = Object.fromEntries(PEERS.map((n) => [n, ratio(cpuAt(broker), cpuAt(by(n)))]));
   const better = Math.max(...PEERS.map((n) => rateAt(by(n))).filter((v) => Number.isFinite(v)));
   return {
     brokerAddedP50Ms: (broker?.seq.p50 ?? Number.NaN) - (floor?.seq.p50 ?? Number.NaN),
@@ -116,6 +121,7 @@ function ratiosFor(paths: PathSummary[]): Ratios {
     brokerOverPeerRate: peerRates,
     brokerOverBetterPeerRate: ratio(rateAt(broker), Number.isFinite(better) ? better : Number.NaN),
     brokerOverFloorRate: ratio(rateAt(broker), rateAt(floor)),
+    brokerOverPeerCpu: peerCpu,
     topConcurrency: top,
   };
 }

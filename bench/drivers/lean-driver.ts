@@ -7,7 +7,17 @@ import { createInterface } from 'node:readline';
 import { text } from 'node:stream/consumers';
 import type { LeanJob, LeanResult } from './lean-job.ts';
 import { concurrencyRun, resultOk, runPlan, sequential } from './load.ts';
-import { closeSession, keepAliveAgent, openSession, rpcResult, send, toolCallBody } from './mcp-http.ts';
+import {
+  closeSession,
+  keepAliveAgent,
+  type McpHttpSession,
+  openSession,
+  rpcResult,
+  send,
+  toolCallBody,
+} from './mcp-http.ts';
+
+const OPEN_PARALLEL = 8;
 
 async function mcpHttp(
   job: Extract<LeanJob, { mode: 'mcp' }>,
@@ -203,7 +213,17 @@ async function initialize(job: Extract<LeanJob, { mode: 'initialize' }>): Promis
 async function scale(job: Extract<LeanJob, { mode: 'scale' }>): Promise<LeanResult> {
   const agent = keepAliveAgent(job.users.length);
   const url = new URL(job.url);
-  const sessions = await Promise.all(job.users.map((h) => openSession(agent, url, h)));
+  // Set-up, not measured: a few sessions at a time, so cold spawns do not pile up past any timeout.
+  const sessions: McpHttpSession[] = new Array(job.users.length);
+  let opened = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(OPEN_PARALLEL, job.users.length) }, async () => {
+      while (opened < job.users.length) {
+        const i = opened++;
+        sessions[i] = await openSession(agent, url, job.users[i]!);
+      }
+    }),
+  );
   const body = toolCallBody(job.tool, job.toolArgs);
   let next = 1;
   try {

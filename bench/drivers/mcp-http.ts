@@ -21,6 +21,7 @@ export function send(
   method: string,
   headers: Record<string, string>,
   body?: string,
+  timeoutMs = 30_000,
 ): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -52,7 +53,7 @@ export function send(
       },
     );
     req.on('error', reject);
-    req.setTimeout(30_000, () => req.destroy(new Error('request timed out after 30 s')));
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`request timed out after ${timeoutMs} ms`)));
     req.end(body);
   });
 }
@@ -121,6 +122,8 @@ export async function openSession(
         clientInfo: { name: 'forgejo-mcp-broker-bench-lean', version: '1' },
       },
     }),
+    // A cold initialize spawns a child; many at once on a busy machine take a while.
+    120_000,
   );
   const result = rpcResult(init, 0) as { protocolVersion?: string };
   const initializeMs = performance.now() - t0;
