@@ -73,14 +73,17 @@ function benchUsers(count: number): EmulatorUser[] {
 }
 
 /**
- * How the broker is told which stdio server to run for each user. The broker's child settings are
- * the lead's to define; this is the one place that maps the server under test onto them.
+ * How the broker is told which stdio server to run for each user: BROKER_CHILD_COMMAND is one
+ * command line, split on spaces with quotes grouping words (no shell). The broker gives the child
+ * FORGEJO_URL and FORGEJO_ACCESS_TOKEN itself, so the server's own env is not passed.
  */
 export function childSettings(server: StdioServer): Record<string, string> {
-  return {
-    BROKER_CHILD_COMMAND: server.command,
-    BROKER_CHILD_ARGS: JSON.stringify(server.args),
+  const word = (w: string) => {
+    if (w !== '' && !/[\s"']/.test(w)) return w;
+    if (w.includes('"')) throw new Error(`cannot quote ${w} for BROKER_CHILD_COMMAND`);
+    return `"${w}"`;
   };
+  return { BROKER_CHILD_COMMAND: [server.command, ...server.args].map(word).join(' ') };
 }
 
 export async function startBroker(opts: BrokerOptions): Promise<Broker> {
@@ -124,6 +127,9 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
           LOG_LEVEL: opts.logLevel,
           // The bench is one client from one address: rate limits would measure themselves.
           BROKER_RATE_LIMIT: '100000000',
+          // Caps above what the scale and memory parts use: they measure the broker, not its limits.
+          BROKER_MAX_CHILDREN: String(Math.max(100, opts.userCount + 50)),
+          BROKER_MAX_SESSIONS_PER_USER: '10000',
           ...childSettings(opts.server),
         },
       },

@@ -64,6 +64,17 @@ export function parseSecretKey(raw: string): Buffer {
   return key;
 }
 
+/** Comma- or space-separated words; empty means an empty list. */
+export function parseList(raw: string): string[] {
+  return raw
+    .split(/[\s,]+/)
+    .map((w) => w.trim())
+    .filter((w) => w !== '');
+}
+
+const FORGEJO_SCOPE_WORD =
+  /^(read|write):(activitypub|admin|misc|notification|organization|package|issue|repository|user)$/;
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -71,6 +82,81 @@ function nonEmpty(raw: string): string {
   if (raw.trim() === '') throw new Error('must not be empty');
   return raw.trim();
 }
+
+/** Splits a command line on spaces, honouring "double" and 'single' quotes; no shell is involved. */
+export function parseCommand(raw: string): string[] {
+  const argv: string[] = [];
+  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
+  for (const m of raw.matchAll(re)) argv.push(m[1] ?? m[2] ?? m[3] ?? '');
+  if (argv.length === 0) throw new Error('must name a command');
+  return argv;
+}
+
+export const gatewaySettings = {
+  childCommand: setting({
+    env: 'BROKER_CHILD_COMMAND',
+    default: 'forgejo-mcp --transport stdio',
+    example: '/usr/local/bin/forgejo-mcp --transport stdio',
+    help: 'The MCP server started for each Forgejo user (no shell; quotes group words). It gets only FORGEJO_URL, FORGEJO_ACCESS_TOKEN, PATH and HOME.',
+    parse: parseCommand,
+  }),
+  childIdle: setting({
+    env: 'BROKER_CHILD_IDLE',
+    default: '10m',
+    example: '30m',
+    help: "Stop a user's MCP server after this long without a call; the next call starts a new one (about 0.3 s).",
+    parse: parseDuration,
+  }),
+  maxChildren: setting({
+    env: 'BROKER_MAX_CHILDREN',
+    default: '100',
+    example: '300',
+    help: 'Most MCP server processes at once; at the cap the longest-idle one is stopped, and when all are busy new users get 503.',
+    parse: parsePositiveInt,
+  }),
+  maxSessionsPerUser: setting({
+    env: 'BROKER_MAX_SESSIONS_PER_USER',
+    default: '100',
+    example: '20',
+    help: "Most MCP sessions per user; past it the user's least recently used session is closed.",
+    parse: parsePositiveInt,
+  }),
+  sessionIdle: setting({
+    env: 'BROKER_SESSION_IDLE',
+    default: '24h',
+    example: '8h',
+    help: 'An MCP session unused this long is forgotten (the client then initializes again).',
+    parse: parseDuration,
+  }),
+  callTimeout: setting({
+    env: 'BROKER_CALL_TIMEOUT',
+    default: '120s',
+    example: '5m',
+    help: 'Longest wait for one answer from an MCP server; progress notifications restart the clock.',
+    parse: parseDuration,
+  }),
+  childStartTimeout: setting({
+    env: 'BROKER_CHILD_START_TIMEOUT',
+    default: '20s',
+    example: '60s',
+    help: "Longest wait for a new MCP server's handshake.",
+    parse: parseDuration,
+  }),
+  allowedOrigins: setting({
+    env: 'BROKER_ALLOWED_ORIGINS',
+    default: '',
+    example: 'https://inspector.example.com',
+    help: 'Extra browser Origins allowed on /mcp, comma-separated (* for any). The public URL and loopback origins always are.',
+    parse: parseList,
+  }),
+  allowedHosts: setting({
+    env: 'BROKER_ALLOWED_HOSTS',
+    default: '',
+    example: 'broker.internal:8080',
+    help: 'Extra Host header values accepted on /mcp, comma-separated. The public URL host and loopback hosts always are.',
+    parse: parseList,
+  }),
+};
 
 export const settings = {
   publicUrl: setting({
@@ -132,6 +218,89 @@ export const settings = {
       return v as LogLevel;
     },
   }),
+  forgejoScope: setting({
+    env: 'FORGEJO_SCOPE',
+    default: 'write:repository write:issue write:notification read:organization read:user read:misc',
+    example: 'read:repository read:issue read:user',
+    help: 'Forgejo OAuth scopes the broker asks for (what forgejo-mcp may do for a user). Keep it stable: Forgejo refuses a login whose scope differs from the existing grant’s until the user revokes the app.',
+    parse: (raw) => {
+      const words = parseList(raw);
+      const bad = words.filter((w) => !FORGEJO_SCOPE_WORD.test(w));
+      if (words.length === 0 || bad.length)
+        throw new Error(`must be read:/write: Forgejo scopes (bad: ${bad.join(' ')})`);
+      return words.join(' ');
+    },
+  }),
+  forgejoRefreshMargin: setting({
+    env: 'FORGEJO_REFRESH_MARGIN',
+    default: '5m',
+    example: '10m',
+    help: 'Refresh a user’s Forgejo access token when it expires within this time (Forgejo issues 1 h tokens).',
+    parse: parseDuration,
+  }),
+  accessTokenTtl: setting({
+    env: 'BROKER_ACCESS_TOKEN_TTL',
+    default: '8h',
+    example: '1h',
+    help: 'Lifetime of the access tokens the broker issues to MCP clients. Long by default because some clients (Claude.ai) refresh unreliably; revocation still works at once.',
+    parse: parseDuration,
+  }),
+  refreshTokenTtl: setting({
+    env: 'BROKER_REFRESH_TOKEN_TTL',
+    default: '30d',
+    example: '7d',
+    help: 'Idle lifetime of a refresh token: each refresh issues a new one valid this long.',
+    parse: parseDuration,
+  }),
+  refreshReuseGrace: setting({
+    env: 'BROKER_REFRESH_REUSE_GRACE',
+    default: '30s',
+    example: '10s',
+    help: 'A rotated refresh token presented again within this window is honoured once (a client retrying after a lost response); later reuse revokes the grant.',
+    parse: parseDuration,
+  }),
+  unusedClientTtl: setting({
+    env: 'BROKER_UNUSED_CLIENT_TTL',
+    default: '24h',
+    example: '1h',
+    help: 'Dynamically registered clients that never completed a login are deleted after this age.',
+    parse: parseDuration,
+  }),
+  allowedUsers: setting({
+    env: 'BROKER_ALLOWED_USERS',
+    default: '',
+    example: 'alice,bob',
+    help: 'Forgejo logins allowed to sign in (comma-separated). Empty with BROKER_ALLOWED_ORGS empty: every Forgejo user.',
+    parse: (raw) => parseList(raw).map((w) => w.toLowerCase()),
+  }),
+  allowedOrgs: setting({
+    env: 'BROKER_ALLOWED_ORGS',
+    default: '',
+    example: 'acme,acme:developers',
+    help: 'Forgejo organisations (org) or teams (org:team) whose members may sign in, from the userinfo groups. Combined with BROKER_ALLOWED_USERS by OR.',
+    parse: (raw) => parseList(raw).map((w) => w.toLowerCase()),
+  }),
+  cimdAllowPrivateHosts: setting({
+    env: 'BROKER_CIMD_ALLOW_PRIVATE_HOSTS',
+    default: '',
+    example: 'localhost',
+    help: 'Development only: host names whose Client ID Metadata Documents may be fetched from private or loopback addresses.',
+    parse: (raw) => parseList(raw).map((w) => w.toLowerCase()),
+  }),
+  rateLimit: setting({
+    env: 'BROKER_RATE_LIMIT',
+    default: '30',
+    example: '60',
+    help: 'Requests per minute (and burst) per key on register, authorize and token; keys are described in docs/oauth.md. Each client IP may make ten times this.',
+    parse: parsePositiveInt,
+  }),
+  trustedProxies: setting({
+    env: 'BROKER_TRUSTED_PROXIES',
+    default: '',
+    example: '127.0.0.1,10.0.0.0/8',
+    help: 'Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (for rate-limit keys). Empty: none.',
+    parse: parseList,
+  }),
   shutdownGrace: setting({
     env: 'BROKER_SHUTDOWN_GRACE',
     default: '1500ms',
@@ -139,6 +308,7 @@ export const settings = {
     help: 'How long SIGTERM waits for in-flight requests before closing them.',
     parse: parseDuration,
   }),
+  ...gatewaySettings,
 };
 
 export type Settings = typeof settings;

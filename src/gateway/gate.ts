@@ -95,7 +95,10 @@ export class Gate {
   }
 
   /** The 401/403 challenge (RFC 6750 §3, RFC 9728 §5.1). */
-  challenge(result: Extract<BearerResult, { ok: false }>, tokenGiven: boolean): { status: number; header: string } {
+  challenge(
+    result: Extract<BearerResult, { ok: false }>,
+    tokenGiven: boolean,
+  ): { status: number; header: string } {
     const parts = [`resource_metadata="${this.resourceMetadataUrl}"`];
     if (result.error === 'insufficient_scope') {
       parts.push('error="insufficient_scope"', 'scope="mcp"', `error_description="${result.description}"`);

@@ -83,7 +83,13 @@ class HttpError extends Error {
   readonly code: number;
   readonly data?: unknown;
   readonly headers: Record<string, string>;
-  constructor(status: number, code: number, message: string, data?: unknown, headers: Record<string, string> = {}) {
+  constructor(
+    status: number,
+    code: number,
+    message: string,
+    data?: unknown,
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.status = status;
     this.code = code;
@@ -105,10 +111,15 @@ export class Gateway {
   constructor(options: GatewayOptions) {
     this.#o = options;
     this.gate = new Gate(options);
-    this.sessions = new SessionRegistry({ maxPerUser: options.maxSessionsPerUser, idleMs: options.sessionIdleMs });
+    this.sessions = new SessionRegistry({
+      maxPerUser: options.maxSessionsPerUser,
+      idleMs: options.sessionIdleMs,
+    });
     this.#sweeper = setInterval(() => this.#sweep(), 30_000);
     this.#sweeper.unref();
-    options.events?.on('grantRevoked', (g: { grantId: string; userId: number }) => this.#revokeGrant(g.grantId, g.userId));
+    options.events?.on('grantRevoked', (g: { grantId: string; userId: number }) =>
+      this.#revokeGrant(g.grantId, g.userId),
+    );
     options.events?.on('userRevoked', (userId: number) => this.#revokeUser(userId));
   }
 
@@ -118,7 +129,8 @@ export class Gateway {
       const uri = String(msg.params?.['uri'] ?? '');
       const who = this.#subs.get(userId)?.get(uri);
       for (const s of this.sessions.ofUser(userId)) if (who?.has(s.id)) s.stream?.send(msg);
-      for (const l of this.#listeners) if (l.userId === userId && l.wants.uris.has(uri)) this.#toListener(l, msg);
+      for (const l of this.#listeners)
+        if (l.userId === userId && l.wants.uris.has(uri)) this.#toListener(l, msg);
       return;
     }
     for (const s of this.sessions.ofUser(userId)) s.stream?.send(msg);
@@ -127,7 +139,8 @@ export class Gateway {
       | 'prompts'
       | 'resources'
       | undefined;
-    if (kind) for (const l of this.#listeners) if (l.userId === userId && l.wants[kind]) this.#toListener(l, msg);
+    if (kind)
+      for (const l of this.#listeners) if (l.userId === userId && l.wants[kind]) this.#toListener(l, msg);
   }
 
   /** Pool event: a server-to-client request with no call in flight goes to the freshest GET stream. */
@@ -148,8 +161,10 @@ export class Gateway {
   async handle(req: IncomingMessage, res: ServerResponse, body: Buffer | undefined): Promise<void> {
     const origin = req.headers.origin;
     try {
-      if (!this.gate.hostAllowed(req.headers.host)) throw new HttpError(403, SERVER_ERROR, `Invalid Host header: ${req.headers.host ?? ''}`);
-      if (!this.gate.originAllowed(origin)) throw new HttpError(403, SERVER_ERROR, `Origin not allowed: ${origin}`);
+      if (!this.gate.hostAllowed(req.headers.host))
+        throw new HttpError(403, SERVER_ERROR, `Invalid Host header: ${req.headers.host ?? ''}`);
+      if (!this.gate.originAllowed(origin))
+        throw new HttpError(403, SERVER_ERROR, `Origin not allowed: ${origin}`);
       if (req.method === 'OPTIONS') {
         this.gate.preflight(req, res);
         return;
@@ -157,10 +172,15 @@ export class Gateway {
       const auth = await this.#o.verifyBearer(req.headers.authorization);
       if (!auth.ok) {
         const c = this.gate.challenge(auth, req.headers.authorization !== undefined);
-        this.#json(res, c.status, { error: auth.error, error_description: auth.description }, {
-          ...this.gate.corsHeaders(origin),
-          'www-authenticate': c.header,
-        });
+        this.#json(
+          res,
+          c.status,
+          { error: auth.error, error_description: auth.description },
+          {
+            ...this.gate.corsHeaders(origin),
+            'www-authenticate': c.header,
+          },
+        );
         return;
       }
       const p = auth.principal;
@@ -175,7 +195,9 @@ export class Gateway {
           this.#delete(req, res, p);
           return;
         default:
-          throw new HttpError(405, SERVER_ERROR, 'Method not allowed.', undefined, { allow: 'GET, POST, DELETE, OPTIONS' });
+          throw new HttpError(405, SERVER_ERROR, 'Method not allowed.', undefined, {
+            allow: 'GET, POST, DELETE, OPTIONS',
+          });
       }
     } catch (e) {
       if (res.headersSent) {
@@ -183,28 +205,49 @@ export class Gateway {
         return;
       }
       if (e instanceof HttpError) {
-        this.#json(res, e.status, errorResponse(null, e.code, e.message, e.data), { ...this.gate.corsHeaders(origin), ...e.headers });
+        this.#json(res, e.status, errorResponse(null, e.code, e.message, e.data), {
+          ...this.gate.corsHeaders(origin),
+          ...e.headers,
+        });
         return;
       }
       this.#o.log.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, '/mcp failed');
-      this.#json(res, 500, errorResponse(null, INTERNAL_ERROR, 'internal error'), this.gate.corsHeaders(origin));
+      this.#json(
+        res,
+        500,
+        errorResponse(null, INTERNAL_ERROR, 'internal error'),
+        this.gate.corsHeaders(origin),
+      );
     }
   }
 
   #json(res: ServerResponse, status: number, payload: unknown, headers: Record<string, string> = {}): void {
     const body = JSON.stringify(payload);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      ...headers,
+    });
     res.end(body);
   }
 
-  async #post(req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, p: Principal): Promise<void> {
+  async #post(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer | undefined,
+    p: Principal,
+  ): Promise<void> {
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
     if (type !== 'application/json') {
       throw new HttpError(415, SERVER_ERROR, 'Unsupported Media Type: Content-Type must be application/json');
     }
     const accepts = parseAccept(req.headers.accept);
     if (!accepts.json && !accepts.sse) {
-      throw new HttpError(406, SERVER_ERROR, 'Not Acceptable: Client must accept application/json or text/event-stream');
+      throw new HttpError(
+        406,
+        SERVER_ERROR,
+        'Not Acceptable: Client must accept application/json or text/event-stream',
+      );
     }
     let parsed: unknown;
     try {
@@ -235,22 +278,30 @@ export class Gateway {
     const batch = Array.isArray(parsed);
     const raw = batch ? (parsed as unknown[]) : [parsed];
     if (raw.length === 0) throw new HttpError(400, INVALID_REQUEST, 'Invalid Request: empty batch');
-    if (raw.length > 100) throw new HttpError(400, INVALID_REQUEST, 'Invalid Request: batch of more than 100 messages');
+    if (raw.length > 100)
+      throw new HttpError(400, INVALID_REQUEST, 'Invalid Request: batch of more than 100 messages');
     const messages: JsonRpcMessage[] = [];
     for (const r of raw) {
       const v = validateMessage(r);
       if (!v.ok) throw new HttpError(400, INVALID_REQUEST, `Invalid Request: ${v.reason}`);
       messages.push(v.message);
     }
-    const init = messages.find((m) => isRequest(m) && m.method === 'initialize') as JsonRpcRequest | undefined;
+    const init = messages.find((m) => isRequest(m) && m.method === 'initialize') as
+      | JsonRpcRequest
+      | undefined;
     if (init) {
-      if (messages.length > 1) throw new HttpError(400, INVALID_REQUEST, 'Invalid Request: initialize must be sent alone');
-      await this.#initialize(res, init, user, p, accepts);
+      if (messages.length > 1)
+        throw new HttpError(400, INVALID_REQUEST, 'Invalid Request: initialize must be sent alone');
+      await this.#initialize(res, init, user, p, accepts, req.headers.origin);
       return;
     }
     const session = this.#session(req, p);
     if (batch && session.protocolVersion !== '2025-03-26') {
-      throw new HttpError(400, INVALID_REQUEST, `Invalid Request: batches are not allowed in protocol version ${session.protocolVersion}`);
+      throw new HttpError(
+        400,
+        INVALID_REQUEST,
+        `Invalid Request: batches are not allowed in protocol version ${session.protocolVersion}`,
+      );
     }
     for (const m of messages) {
       if (isResponse(m)) this.#o.pool.respond(p.userId, m, session.id);
@@ -274,7 +325,11 @@ export class Gateway {
     post.onAbort(() => {
       for (const r of requests) {
         bridge.notify(
-          { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: r.id, reason: 'client disconnected' } },
+          {
+            jsonrpc: '2.0',
+            method: 'notifications/cancelled',
+            params: { requestId: r.id, reason: 'client disconnected' },
+          },
           session.id,
         );
       }
@@ -282,7 +337,13 @@ export class Gateway {
     for (const r of requests) this.#legacyRequest(r, session, bridge, post, user);
   }
 
-  #legacyRequest(r: JsonRpcRequest, session: Session, bridge: Bridge, post: PostResponse, user: PoolUser): void {
+  #legacyRequest(
+    r: JsonRpcRequest,
+    session: Session,
+    bridge: Bridge,
+    post: PostResponse,
+    user: PoolUser,
+  ): void {
     if (r.method === 'ping') {
       post.send({ jsonrpc: '2.0', id: r.id, result: {} }, true);
       return;
@@ -298,7 +359,12 @@ export class Gateway {
    * One child serves many sessions but keeps one subscriber list: the broker subscribes the child
    * once per URI and unsubscribes when the last session lets go, and fans updates out itself.
    */
-  async #subscription(r: JsonRpcRequest, who: string, bridge: Bridge, userId: number): Promise<JsonRpcMessage> {
+  async #subscription(
+    r: JsonRpcRequest,
+    who: string,
+    bridge: Bridge,
+    userId: number,
+  ): Promise<JsonRpcMessage> {
     const uri = r.params?.['uri'];
     if (typeof uri !== 'string') return errorResponse(r.id, -32602, 'params.uri must be a string');
     let byUri = this.#subs.get(userId);
@@ -325,7 +391,13 @@ export class Gateway {
 
   #callOnce(bridge: Bridge, r: JsonRpcRequest, origin: string): Promise<JsonRpcResponse> {
     return new Promise((resolve) => {
-      bridge.call(r, { send: (m, final) => (final ? (resolve(m as JsonRpcResponse), true) : true) }, origin);
+      const sink: Sink = {
+        send: (m, final) => {
+          if (final) resolve(m as JsonRpcResponse);
+          return true;
+        },
+      };
+      bridge.call(r, sink, origin);
     });
   }
 
@@ -339,10 +411,19 @@ export class Gateway {
     b?.notify(m, session.id);
   }
 
-  async #initialize(res: ServerResponse, init: JsonRpcRequest, user: PoolUser, p: Principal, accepts: Accepts): Promise<void> {
+  async #initialize(
+    res: ServerResponse,
+    init: JsonRpcRequest,
+    user: PoolUser,
+    p: Principal,
+    accepts: Accepts,
+    origin: string | undefined,
+  ): Promise<void> {
     const requested = init.params?.['protocolVersion'];
-    const version = (LEGACY_VERSIONS as readonly unknown[]).includes(requested) ? (requested as string) : LEGACY_VERSIONS[0];
-    const bridge = await this.#bridgeFor(user, [init], false, res, undefined);
+    const version = (LEGACY_VERSIONS as readonly unknown[]).includes(requested)
+      ? (requested as string)
+      : LEGACY_VERSIONS[0];
+    const bridge = await this.#bridgeFor(user, [init], false, res, origin);
     if (!bridge) return;
     const caps = init.params?.['capabilities'];
     const { session, evicted } = this.sessions.create({
@@ -359,9 +440,12 @@ export class Gateway {
       expected: 1,
       batch: false,
       sse: this.#o.sse,
-      headers: { 'mcp-session-id': session.id },
+      headers: { ...this.gate.corsHeaders(origin), 'mcp-session-id': session.id },
     });
-    post.send({ jsonrpc: '2.0', id: init.id, result: { ...bridge.initializeResult, protocolVersion: version } }, true);
+    post.send(
+      { jsonrpc: '2.0', id: init.id, result: { ...bridge.initializeResult, protocolVersion: version } },
+      true,
+    );
   }
 
   /** The user's child, or an answer to every request saying why there is none. */
@@ -387,13 +471,18 @@ export class Gateway {
 
   #session(req: IncomingMessage, p: Principal): Session {
     const id = req.headers['mcp-session-id'];
-    if (typeof id !== 'string' || id === '') throw new HttpError(400, SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required');
+    if (typeof id !== 'string' || id === '')
+      throw new HttpError(400, SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required');
     // Another user's session id is as unknown as a made-up one.
     const s = this.sessions.get(id, p.userId);
     if (!s) throw new HttpError(404, -32001, 'Session not found');
     const v = req.headers['mcp-protocol-version'];
     if (v !== undefined && !(LEGACY_VERSIONS as readonly unknown[]).includes(v)) {
-      throw new HttpError(400, SERVER_ERROR, `Bad Request: Unsupported protocol version: ${String(v)} (supported versions: ${LEGACY_VERSIONS.join(', ')})`);
+      throw new HttpError(
+        400,
+        SERVER_ERROR,
+        `Bad Request: Unsupported protocol version: ${String(v)} (supported versions: ${LEGACY_VERSIONS.join(', ')})`,
+      );
     }
     return s;
   }
@@ -406,7 +495,8 @@ export class Gateway {
       throw new HttpError(406, SERVER_ERROR, 'Not Acceptable: Client must accept text/event-stream');
     }
     const s = this.#session(req, p);
-    if (s.stream?.open) throw new HttpError(409, SERVER_ERROR, 'Conflict: Only one SSE stream is allowed per session');
+    if (s.stream?.open)
+      throw new HttpError(409, SERVER_ERROR, 'Conflict: Only one SSE stream is allowed per session');
     const stream = new SseStream(res, this.#o.sse, this.gate.corsHeaders(req.headers.origin));
     s.stream = stream;
     stream.onClose(() => {
@@ -453,11 +543,17 @@ export class Gateway {
     p: Principal,
     accepts: Accepts,
   ): Promise<void> {
-    if (Array.isArray(parsed)) throw new HttpError(400, INVALID_REQUEST, 'Invalid Request: batches are not allowed in 2026-07-28');
+    if (Array.isArray(parsed))
+      throw new HttpError(400, INVALID_REQUEST, 'Invalid Request: batches are not allowed in 2026-07-28');
     const v = validateMessage(parsed);
     if (!v.ok) throw new HttpError(400, INVALID_REQUEST, `Invalid Request: ${v.reason}`);
     const m = v.message;
-    if (isResponse(m)) throw new HttpError(400, INVALID_REQUEST, 'Invalid Request: 2026-07-28 clients answer with a retried request');
+    if (isResponse(m))
+      throw new HttpError(
+        400,
+        INVALID_REQUEST,
+        'Invalid Request: 2026-07-28 clients answer with a retried request',
+      );
     if (isNotification(m)) {
       // Cancellation is the stream closing; other notifications have nothing to act on here.
       res.writeHead(202, this.gate.corsHeaders(req.headers.origin));
@@ -471,7 +567,12 @@ export class Gateway {
     const problem = checkEnvelope(r, req.headers);
     if (problem) throw new HttpError(problem.status, problem.code, problem.message, problem.data);
     if (r.method !== 'server/discover' && r.method !== 'subscriptions/listen' && !FORWARDED.has(r.method)) {
-      this.#json(res, 404, errorResponse(r.id, METHOD_NOT_FOUND, `Method not found: ${r.method}`), this.gate.corsHeaders(req.headers.origin));
+      this.#json(
+        res,
+        404,
+        errorResponse(r.id, METHOD_NOT_FOUND, `Method not found: ${r.method}`),
+        this.gate.corsHeaders(req.headers.origin),
+      );
       return;
     }
     const bridge = await this.#bridgeFor(user, [r], false, res, req.headers.origin);
@@ -479,7 +580,12 @@ export class Gateway {
     const headers = this.gate.corsHeaders(req.headers.origin);
     const serverInfo = bridge.initializeResult?.['serverInfo'];
     if (r.method === 'server/discover') {
-      this.#json(res, 200, { jsonrpc: '2.0', id: r.id, result: discoverResult(bridge.initializeResult ?? {}) }, headers);
+      this.#json(
+        res,
+        200,
+        { jsonrpc: '2.0', id: r.id, result: discoverResult(bridge.initializeResult ?? {}) },
+        headers,
+      );
       return;
     }
     if (r.method === 'subscriptions/listen') {
@@ -517,7 +623,8 @@ export class Gateway {
     return {
       send: (msg, final) => {
         if (final) {
-          const out = 'result' in msg ? { ...msg, result: decorateResult(x.method, msg.result, serverInfo) } : msg;
+          const out =
+            'result' in msg ? { ...msg, result: decorateResult(x.method, msg.result, serverInfo) } : msg;
           if (x.post && !x.post.done && x.open.size === 0) return x.post.send(out, true);
           x.final = out; // answered while parked: the retry gets it
           return true;
@@ -542,13 +649,27 @@ export class Gateway {
     }
     x.post = undefined;
     const inputRequests = Object.fromEntries(x.open);
-    post.send({ jsonrpc: '2.0', id: x.clientId, result: { resultType: 'input_required', inputRequests, requestState: x.key } }, true);
+    post.send(
+      {
+        jsonrpc: '2.0',
+        id: x.clientId,
+        result: { resultType: 'input_required', inputRequests, requestState: x.key },
+      },
+      true,
+    );
   }
 
   #resume(r: JsonRpcRequest, state: string, post: PostResponse, p: Principal, serverInfo: unknown): void {
     const x = this.#parked.get(state);
     if (!x || x.userId !== p.userId || x.method !== r.method) {
-      post.send(errorResponse(r.id, -32602, 'requestState is unknown, expired or not yours; send the request again without it'), true);
+      post.send(
+        errorResponse(
+          r.id,
+          -32602,
+          'requestState is unknown, expired or not yours; send the request again without it',
+        ),
+        true,
+      );
       return;
     }
     const responses = r.params?.['inputResponses'];
@@ -577,19 +698,37 @@ export class Gateway {
 
   #cancelModern(x: Parked, reason: string): void {
     if (x.key) this.#parked.delete(x.key);
-    x.bridge.notify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: x.clientId, reason } }, x.origin);
+    x.bridge.notify(
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: x.clientId, reason } },
+      x.origin,
+    );
     for (const key of x.open.keys()) {
-      x.bridge.respond({ jsonrpc: '2.0', id: key, error: { code: INTERNAL_ERROR, message: reason } }, x.origin);
+      x.bridge.respond(
+        { jsonrpc: '2.0', id: key, error: { code: INTERNAL_ERROR, message: reason } },
+        x.origin,
+      );
     }
     x.open.clear();
   }
 
-  #listen(r: JsonRpcRequest, res: ServerResponse, p: Principal, bridge: Bridge, headers: Record<string, string>): void {
+  #listen(
+    r: JsonRpcRequest,
+    res: ServerResponse,
+    p: Principal,
+    bridge: Bridge,
+    headers: Record<string, string>,
+  ): void {
     const n = (r.params?.['notifications'] ?? {}) as Record<string, unknown>;
-    const caps = (bridge.initializeResult?.['capabilities'] ?? {}) as Record<string, { listChanged?: boolean; subscribe?: boolean }>;
-    const uris = Array.isArray(n['resourceSubscriptions']) && caps['resources']?.subscribe
-      ? (n['resourceSubscriptions'] as unknown[]).filter((u): u is string => typeof u === 'string').slice(0, 1024)
-      : [];
+    const caps = (bridge.initializeResult?.['capabilities'] ?? {}) as Record<
+      string,
+      { listChanged?: boolean; subscribe?: boolean }
+    >;
+    const uris =
+      Array.isArray(n['resourceSubscriptions']) && caps['resources']?.subscribe
+        ? (n['resourceSubscriptions'] as unknown[])
+            .filter((u): u is string => typeof u === 'string')
+            .slice(0, 1024)
+        : [];
     const wants = {
       tools: n['toolsListChanged'] === true && caps['tools']?.listChanged === true,
       prompts: n['promptsListChanged'] === true && caps['prompts']?.listChanged === true,
@@ -605,7 +744,12 @@ export class Gateway {
       this.#dropSubscriptions(p.userId, who);
     });
     for (const uri of uris) {
-      void this.#subscription({ jsonrpc: '2.0', id: `sub-${uri}`, method: 'resources/subscribe', params: { uri } }, who, bridge, p.userId);
+      void this.#subscription(
+        { jsonrpc: '2.0', id: `sub-${uri}`, method: 'resources/subscribe', params: { uri } },
+        who,
+        bridge,
+        p.userId,
+      );
     }
     stream.send({
       jsonrpc: '2.0',
@@ -621,7 +765,11 @@ export class Gateway {
       },
     });
     if (!wants.tools && !wants.prompts && !wants.resources && uris.length === 0) {
-      stream.send({ jsonrpc: '2.0', id: r.id, result: { resultType: 'complete', _meta: { [`${META}subscriptionId`]: r.id } } });
+      stream.send({
+        jsonrpc: '2.0',
+        id: r.id,
+        result: { resultType: 'complete', _meta: { [`${META}subscriptionId`]: r.id } },
+      });
       stream.end();
     }
   }
@@ -657,7 +805,8 @@ export class Gateway {
   #sweep(): void {
     this.sessions.sweep();
     const now = Date.now();
-    for (const x of [...this.#parked.values()]) if (now - x.created > this.#o.parkTtlMs) this.#cancelModern(x, 'no answer in time');
+    for (const x of [...this.#parked.values()])
+      if (now - x.created > this.#o.parkTtlMs) this.#cancelModern(x, 'no answer in time');
   }
 
   /** Shutdown: streams end so clients reconnect elsewhere. */

@@ -21,7 +21,13 @@ export const FORWARDED = new Set([
   'completion/complete',
 ]);
 /** Results that must say how long they may be cached. */
-export const CACHEABLE = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read']);
+export const CACHEABLE = new Set([
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+]);
 
 export function envelopeVersion(body: unknown): string | undefined {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
@@ -44,7 +50,10 @@ export function decodeHeaderValue(v: string): string | undefined {
 export type EnvelopeProblem = { status: number; code: number; message: string; data?: unknown };
 
 /** Checks a 2026 request's envelope and its mirror headers. */
-export function checkEnvelope(req: JsonRpcRequest, headers: IncomingHttpHeaders): EnvelopeProblem | undefined {
+export function checkEnvelope(
+  req: JsonRpcRequest,
+  headers: IncomingHttpHeaders,
+): EnvelopeProblem | undefined {
   const meta = (req.params?.['_meta'] ?? {}) as Record<string, unknown>;
   const version = meta[`${META}protocolVersion`];
   const headerVersion = headers['mcp-protocol-version'];
@@ -76,7 +85,12 @@ export function checkEnvelope(req: JsonRpcRequest, headers: IncomingHttpHeaders)
       data: { mismatch: { header: headers['mcp-method'] ?? null, body: req.method } },
     };
   }
-  const nameKey = req.method === 'resources/read' ? 'uri' : req.method === 'tools/call' || req.method === 'prompts/get' ? 'name' : undefined;
+  const nameKey =
+    req.method === 'resources/read'
+      ? 'uri'
+      : req.method === 'tools/call' || req.method === 'prompts/get'
+        ? 'name'
+        : undefined;
   if (nameKey) {
     const raw = headers['mcp-name'];
     const header = typeof raw === 'string' ? decodeHeaderValue(raw) : undefined;

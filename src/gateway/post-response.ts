@@ -36,7 +36,13 @@ export class PostResponse {
 
   constructor(
     res: ServerResponse,
-    opts: { accepts: Accepts; expected: number; batch: boolean; sse: SseOptions; headers?: Record<string, string> },
+    opts: {
+      accepts: Accepts;
+      expected: number;
+      batch: boolean;
+      sse: SseOptions;
+      headers?: Record<string, string>;
+    },
   ) {
     this.#res = res;
     this.#accepts = opts.accepts;

@@ -37,7 +37,12 @@ export class SessionRegistry {
    */
   create(init: Omit<Session, 'id' | 'created' | 'lastSeen'>): { session: Session; evicted?: Session } {
     // 128 random bits, base64url: visible ASCII as the spec requires, unguessable.
-    const session: Session = { ...init, id: randomBytes(16).toString('base64url'), created: Date.now(), lastSeen: Date.now() };
+    const session: Session = {
+      ...init,
+      id: randomBytes(16).toString('base64url'),
+      created: Date.now(),
+      lastSeen: Date.now(),
+    };
     let set = this.#byUser.get(init.userId);
     if (!set) {
       set = new Set();

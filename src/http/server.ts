@@ -11,6 +11,8 @@ export type HttpDeps = {
   buildInfo: BuildInfo;
   /** Default cap on request bodies; routes that need more say so themselves. */
   bodyLimit?: number;
+  /** Proxies whose X-Forwarded-For is believed (addresses or CIDRs). */
+  trustedProxies?: string[];
 };
 
 /** The broker's Fastify app, typed with its pino logger. */
@@ -36,6 +38,7 @@ export function createHttpServer(deps: HttpDeps): App {
     bodyLimit: deps.bodyLimit ?? 64 * 1024,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    trustProxy: deps.trustedProxies?.length ? deps.trustedProxies : false,
   });
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {

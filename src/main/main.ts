@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { helpText, loadConfig } from '../config/config.ts';
 import { readBuildInfo } from '../http/build-info.ts';
-import { createHttpServer, listen } from '../http/server.ts';
+import { listen } from '../http/server.ts';
 import { createLogger } from '../log/log.ts';
-import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { type Broker, buildBroker } from './broker.ts';
 import { installSignalHandlers } from './lifecycle.ts';
 
 const CONFIG_ERROR_EXIT = 2;
@@ -25,19 +25,22 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const buildInfo = readBuildInfo();
 
-  let store: SqliteStore;
+  let broker: Broker;
   try {
-    store = new SqliteStore({ path: config.db, secretKey: config.secretKey });
+    broker = buildBroker(config, log);
   } catch (e) {
-    log.fatal({ err: { message: (e as Error).message } }, 'cannot open the store');
+    // A store it cannot use or a child command it cannot find: said once, plainly, exit 2.
+    log.fatal({ err: { message: (e as Error).message } }, 'cannot start');
+    process.stderr.write(`forgejo-mcp-broker: ${(e as Error).message}\n`);
     process.exit(CONFIG_ERROR_EXIT);
   }
-
-  const app = createHttpServer({ log, store, buildInfo });
+  const { app, store, gateway, pool, supervisor } = broker;
   installSignalHandlers({
     log,
     graceMs: config.shutdownGrace,
     steps: [
+      // Standalone streams never end by themselves: closing them lets the HTTP server drain.
+      { name: 'streams', run: async () => gateway.close() },
       {
         name: 'http',
         run: async (deadline) => {
@@ -47,7 +50,16 @@ async function main(): Promise<void> {
           clearTimeout(cut);
         },
       },
-      { name: 'store', run: () => store.close() },
+      { name: 'children', run: (deadline) => pool.stopAll(deadline) },
+      // Anything the pool did not own (a child still starting) is stopped too: none outlives us.
+      { name: 'supervisor', run: () => supervisor.stopAll(300, 100) },
+      {
+        name: 'store',
+        run: async () => {
+          broker.stopPurge();
+          await store.close();
+        },
+      },
     ],
   });
 

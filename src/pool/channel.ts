@@ -7,7 +7,7 @@ export function channelOf(child: Child): ChildChannel {
   let onOversize: (o: { bytes: number; head: string; tail: string }) => void = () => {};
   child.onStdout({
     line: (text) => onLine(text),
-    oversize: (bytes) => onOversize({ bytes, head: '', tail: '' }),
+    oversize: (bytes, head, tail) => onOversize({ bytes, head, tail }),
   });
   return {
     send: (line) => child.write(`${line}\n`),

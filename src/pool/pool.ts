@@ -92,7 +92,12 @@ export class Pool {
   }
 
   stats(): { users: number; children: number; starts: number; rotations: number } {
-    return { users: this.#entries.size, children: this.liveChildren, starts: this.#starts, rotations: this.#rotations };
+    return {
+      users: this.#entries.size,
+      children: this.liveChildren,
+      starts: this.#starts,
+      rotations: this.#rotations,
+    };
   }
 
   /** The user's ready bridge: the running child, or a new one after spawn and handshake. */
@@ -122,7 +127,8 @@ export class Pool {
   respond(userId: number, msg: JsonRpcResponse, origin: string): boolean {
     const e = this.#entries.get(userId);
     if (!e) return false;
-    for (const g of [e.current, ...e.draining]) if (g?.bridge.owns(msg.id as string)) return g.bridge.respond(msg, origin);
+    for (const g of [e.current, ...e.draining])
+      if (g?.bridge.owns(msg.id as string)) return g.bridge.respond(msg, origin);
     return false;
   }
 
@@ -151,9 +157,11 @@ export class Pool {
       },
     );
     e.starting = p;
-    void p.finally(() => {
-      if (e.starting === p) e.starting = undefined;
-    }).catch(() => {});
+    void p
+      .finally(() => {
+        if (e.starting === p) e.starting = undefined;
+      })
+      .catch(() => {});
     return p;
   }
 
@@ -175,7 +183,8 @@ export class Pool {
       events: {
         notification: (msg) => this.#o.events.notification(userId, msg),
         orphanRequest: (msg) => this.#o.events.orphanRequest(userId, msg),
-        garbage: (info) => this.#o.log.warn({ child: e.user.login, ...info }, 'skipped a stdout line that is not JSON-RPC'),
+        garbage: (info) =>
+          this.#o.log.warn({ child: e.user.login, ...info }, 'skipped a stdout line that is not JSON-RPC'),
       },
     });
     try {
@@ -204,10 +213,14 @@ export class Pool {
   #scheduleRotation(e: Entry, gen: Generation): void {
     clearTimeout(e.rotateTimer);
     const at = gen.expiresAt - this.#margin(gen) - Date.now();
-    e.rotateTimer = setTimeout(() => {
-      // Only children in use are worth replacing ahead of time; an idle one is reaped instead.
-      if (e.current === gen && Date.now() - e.lastUsed < this.#o.idleMs) void this.#rotate(e).catch(() => {});
-    }, Math.max(0, at));
+    e.rotateTimer = setTimeout(
+      () => {
+        // Only children in use are worth replacing ahead of time; an idle one is reaped instead.
+        if (e.current === gen && Date.now() - e.lastUsed < this.#o.idleMs)
+          void this.#rotate(e).catch(() => {});
+      },
+      Math.max(0, at),
+    );
     e.rotateTimer.unref();
   }
 
@@ -226,7 +239,9 @@ export class Pool {
     })();
     e.rotating = p;
     void p
-      .catch((err: Error) => this.#o.log.warn({ child: e.user.login, err: err.message }, 'token rotation failed'))
+      .catch((err: Error) =>
+        this.#o.log.warn({ child: e.user.login, err: err.message }, 'token rotation failed'),
+      )
       .finally(() => {
         if (e.rotating === p) e.rotating = undefined;
       });
@@ -297,7 +312,10 @@ export class Pool {
       return [e.current, ...e.draining].filter((g): g is Generation => g !== undefined);
     });
     const wait = Math.max(0, deadline - Date.now());
-    await Promise.race([Promise.all(gens.map((g) => g.bridge.drained())), new Promise((r) => setTimeout(r, wait))]);
+    await Promise.race([
+      Promise.all(gens.map((g) => g.bridge.drained())),
+      new Promise((r) => setTimeout(r, wait)),
+    ]);
     const grace = Math.max(100, Math.min(this.#o.stopGraceMs, deadline - Date.now()));
     await Promise.all(
       gens.map(async (g) => {

@@ -1,11 +1,148 @@
 // The narrow interface every part uses; SQLite implements it now, PostgreSQL may later.
 // Methods are async although SQLite answers synchronously, so a networked backend needs no
 // change in any caller.
+import type { EventEmitter } from 'node:events';
+
+export type AuthMethod = 'client_secret_post' | 'client_secret_basic' | 'none';
+
+export type ClientRecord = {
+  clientId: string;
+  /** SHA-256 of the secret; null for public clients. */
+  secretHash: string | null;
+  authMethod: AuthMethod;
+  name: string;
+  redirectUris: string[];
+  /** The registration response (without the secret), returned again as-is. */
+  metadata: Record<string, unknown>;
+  createdAt: number;
+  usedAt: number | null;
+};
+
+/** A browser's authorization in progress; `upstream*` are set once the user approved. */
+export type AuthRequestRecord = {
+  idHash: string;
+  browserHash: string;
+  csrfHash: string;
+  clientId: string;
+  clientName: string;
+  redirectUri: string;
+  clientState: string | null;
+  codeChallenge: string;
+  resource: string;
+  scopes: string[];
+  upstreamStateHash: string | null;
+  /** Plaintext here; sealed at rest. */
+  upstreamVerifier: string | null;
+  expiresAt: number;
+};
+
+/** The one Forgejo credential of a Forgejo user (plaintext here; sealed at rest). */
+export type ForgejoCredential = {
+  userId: number;
+  login: string;
+  accessToken: string;
+  refreshToken: string;
+  expiresAt: number;
+  updatedAt: number;
+};
+
+export type GrantRecord = {
+  grantId: string;
+  userId: number;
+  login: string;
+  clientId: string;
+  scopes: string[];
+  resource: string;
+  createdAt: number;
+};
+
+export type CodeRecord = {
+  codeHash: string;
+  grantId: string;
+  clientId: string;
+  redirectUri: string;
+  codeChallenge: string;
+  resource: string;
+  expiresAt: number;
+  usedAt: number | null;
+};
+
+/** Hashes and expiry times of a new access + refresh token pair. */
+export type TokenPair = {
+  accessHash: string;
+  accessExpiresAt: number;
+  refreshHash: string;
+  refreshExpiresAt: number;
+};
+
+export type RevokedGrant = { grantId: string; userId: number };
+
+/** Announcements other parts act on (the gateway closes sessions, the pool replaces children). */
+export type StoreEventMap = {
+  grantRevoked: [RevokedGrant];
+  userRevoked: [number];
+  tokenChanged: [number];
+};
+
+export type RefreshOutcome =
+  | { ok: true; grant: GrantRecord; graceReuse: boolean }
+  | { ok: false; reason: 'unknown' | 'expired' | 'wrong_client' | 'reused' };
 
 export interface Store {
   /** Resolves when the store can answer a query; rejects with the reason otherwise. */
   health(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What the authorization server, the credential manager and the bearer check need. */
+export interface OAuthStore extends Store {
+  /** Emitted after the change is committed. */
+  readonly events: EventEmitter<StoreEventMap>;
+
+  insertClient(client: ClientRecord): Promise<void>;
+  getClient(clientId: string): Promise<ClientRecord | undefined>;
+
+  /** Stores a pending authorization unless `maxPending` live ones exist already (then false). */
+  insertAuthRequest(request: AuthRequestRecord, now: number, maxPending: number): Promise<boolean>;
+  getAuthRequest(idHash: string): Promise<AuthRequestRecord | undefined>;
+  /** Sets the upstream state once; false if the request is gone, expired or already approved. */
+  approveAuthRequest(
+    idHash: string,
+    upstreamStateHash: string,
+    upstreamVerifier: string,
+    expiresAt: number,
+    now: number,
+  ): Promise<boolean>;
+  deleteAuthRequest(idHash: string): Promise<void>;
+  /** Finds the approved request by its upstream state and deletes it: the state is single-use. */
+  takeAuthRequestByState(upstreamStateHash: string, now: number): Promise<AuthRequestRecord | undefined>;
+
+  /** Replaces the user's credential (the newest one is the only live one at Forgejo). */
+  putCredential(credential: ForgejoCredential): Promise<void>;
+  getCredential(userId: number): Promise<ForgejoCredential | undefined>;
+
+  /** Records a grant and its authorization code together, and marks the client as used. */
+  createGrant(grant: GrantRecord, code: CodeRecord): Promise<void>;
+  getCode(codeHash: string): Promise<CodeRecord | undefined>;
+  /** Marks the code used and stores the tokens; a code used before revokes its grant instead. */
+  redeemCode(codeHash: string, now: number, tokens: TokenPair): Promise<'ok' | 'reused'>;
+  /** Rotates a refresh token (tolerating one reuse within `graceMs`); later reuse revokes the grant. */
+  rotateRefreshToken(
+    refreshHash: string,
+    clientId: string,
+    now: number,
+    graceMs: number,
+    next: TokenPair,
+  ): Promise<RefreshOutcome>;
+  /** The bearer check: one lookup by primary key. */
+  findAccessToken(accessHash: string): Promise<{ grant: GrantRecord; expiresAt: number } | undefined>;
+  /** RFC 7009: an access token dies alone, a refresh token takes its grant along. */
+  revokeToken(tokenHash: string, clientId: string): Promise<'access' | 'refresh' | undefined>;
+  revokeGrant(grantId: string): Promise<void>;
+  /** Deletes all of a user's grants and the Forgejo credential. */
+  revokeUser(userId: number): Promise<void>;
+  /** Deletes expired rows and registrations never used since `unusedClientsBefore`. */
+  purgeExpired(now: number, unusedClientsBefore: number): Promise<number>;
 }
 
 export class StoreError extends Error {

@@ -63,7 +63,12 @@ function recorder(): { sink: Sink; seen: JsonRpcMessage[]; final: Promise<JsonRp
   };
 }
 
-const call = (id: number | string, name: string, args: Record<string, unknown> = {}, meta?: Record<string, unknown>) =>
+const call = (
+  id: number | string,
+  name: string,
+  args: Record<string, unknown> = {},
+  meta?: Record<string, unknown>,
+) =>
   ({
     jsonrpc: '2.0',
     id,
@@ -99,7 +104,8 @@ describe('bridge over a real stdio child', () => {
     assert.equal(text(rb), 'from b');
     const progress = one.seen.filter((m) => 'method' in m && m.method === 'notifications/progress');
     assert.equal(progress.length, 3);
-    for (const p of progress) assert.equal((p as { params: { progressToken: unknown } }).params.progressToken, 7);
+    for (const p of progress)
+      assert.equal((p as unknown as { params: { progressToken: unknown } }).params.progressToken, 7);
     assert.equal(two.seen.length, 1, 'no progress leaked to the other session');
     assert.equal(bridge.inFlight, 0);
     await child.stop(1000);
@@ -113,9 +119,16 @@ describe('bridge over a real stdio child', () => {
       send: (m, final) => {
         r.sink.send(m, final);
         if ('method' in m && m.method === 'sampling/createMessage' && 'id' in m) {
-          assert.equal(bridge.respond({ jsonrpc: '2.0', id: m.id, result: { nope: 1 } }, 'other-session'), false);
+          assert.equal(
+            bridge.respond({ jsonrpc: '2.0', id: m.id, result: { nope: 1 } }, 'other-session'),
+            false,
+          );
           bridge.respond(
-            { jsonrpc: '2.0', id: m.id, result: { role: 'assistant', content: { type: 'text', text: 'pong' }, model: 'm' } },
+            {
+              jsonrpc: '2.0',
+              id: m.id,
+              result: { role: 'assistant', content: { type: 'text', text: 'pong' }, model: 'm' },
+            },
             'session-s',
           );
         }
@@ -198,11 +211,17 @@ describe('bridge over a real stdio child', () => {
       '-e',
       'process.stderr.write("connection test failed: 401 Unauthorized\\n"); process.exit(1)',
     ]);
-    await assert.rejects(bridge.initialize(), /exited with status 1.*connection test failed: 401 Unauthorized/);
+    await assert.rejects(
+      bridge.initialize(),
+      /exited with status 1.*connection test failed: 401 Unauthorized/,
+    );
   });
 
   it('gives up on a child that never answers the handshake', async () => {
-    const { bridge, child } = await startBridge({ initTimeoutMs: 300 }, ['-e', 'setInterval(() => {}, 1000)']);
+    const { bridge, child } = await startBridge({ initTimeoutMs: 300 }, [
+      '-e',
+      'setInterval(() => {}, 1000)',
+    ]);
     await assert.rejects(bridge.initialize(), /did not initialize: request timed out after 300 ms/);
     await child.stop(200, 50);
   });

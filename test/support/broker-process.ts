@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { STANDIN_COMMAND } from './standin.ts';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'main', 'main.ts');
 
@@ -22,7 +23,7 @@ export function spawnBroker(
   // cwd is a temp folder so a default ./data/broker.db never lands in the checkout.
   const proc = spawn(process.execPath, [MAIN, ...args], {
     cwd,
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', BROKER_CHILD_COMMAND: STANDIN_COMMAND, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

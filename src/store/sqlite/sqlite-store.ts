@@ -1,6 +1,20 @@
-import { DatabaseSync } from 'node:sqlite';
-import { keyCheck } from '../secrets.ts';
-import { type Store, StoreError } from '../store.ts';
+import { EventEmitter } from 'node:events';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { keyCheck, open, seal } from '../secrets.ts';
+import {
+  type AuthMethod,
+  type AuthRequestRecord,
+  type ClientRecord,
+  type CodeRecord,
+  type ForgejoCredential,
+  type GrantRecord,
+  type OAuthStore,
+  type RefreshOutcome,
+  type RevokedGrant,
+  StoreError,
+  type StoreEventMap,
+  type TokenPair,
+} from '../store.ts';
 import { type Migration, migrate, readMigrations } from './migrate.ts';
 
 export type SqliteStoreOptions = {
@@ -11,10 +25,11 @@ export type SqliteStoreOptions = {
   busyTimeoutMs?: number;
 };
 
-export class SqliteStore implements Store {
+export class SqliteStore implements OAuthStore {
   readonly db: DatabaseSync;
   readonly appliedMigrations: number[];
   readonly #key: Buffer;
+  readonly events = new EventEmitter<StoreEventMap>();
 
   constructor(options: SqliteStoreOptions) {
     this.#key = options.secretKey;
@@ -67,4 +82,351 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.db.isOpen) this.db.close();
   }
+
+  #row(sql: string, ...params: SQLInputValue[]): Record<string, SQLInputValue> | undefined {
+    return this.db.prepare(sql).get(...params) as Record<string, SQLInputValue> | undefined;
+  }
+
+  #run(sql: string, ...params: SQLInputValue[]): number {
+    return Number(this.db.prepare(sql).run(...params).changes);
+  }
+
+  /** One transaction; events are emitted only after COMMIT. */
+  #tx<T>(work: (emit: (fn: () => void) => void) => T): T {
+    const after: (() => void)[] = [];
+    this.db.exec('BEGIN IMMEDIATE');
+    let result: T;
+    try {
+      result = work((fn) => after.push(fn));
+      this.db.exec('COMMIT');
+    } catch (e) {
+      this.db.exec('ROLLBACK');
+      throw e;
+    }
+    for (const fn of after) fn();
+    return result;
+  }
+
+  async insertClient(c: ClientRecord): Promise<void> {
+    this.#run(
+      `INSERT INTO oauth_client (client_id, secret_hash, auth_method, name, redirect_uris, metadata, created_at, used_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      c.clientId,
+      c.secretHash,
+      c.authMethod,
+      c.name,
+      JSON.stringify(c.redirectUris),
+      JSON.stringify(c.metadata),
+      c.createdAt,
+      c.usedAt,
+    );
+  }
+
+  async getClient(clientId: string): Promise<ClientRecord | undefined> {
+    const r = this.#row('SELECT * FROM oauth_client WHERE client_id = ?', clientId);
+    if (!r) return undefined;
+    return {
+      clientId: r['client_id'] as string,
+      secretHash: r['secret_hash'] as string | null,
+      authMethod: r['auth_method'] as AuthMethod,
+      name: r['name'] as string,
+      redirectUris: JSON.parse(r['redirect_uris'] as string),
+      metadata: JSON.parse(r['metadata'] as string),
+      createdAt: r['created_at'] as number,
+      usedAt: r['used_at'] as number | null,
+    };
+  }
+
+  async insertAuthRequest(q: AuthRequestRecord, now: number, maxPending: number): Promise<boolean> {
+    const pending = this.#row('SELECT COUNT(*) AS n FROM auth_request WHERE expires_at > ?', now);
+    if (Number(pending?.['n'] ?? 0) >= maxPending) return false;
+    this.#run(
+      `INSERT INTO auth_request (id_hash, browser_hash, csrf_hash, client_id, client_name, redirect_uri,
+         client_state, code_challenge, resource, scopes, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      q.idHash,
+      q.browserHash,
+      q.csrfHash,
+      q.clientId,
+      q.clientName,
+      q.redirectUri,
+      q.clientState,
+      q.codeChallenge,
+      q.resource,
+      q.scopes.join(' '),
+      q.expiresAt,
+    );
+    return true;
+  }
+
+  #authRequest(r: Record<string, SQLInputValue> | undefined): AuthRequestRecord | undefined {
+    if (!r) return undefined;
+    const idHash = r['id_hash'] as string;
+    const sealed = r['upstream_verifier'] as string | null;
+    return {
+      idHash,
+      browserHash: r['browser_hash'] as string,
+      csrfHash: r['csrf_hash'] as string,
+      clientId: r['client_id'] as string,
+      clientName: r['client_name'] as string,
+      redirectUri: r['redirect_uri'] as string,
+      clientState: r['client_state'] as string | null,
+      codeChallenge: r['code_challenge'] as string,
+      resource: r['resource'] as string,
+      scopes: splitScopes(r['scopes'] as string),
+      upstreamStateHash: r['upstream_state_hash'] as string | null,
+      upstreamVerifier: sealed === null ? null : open(this.#key, sealed, `auth_request:${idHash}`),
+      expiresAt: r['expires_at'] as number,
+    };
+  }
+
+  async getAuthRequest(idHash: string): Promise<AuthRequestRecord | undefined> {
+    return this.#authRequest(this.#row('SELECT * FROM auth_request WHERE id_hash = ?', idHash));
+  }
+
+  async approveAuthRequest(
+    idHash: string,
+    upstreamStateHash: string,
+    upstreamVerifier: string,
+    expiresAt: number,
+    now: number,
+  ): Promise<boolean> {
+    const sealed = seal(this.#key, upstreamVerifier, `auth_request:${idHash}`);
+    return (
+      this.#run(
+        `UPDATE auth_request SET upstream_state_hash = ?, upstream_verifier = ?, expires_at = ?
+         WHERE id_hash = ? AND upstream_state_hash IS NULL AND expires_at > ?`,
+        upstreamStateHash,
+        sealed,
+        expiresAt,
+        idHash,
+        now,
+      ) === 1
+    );
+  }
+
+  async deleteAuthRequest(idHash: string): Promise<void> {
+    this.#run('DELETE FROM auth_request WHERE id_hash = ?', idHash);
+  }
+
+  async takeAuthRequestByState(stateHash: string, now: number): Promise<AuthRequestRecord | undefined> {
+    return this.#tx(() => {
+      const r = this.#row('SELECT * FROM auth_request WHERE upstream_state_hash = ?', stateHash);
+      if (!r) return undefined;
+      this.#run('DELETE FROM auth_request WHERE id_hash = ?', r['id_hash'] as string);
+      return (r['expires_at'] as number) > now ? this.#authRequest(r) : undefined;
+    });
+  }
+
+  async putCredential(c: ForgejoCredential): Promise<void> {
+    const ctx = `forgejo_credential:${c.userId}`;
+    this.#run(
+      `INSERT INTO forgejo_credential (user_id, login, access_token, refresh_token, expires_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET login = excluded.login, access_token = excluded.access_token,
+         refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, updated_at = excluded.updated_at`,
+      c.userId,
+      c.login,
+      seal(this.#key, c.accessToken, ctx),
+      seal(this.#key, c.refreshToken, ctx),
+      c.expiresAt,
+      c.updatedAt,
+    );
+    this.events.emit('tokenChanged', c.userId);
+  }
+
+  async getCredential(userId: number): Promise<ForgejoCredential | undefined> {
+    const r = this.#row('SELECT * FROM forgejo_credential WHERE user_id = ?', userId);
+    if (!r) return undefined;
+    const ctx = `forgejo_credential:${userId}`;
+    return {
+      userId,
+      login: r['login'] as string,
+      accessToken: open(this.#key, r['access_token'] as string, ctx),
+      refreshToken: open(this.#key, r['refresh_token'] as string, ctx),
+      expiresAt: r['expires_at'] as number,
+      updatedAt: r['updated_at'] as number,
+    };
+  }
+
+  async createGrant(g: GrantRecord, c: CodeRecord): Promise<void> {
+    this.#tx(() => {
+      this.#run(
+        `INSERT INTO oauth_grant (grant_id, user_id, login, client_id, scopes, resource, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        g.grantId,
+        g.userId,
+        g.login,
+        g.clientId,
+        g.scopes.join(' '),
+        g.resource,
+        g.createdAt,
+      );
+      this.#run(
+        `INSERT INTO auth_code (code_hash, grant_id, client_id, redirect_uri, code_challenge, resource, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        c.codeHash,
+        c.grantId,
+        c.clientId,
+        c.redirectUri,
+        c.codeChallenge,
+        c.resource,
+        c.expiresAt,
+      );
+      this.#run(
+        'UPDATE oauth_client SET used_at = ? WHERE client_id = ? AND used_at IS NULL',
+        g.createdAt,
+        g.clientId,
+      );
+    });
+  }
+
+  async getCode(codeHash: string): Promise<CodeRecord | undefined> {
+    const r = this.#row('SELECT * FROM auth_code WHERE code_hash = ?', codeHash);
+    if (!r) return undefined;
+    return {
+      codeHash,
+      grantId: r['grant_id'] as string,
+      clientId: r['client_id'] as string,
+      redirectUri: r['redirect_uri'] as string,
+      codeChallenge: r['code_challenge'] as string,
+      resource: r['resource'] as string,
+      expiresAt: r['expires_at'] as number,
+      usedAt: r['used_at'] as number | null,
+    };
+  }
+
+  #insertPair(grantId: string, t: TokenPair): void {
+    const insert = 'INSERT INTO oauth_token (token_hash, kind, grant_id, expires_at) VALUES (?, ?, ?, ?)';
+    this.#run(insert, t.accessHash, 'access', grantId, t.accessExpiresAt);
+    this.#run(insert, t.refreshHash, 'refresh', grantId, t.refreshExpiresAt);
+  }
+
+  /** Deletes a grant (its codes and tokens cascade) inside a transaction, announcing it after commit. */
+  #deleteGrant(grantId: string, emit: (fn: () => void) => void): void {
+    const r = this.#row('SELECT user_id FROM oauth_grant WHERE grant_id = ?', grantId);
+    if (!r) return;
+    this.#run('DELETE FROM oauth_grant WHERE grant_id = ?', grantId);
+    const revoked: RevokedGrant = { grantId, userId: r['user_id'] as number };
+    emit(() => this.events.emit('grantRevoked', revoked));
+  }
+
+  async redeemCode(codeHash: string, now: number, tokens: TokenPair): Promise<'ok' | 'reused'> {
+    return this.#tx((emit) => {
+      const r = this.#row('SELECT grant_id, used_at FROM auth_code WHERE code_hash = ?', codeHash);
+      if (!r) return 'reused';
+      const grantId = r['grant_id'] as string;
+      if (r['used_at'] !== null) {
+        this.#deleteGrant(grantId, emit);
+        return 'reused';
+      }
+      this.#run('UPDATE auth_code SET used_at = ? WHERE code_hash = ?', now, codeHash);
+      this.#insertPair(grantId, tokens);
+      return 'ok';
+    });
+  }
+
+  #grant(r: Record<string, SQLInputValue>): GrantRecord {
+    return {
+      grantId: r['grant_id'] as string,
+      userId: r['user_id'] as number,
+      login: r['login'] as string,
+      clientId: r['client_id'] as string,
+      scopes: splitScopes(r['scopes'] as string),
+      resource: r['resource'] as string,
+      createdAt: r['created_at'] as number,
+    };
+  }
+
+  async rotateRefreshToken(
+    refreshHash: string,
+    clientId: string,
+    now: number,
+    graceMs: number,
+    next: TokenPair,
+  ): Promise<RefreshOutcome> {
+    return this.#tx((emit): RefreshOutcome => {
+      const r = this.#row(
+        `SELECT t.expires_at AS token_expires_at, t.rotated_at, t.grace_used, g.* FROM oauth_token t
+         JOIN oauth_grant g ON g.grant_id = t.grant_id WHERE t.token_hash = ? AND t.kind = 'refresh'`,
+        refreshHash,
+      );
+      if (!r) return { ok: false, reason: 'unknown' };
+      const grant = this.#grant(r);
+      if (grant.clientId !== clientId) return { ok: false, reason: 'wrong_client' };
+      if ((r['token_expires_at'] as number) <= now) return { ok: false, reason: 'expired' };
+      const rotatedAt = r['rotated_at'] as number | null;
+      if (rotatedAt !== null) {
+        if (now - rotatedAt > graceMs || r['grace_used'] !== 0) {
+          this.#deleteGrant(grant.grantId, emit);
+          return { ok: false, reason: 'reused' };
+        }
+        this.#run('UPDATE oauth_token SET grace_used = 1 WHERE token_hash = ?', refreshHash);
+      } else {
+        this.#run('UPDATE oauth_token SET rotated_at = ? WHERE token_hash = ?', now, refreshHash);
+      }
+      this.#insertPair(grant.grantId, next);
+      return { ok: true, grant, graceReuse: rotatedAt !== null };
+    });
+  }
+
+  async findAccessToken(accessHash: string): Promise<{ grant: GrantRecord; expiresAt: number } | undefined> {
+    const r = this.#row(
+      `SELECT t.expires_at AS token_expires_at, g.* FROM oauth_token t
+       JOIN oauth_grant g ON g.grant_id = t.grant_id WHERE t.token_hash = ? AND t.kind = 'access'`,
+      accessHash,
+    );
+    return r ? { grant: this.#grant(r), expiresAt: r['token_expires_at'] as number } : undefined;
+  }
+
+  async revokeToken(tokenHash: string, clientId: string): Promise<'access' | 'refresh' | undefined> {
+    return this.#tx((emit) => {
+      const r = this.#row(
+        `SELECT t.kind, t.grant_id FROM oauth_token t JOIN oauth_grant g ON g.grant_id = t.grant_id
+         WHERE t.token_hash = ? AND g.client_id = ?`,
+        tokenHash,
+        clientId,
+      );
+      if (!r) return undefined;
+      const kind = r['kind'] as 'access' | 'refresh';
+      if (kind === 'refresh') this.#deleteGrant(r['grant_id'] as string, emit);
+      else this.#run('DELETE FROM oauth_token WHERE token_hash = ?', tokenHash);
+      return kind;
+    });
+  }
+
+  async revokeGrant(grantId: string): Promise<void> {
+    this.#tx((emit) => this.#deleteGrant(grantId, emit));
+  }
+
+  async revokeUser(userId: number): Promise<void> {
+    this.#tx((emit) => {
+      const grants = this.db.prepare('SELECT grant_id FROM oauth_grant WHERE user_id = ?').all(userId);
+      for (const g of grants) this.#deleteGrant(g['grant_id'] as string, emit);
+      this.#run('DELETE FROM forgejo_credential WHERE user_id = ?', userId);
+      emit(() => this.events.emit('userRevoked', userId));
+    });
+  }
+
+  async purgeExpired(now: number, unusedClientsBefore: number): Promise<number> {
+    return this.#tx(() => {
+      let n = this.#run('DELETE FROM auth_request WHERE expires_at <= ?', now);
+      n += this.#run('DELETE FROM auth_code WHERE expires_at <= ?', now);
+      n += this.#run('DELETE FROM oauth_token WHERE expires_at <= ?', now);
+      // A grant with no token and no code left can never be used again.
+      n += this.#run(
+        `DELETE FROM oauth_grant WHERE
+           NOT EXISTS (SELECT 1 FROM oauth_token t WHERE t.grant_id = oauth_grant.grant_id)
+           AND NOT EXISTS (SELECT 1 FROM auth_code c WHERE c.grant_id = oauth_grant.grant_id)`,
+      );
+      n += this.#run(
+        'DELETE FROM oauth_client WHERE used_at IS NULL AND created_at <= ?',
+        unusedClientsBefore,
+      );
+      return n;
+    });
+  }
+}
+
+function splitScopes(s: string): string[] {
+  return s === '' ? [] : s.split(' ');
 }

@@ -1,0 +1,82 @@
+// The per-user Forgejo credential (design decision 2): one per Forgejo user, shared by all of that
+// user's broker grants, refreshed single-flight ahead of expiry. Forgejo refusing a refresh means
+// the user revoked the app (or the credential is otherwise dead): all of their grants go.
+import type { EventEmitter } from 'node:events';
+import type { Logger } from '../log/log.ts';
+import type { OAuthStore, StoreEventMap } from '../store/store.ts';
+import { type ForgejoClient, UpstreamGrantError } from './client.ts';
+
+export class CredentialRevokedError extends Error {
+  override name = 'CredentialRevokedError';
+}
+
+export type CredentialManagerOptions = {
+  store: OAuthStore;
+  forgejo: Pick<ForgejoClient, 'refresh'>;
+  log: Logger;
+  /** Refresh when the token expires within this many ms. */
+  refreshMarginMs: number;
+};
+
+export class CredentialManager {
+  readonly #opts: CredentialManagerOptions;
+  readonly #inflight = new Map<number, Promise<{ token: string; expiresAt: number }>>();
+
+  constructor(opts: CredentialManagerOptions) {
+    this.#opts = opts;
+  }
+
+  /** `tokenChanged(userId)`, `userRevoked(userId)`, `grantRevoked({grantId, userId})`. */
+  get events(): EventEmitter<StoreEventMap> {
+    return this.#opts.store.events;
+  }
+
+  /**
+   * The user's current Forgejo access token, refreshed first (once, however many callers ask at
+   * the same time) when it expires within the margin or within `minValidityMs`.
+   */
+  async accessToken(
+    userId: number,
+    opts: { minValidityMs?: number; forceRefresh?: boolean } = {},
+  ): Promise<{ token: string; expiresAt: number }> {
+    const running = this.#inflight.get(userId);
+    if (running) return running;
+    const cred = await this.#opts.store.getCredential(userId);
+    if (!cred) throw new CredentialRevokedError(`no Forgejo credential for user ${userId}`);
+    const margin = Math.max(this.#opts.refreshMarginMs, opts.minValidityMs ?? 0);
+    if (!opts.forceRefresh && cred.expiresAt - Date.now() > margin) {
+      return { token: cred.accessToken, expiresAt: cred.expiresAt };
+    }
+    // Checked again: another caller may have started a refresh while we read the store.
+    const again = this.#inflight.get(userId);
+    if (again) return again;
+    const flight = this.#refresh(userId, cred.refreshToken, cred.login).finally(() =>
+      this.#inflight.delete(userId),
+    );
+    this.#inflight.set(userId, flight);
+    return flight;
+  }
+
+  async #refresh(
+    userId: number,
+    refreshToken: string,
+    login: string,
+  ): Promise<{ token: string; expiresAt: number }> {
+    const { store, forgejo, log } = this.#opts;
+    try {
+      const t = await forgejo.refresh(refreshToken);
+      await store.putCredential({ userId, login, ...t, updatedAt: Date.now() });
+      log.info({ userId }, 'Forgejo token refreshed');
+      return { token: t.accessToken, expiresAt: t.expiresAt };
+    } catch (e) {
+      if (!(e instanceof UpstreamGrantError)) throw e;
+      // A newer login may have replaced the credential while we refreshed the old one.
+      const now = await store.getCredential(userId);
+      if (now && now.refreshToken !== refreshToken)
+        return { token: now.accessToken, expiresAt: now.expiresAt };
+      log.warn({ userId, reason: e.message }, 'Forgejo credential is dead; revoking the user’s grants');
+      await store.revokeUser(userId);
+      throw new CredentialRevokedError(e.message);
+    }
+  }
+}

@@ -1,0 +1,106 @@
+// Maps the authorization server onto Fastify: routes, CORS where browser clients call, rate
+// limits, and OAuth-shaped errors for bodies Fastify itself refuses.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthServer } from '../oauth/auth-server.ts';
+import { rateKeys } from '../oauth/rate-keys.ts';
+import type { OAuthRequest, OAuthResponse, Params } from '../oauth/respond.ts';
+import { RateLimiter } from './rate-limit.ts';
+import type { App } from './server.ts';
+
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, POST, OPTIONS',
+  'access-control-allow-headers': 'Authorization, Content-Type, MCP-Protocol-Version',
+  'access-control-expose-headers': 'WWW-Authenticate',
+  'access-control-max-age': '600',
+};
+
+function toRequest(req: FastifyRequest): OAuthRequest {
+  return { query: (req.query ?? {}) as Params, body: req.body, headers: req.headers, ip: req.ip };
+}
+
+function send(reply: FastifyReply, res: OAuthResponse, cors: boolean): FastifyReply {
+  reply.code(res.status).headers(res.headers);
+  if (cors) reply.headers(CORS);
+  return res.body === undefined ? reply.send() : reply.send(res.body);
+}
+
+export function registerOAuthRoutes(app: App, auth: AuthServer, rateLimitPerMinute: number): void {
+  const perKey = new RateLimiter(rateLimitPerMinute);
+  const perIp = new RateLimiter(rateLimitPerMinute * 10);
+
+  /** 429 + Retry-After when the key's or the IP's bucket is empty. */
+  const limited = (
+    endpoint: Parameters<typeof rateKeys>[0],
+    req: OAuthRequest,
+  ): OAuthResponse | undefined => {
+    const { key, ip } = rateKeys(endpoint, req);
+    const wait = Math.max(key === undefined ? 0 : perKey.take(key), perIp.take(ip));
+    if (wait === 0) return undefined;
+    return {
+      status: 429,
+      headers: { 'retry-after': String(wait), 'cache-control': 'no-store' },
+      body: { error: 'slow_down', error_description: `too many requests; retry in ${wait} s` },
+    };
+  };
+
+  const route = (
+    method: 'GET' | 'POST',
+    url: string,
+    handler: (req: OAuthRequest) => Promise<OAuthResponse>,
+    opts: { cors?: boolean; limit?: Parameters<typeof rateKeys>[0]; badBodyError?: string } = {},
+  ) => {
+    app.route({
+      method,
+      url,
+      handler: async (req, reply) => {
+        const r = toRequest(req);
+        const res = (opts.limit && limited(opts.limit, r)) || (await handler(r));
+        return send(reply, res, opts.cors ?? false);
+      },
+      // Bad JSON, a wrong content type or a too-large body, in the protocol's own error shape.
+      errorHandler: (err: { statusCode?: number; message: string }, req, reply) => {
+        const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+        if (status === 500) req.log.error({ err }, 'request failed');
+        const body =
+          status === 500
+            ? { error: 'server_error', error_description: 'internal error' }
+            : { error: opts.badBodyError ?? 'invalid_request', error_description: err.message };
+        return send(
+          reply,
+          { status: status === 415 ? 400 : status, headers: { 'cache-control': 'no-store' }, body },
+          opts.cors ?? false,
+        );
+      },
+    });
+    if (opts.cors) app.options(url, (_req, reply) => send(reply, { status: 204, headers: {} }, true));
+  };
+
+  const document = (body: Record<string, unknown>) => async (): Promise<OAuthResponse> => ({
+    status: 200,
+    headers: { 'cache-control': 'public, max-age=300' },
+    body,
+  });
+  route('GET', '/.well-known/oauth-protected-resource/mcp', document(auth.protectedResourceMetadata), {
+    cors: true,
+  });
+  route('GET', '/.well-known/oauth-protected-resource', document(auth.protectedResourceMetadata), {
+    cors: true,
+  });
+  route('GET', '/.well-known/oauth-authorization-server', document(auth.authorizationServerMetadata), {
+    cors: true,
+  });
+  route('GET', '/.well-known/openid-configuration', document(auth.authorizationServerMetadata), {
+    cors: true,
+  });
+  route('POST', '/oauth/register', auth.register, {
+    cors: true,
+    limit: 'register',
+    badBodyError: 'invalid_client_metadata',
+  });
+  route('GET', '/oauth/authorize', auth.authorize, { limit: 'authorize' });
+  route('POST', '/oauth/consent', auth.consent, { limit: 'consent' });
+  route('GET', '/oauth/callback', auth.callback, { limit: 'consent' });
+  route('POST', '/oauth/token', auth.token, { cors: true, limit: 'token' });
+  route('POST', '/oauth/revoke', auth.revoke, { cors: true, limit: 'token' });
+}

@@ -1,0 +1,142 @@
+// Builds the broker's parts from a validated config: store, Forgejo client, credentials, the
+// authorization server and the HTTP app. main.ts adds signals and listening; tests use it as is.
+import type { Config } from '../config/config.ts';
+import { ForgejoClient } from '../forgejo/client.ts';
+import { CredentialManager } from '../forgejo/credentials.ts';
+import { Gateway } from '../gateway/gateway.ts';
+import { registerMcpRoutes } from '../gateway/routes.ts';
+import { readBuildInfo } from '../http/build-info.ts';
+import { registerOAuthRoutes } from '../http/oauth-routes.ts';
+import { type App, createHttpServer } from '../http/server.ts';
+import type { Logger } from '../log/log.ts';
+import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
+import { CimdResolver } from '../oauth/cimd.ts';
+import { resolveCommand } from '../pool/command.ts';
+import { Pool } from '../pool/pool.ts';
+import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { Supervisor } from '../supervisor/supervisor.ts';
+
+export type Broker = {
+  app: App;
+  store: SqliteStore;
+  auth: AuthServer;
+  gateway: Gateway;
+  pool: Pool;
+  supervisor: Supervisor;
+  /** Stops the periodic purge (before the store closes). */
+  stopPurge(): void;
+  close(): Promise<void>;
+};
+
+const PURGE_EVERY_MS = 60_000;
+
+/** How far ahead of its token's expiry a child is replaced (capped at a third of the token's life). */
+const ROTATE_MARGIN_MS = 60_000;
+const CHILD_STOP_GRACE_MS = 3_000;
+
+export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: string[] } = {}): Broker {
+  const [command, ...args] = config.childCommand as [string, ...string[]];
+  const commandPath = resolveCommand(command);
+  const store = new SqliteStore({ path: config.db, secretKey: config.secretKey });
+  const forgejo = new ForgejoClient({
+    forgejoUrl: config.forgejoUrl,
+    clientId: config.forgejoClientId,
+    clientSecret: config.forgejoClientSecret,
+    redirectUri: `${config.publicUrl}/oauth/callback`,
+    scope: config.forgejoScope,
+  });
+  const credentials = new CredentialManager({
+    store,
+    forgejo,
+    log,
+    refreshMarginMs: config.forgejoRefreshMargin,
+  });
+  const auth = createAuthServer(
+    {
+      publicUrl: config.publicUrl,
+      store,
+      forgejo,
+      forgejoUrl: config.forgejoUrl,
+      forgejoScope: config.forgejoScope,
+      cimd: new CimdResolver({ allowPrivateHosts: config.cimdAllowPrivateHosts, extraCa: opts.cimdExtraCa }),
+      log,
+      accessTokenTtlMs: config.accessTokenTtl,
+      refreshTokenTtlMs: config.refreshTokenTtl,
+      refreshReuseGraceMs: config.refreshReuseGrace,
+      allowedUsers: config.allowedUsers,
+      allowedOrgs: config.allowedOrgs,
+    },
+    credentials,
+    config.unusedClientTtl,
+  );
+  const app = createHttpServer({
+    log,
+    store,
+    buildInfo: readBuildInfo(),
+    trustedProxies: config.trustedProxies,
+  });
+  registerOAuthRoutes(app, auth, config.rateLimit);
+  const supervisor = new Supervisor({ log, limits: { graceMs: CHILD_STOP_GRACE_MS } });
+  let gateway: Gateway | undefined;
+  const pool = new Pool({
+    command: commandPath,
+    args,
+    forgejoUrl: config.forgejoUrl,
+    idleMs: config.childIdle,
+    maxChildren: config.maxChildren,
+    rotateMarginMs: ROTATE_MARGIN_MS,
+    stopGraceMs: CHILD_STOP_GRACE_MS,
+    bridge: {
+      initTimeoutMs: config.childStartTimeout,
+      callTimeoutMs: config.callTimeout,
+      maxLineBytes: 8 * 1024 * 1024,
+      clientInfo: { name: 'forgejo-mcp-broker', version: readBuildInfo().version },
+      protocolVersion: '2025-11-25',
+    },
+    spawner: supervisor,
+    tokens: { accessToken: (userId, o) => credentials.accessToken(userId, o) },
+    log,
+    events: {
+      notification: (userId, msg) => gateway?.broadcast(userId, msg),
+      orphanRequest: (userId) => gateway?.orphanRequest(userId),
+    },
+  });
+  gateway = new Gateway({
+    publicUrl: config.publicUrl,
+    allowedOrigins: config.allowedOrigins,
+    allowedHosts: config.allowedHosts,
+    verifyBearer: auth.verifyBearer,
+    pool,
+    log,
+    sse: { maxQueuedBytes: 4 * 1024 * 1024, keepAliveMs: 15_000 },
+    maxSessionsPerUser: config.maxSessionsPerUser,
+    sessionIdleMs: config.sessionIdle,
+    parkTtlMs: config.callTimeout,
+    events: credentials.events,
+  });
+  registerMcpRoutes(app, gateway);
+  const purge = setInterval(() => {
+    auth.purge().then(
+      (n) => n > 0 && log.debug({ rows: n }, 'purged expired rows'),
+      (e: Error) => log.error({ err: { message: e.message } }, 'purge failed'),
+    );
+  }, PURGE_EVERY_MS);
+  purge.unref();
+  return {
+    app,
+    store,
+    auth,
+    gateway,
+    pool,
+    supervisor,
+    stopPurge: () => clearInterval(purge),
+    close: async () => {
+      clearInterval(purge);
+      gateway?.close();
+      await app.close();
+      await pool.stopAll(Date.now() + 1000);
+      await supervisor.stopAll(1000, 200);
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,109 @@
+// GET /oauth/callback: Forgejo sends the browser back here. The state must be one this broker
+// created after consent, in this same browser; then the Forgejo code is exchanged, the user
+// identified and checked against the allow-lists, their one Forgejo credential replaced, and the
+// client gets a single-use broker code.
+import { randomUUID } from 'node:crypto';
+import type { ForgejoUser } from '../forgejo/client.ts';
+import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
+import { browserHash, clientRedirect } from './authorize.ts';
+import type { AuthContext } from './context.ts';
+import { errorPage } from './pages.ts';
+import { type OAuthError, type OAuthRequest, type OAuthResponse, one } from './respond.ts';
+
+const CODE_TTL_MS = 60_000;
+
+export function isAllowed(ctx: AuthContext, user: ForgejoUser): boolean {
+  if (ctx.allowedUsers.length === 0 && ctx.allowedOrgs.length === 0) return true;
+  if (ctx.allowedUsers.includes(user.login.toLowerCase())) return true;
+  return user.groups.some((g) => ctx.allowedOrgs.includes(g.toLowerCase()));
+}
+
+export async function callback(
+  ctx: AuthContext,
+  req: OAuthRequest,
+  now = Date.now(),
+): Promise<OAuthResponse> {
+  const bad = (status: number, msg: string) => errorPage(status, 'Sign-in could not be completed', msg);
+  let state: string;
+  try {
+    state = one(req.query, 'state', true);
+  } catch (e) {
+    return bad(400, (e as OAuthError).message);
+  }
+  const ar = await ctx.store.takeAuthRequestByState(hashSecret(state), now);
+  if (!ar || ar.upstreamVerifier === null) {
+    return bad(
+      400,
+      'This sign-in is unknown, expired or was already completed. Start again from your application.',
+    );
+  }
+  const browser = browserHash(req);
+  if (!browser || !safeEqual(browser, ar.browserHash)) {
+    return bad(403, 'This sign-in was started in another browser.');
+  }
+  const back = (params: Record<string, string>) =>
+    clientRedirect(ctx, ar.redirectUri, { ...params, state: ar.clientState });
+  const upstreamError = req.query['error'];
+  if (upstreamError !== undefined) {
+    const denied = upstreamError === 'access_denied';
+    return back({
+      error: denied ? 'access_denied' : 'server_error',
+      error_description: denied ? 'the user denied access at Forgejo' : 'Forgejo refused the authorization',
+    });
+  }
+  let user: ForgejoUser;
+  let tokens: { accessToken: string; refreshToken: string; expiresAt: number };
+  try {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(req.query)) if (typeof v === 'string') params.set(k, v);
+    tokens = await ctx.forgejo.exchangeCode(params, state, ar.upstreamVerifier);
+    user = await ctx.forgejo.userinfo(tokens.accessToken);
+  } catch (e) {
+    ctx.log.warn({ err: { name: (e as Error).name, message: (e as Error).message } }, 'Forgejo login failed');
+    return back({ error: 'server_error', error_description: 'signing in to Forgejo failed' });
+  }
+  if (!isAllowed(ctx, user)) {
+    ctx.log.info({ userId: user.id }, 'user refused by the allow-list');
+    const url = clientRedirect(ctx, ar.redirectUri, {
+      error: 'access_denied',
+      error_description: 'this Forgejo user may not use this server',
+      state: ar.clientState,
+    }).headers['location'] as string;
+    return errorPage(
+      403,
+      'Access denied',
+      `The Forgejo user ${user.login} is not allowed to use this server. Ask its operator to add you.`,
+      {
+        href: url,
+        text: 'Return to the application',
+      },
+    );
+  }
+  // The newest credential is the only live one at Forgejo (each exchange rotates the grant).
+  await ctx.store.putCredential({ userId: user.id, login: user.login, ...tokens, updatedAt: now });
+  const grantId = randomUUID();
+  const code = newSecret('mcpac_');
+  await ctx.store.createGrant(
+    {
+      grantId,
+      userId: user.id,
+      login: user.login,
+      clientId: ar.clientId,
+      scopes: ar.scopes,
+      resource: ar.resource,
+      createdAt: now,
+    },
+    {
+      codeHash: hashSecret(code),
+      grantId,
+      clientId: ar.clientId,
+      redirectUri: ar.redirectUri,
+      codeChallenge: ar.codeChallenge,
+      resource: ar.resource,
+      expiresAt: now + CODE_TTL_MS,
+      usedAt: null,
+    },
+  );
+  ctx.log.info({ userId: user.id, clientId: ar.clientId, grantId }, 'authorization granted');
+  return back({ code });
+}

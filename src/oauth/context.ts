@@ -1,0 +1,29 @@
+import type { ForgejoClient } from '../forgejo/client.ts';
+import type { Logger } from '../log/log.ts';
+import type { ClientRecord, OAuthStore } from '../store/store.ts';
+import { type CimdResolver, isCimdClientId } from './cimd.ts';
+import { OAuthError } from './respond.ts';
+
+/** Everything the authorization server's handlers share. */
+export type AuthContext = {
+  publicUrl: string;
+  store: OAuthStore;
+  forgejo: Pick<ForgejoClient, 'authorizationUrl' | 'exchangeCode' | 'userinfo'>;
+  forgejoUrl: string;
+  forgejoScope: string;
+  cimd: CimdResolver;
+  log: Logger;
+  accessTokenTtlMs: number;
+  refreshTokenTtlMs: number;
+  refreshReuseGraceMs: number;
+  allowedUsers: string[];
+  allowedOrgs: string[];
+};
+
+/** A registered client, or one described by its Client ID Metadata Document. */
+export async function resolveClient(ctx: AuthContext, clientId: string): Promise<ClientRecord> {
+  if (isCimdClientId(clientId)) return ctx.cimd.resolve(clientId);
+  const client = clientId.length <= 200 ? await ctx.store.getClient(clientId) : undefined;
+  if (!client) throw new OAuthError('invalid_client', 'unknown client_id', 401);
+  return client;
+}

@@ -1,0 +1,93 @@
+// RFC 7591 dynamic client registration. The secret is returned once and stored only hashed.
+import { randomUUID } from 'node:crypto';
+import { hashSecret, newSecret } from '../store/secrets.ts';
+import type { AuthMethod, ClientRecord, OAuthStore } from '../store/store.ts';
+import { redirectUriProblem } from './redirect-uri.ts';
+import { errorJson, json, OAuthError, type OAuthResponse } from './respond.ts';
+
+const AUTH_METHODS: AuthMethod[] = ['client_secret_post', 'client_secret_basic', 'none'];
+const GRANT_TYPES = ['authorization_code', 'refresh_token'];
+
+export function cleanClientName(raw: unknown, fallback: string): string {
+  if (raw === undefined) return fallback;
+  if (typeof raw !== 'string' || raw.trim() === '' || raw.length > 200 || /\p{Cc}/u.test(raw)) {
+    throw new OAuthError(
+      'invalid_client_metadata',
+      'client_name must be a printable string of at most 200 characters',
+    );
+  }
+  return raw.trim();
+}
+
+/** Validates redirect URIs for a client; the whole list fails on the first bad entry. */
+export function checkRedirectUris(raw: unknown, publicClient: boolean, errorCode: string): string[] {
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 20) {
+    throw new OAuthError(errorCode, 'redirect_uris must be a list of 1 to 20 URIs');
+  }
+  for (const uri of raw) {
+    const problem = redirectUriProblem(uri, publicClient);
+    if (problem) throw new OAuthError(errorCode, problem);
+  }
+  return raw as string[];
+}
+
+function stringList(raw: unknown, name: string, dflt: string[], allowed: string[]): string[] {
+  if (raw === undefined) return dflt;
+  if (!Array.isArray(raw) || raw.some((g) => typeof g !== 'string' || !allowed.includes(g))) {
+    throw new OAuthError('invalid_client_metadata', `${name} may contain only ${allowed.join(', ')}`);
+  }
+  return [...new Set(raw as string[])];
+}
+
+export async function register(store: OAuthStore, body: unknown, now = Date.now()): Promise<OAuthResponse> {
+  try {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new OAuthError('invalid_client_metadata', 'the body must be a JSON object');
+    }
+    const m = body as Record<string, unknown>;
+    const method = m['token_endpoint_auth_method'] ?? 'client_secret_basic';
+    if (!AUTH_METHODS.includes(method as AuthMethod)) {
+      throw new OAuthError(
+        'invalid_client_metadata',
+        `token_endpoint_auth_method must be one of ${AUTH_METHODS.join(', ')}`,
+      );
+    }
+    const authMethod = method as AuthMethod;
+    const redirectUris = checkRedirectUris(m['redirect_uris'], authMethod === 'none', 'invalid_redirect_uri');
+    const grantTypes = stringList(m['grant_types'], 'grant_types', ['authorization_code'], GRANT_TYPES);
+    if (!grantTypes.includes('authorization_code')) {
+      throw new OAuthError('invalid_client_metadata', 'grant_types must include authorization_code');
+    }
+    const responseTypes = stringList(m['response_types'], 'response_types', ['code'], ['code']);
+    if (m['scope'] !== undefined && typeof m['scope'] !== 'string') {
+      throw new OAuthError('invalid_client_metadata', 'scope must be a string');
+    }
+    const clientId = randomUUID();
+    const secret = authMethod === 'none' ? undefined : newSecret('mcpcs_');
+    const metadata = {
+      client_id: clientId,
+      client_id_issued_at: Math.floor(now / 1000),
+      client_name: cleanClientName(m['client_name'], 'Unnamed MCP client'),
+      redirect_uris: redirectUris,
+      token_endpoint_auth_method: authMethod,
+      grant_types: grantTypes,
+      response_types: responseTypes,
+      ...(secret ? { client_secret_expires_at: 0 } : {}),
+    };
+    const client: ClientRecord = {
+      clientId,
+      secretHash: secret ? hashSecret(secret) : null,
+      authMethod,
+      name: metadata.client_name,
+      redirectUris,
+      metadata,
+      createdAt: now,
+      usedAt: null,
+    };
+    await store.insertClient(client);
+    return json(201, { ...metadata, ...(secret ? { client_secret: secret } : {}) });
+  } catch (e) {
+    if (e instanceof OAuthError) return errorJson(e);
+    throw e;
+  }
+}

@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { performance } from 'node:perf_hooks';
+import { after, before, describe, it } from 'node:test';
+import { adaptCaddyfile, type CaddyProxy, REPO_CADDYFILE, startCaddy } from '../support/caddy.ts';
+
+/** How long the upstream waits for the client to see the first event before writing the second anyway. */
+const ACK_TIMEOUT_MS = 5000;
+/** The same for the buffering control, where the wait always runs out. */
+const CONTROL_ACK_TIMEOUT_MS = 1000;
+
+type Exchange = {
+  /** Headers the upstream received. */
+  seen: IncomingHttpHeaders;
+  firstWrittenAt: number;
+  secondWrittenAt: number;
+  /** Why the upstream went on to the second event: the client had the first, or it gave up waiting. */
+  secondBecause: 'client-had-first' | 'timeout';
+};
+
+/**
+ * An MCP-like upstream: a POST is answered with an SSE stream of two events. The second is written
+ * only once the client has received the first (or after `ackTimeoutMs`), so an unbuffered proxy shows
+ * the order first-received → second-written, and a buffering one cannot.
+ */
+function sseUpstream(): {
+  server: Server;
+  next: (clientHasFirst: Promise<void>, ackTimeoutMs: number) => Promise<Exchange>;
+} {
+  const waiting: Array<{ clientHasFirst: Promise<void>; ackTimeoutMs: number; done: (x: Exchange) => void }> =
+    [];
+  const server = createServer((req, res) => {
+    const job = waiting.shift();
+    if (!job || req.method !== 'POST') {
+      res.writeHead(500).end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as { id: number };
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.write(
+        `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progress: 1 } })}\n\n`,
+      );
+      const firstWrittenAt = performance.now();
+      const secondBecause = await Promise.race([
+        job.clientHasFirst.then(() => 'client-had-first' as const),
+        new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), job.ackTimeoutMs).unref()),
+      ]);
+      const secondWrittenAt = performance.now();
+      res.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: body.id, result: {} })}\n\n`);
+      job.done({ seen: req.headers, firstWrittenAt, secondWrittenAt, secondBecause });
+    });
+  });
+  const next = (clientHasFirst: Promise<void>, ackTimeoutMs: number) =>
+    new Promise<Exchange>((done) => {
+      waiting.push({ clientHasFirst, ackTimeoutMs, done });
+    });
+  return { server, next };
+}
+
+type Received = { status: number; contentType: string; events: Array<{ data: string; at: number }> };
+
+/** POSTs a JSON-RPC request and records when each SSE event arrives; `onFirst` fires on the first. */
+function postForEvents(url: string, ca: Buffer | undefined, onFirst: () => void): Promise<Received> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow' } });
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'content-length': Buffer.byteLength(body),
+    };
+    const handle = (res: import('node:http').IncomingMessage) => {
+      const events: Received['events'] = [];
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        buf += d;
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+          const frame = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = frame
+            .split('\n')
+            .filter((l) => l.startsWith('data: '))
+            .map((l) => l.slice(6))
+            .join('\n');
+          events.push({ data, at: performance.now() });
+          if (events.length === 1) onFirst();
+        }
+      });
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type']), events }),
+      );
+      res.on('error', reject);
+    };
+    const req = url.startsWith('https:')
+      ? httpsRequest(url, { method: 'POST', headers, ca }, handle)
+      : httpRequest(url, { method: 'POST', headers }, handle);
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function exchange(
+  upstream: ReturnType<typeof sseUpstream>,
+  url: string,
+  ca?: Buffer,
+  ackTimeoutMs = ACK_TIMEOUT_MS,
+): Promise<{ got: Received; ex: Exchange }> {
+  let markFirst!: () => void;
+  const clientHasFirst = new Promise<void>((r) => {
+    markFirst = r;
+  });
+  const seen = upstream.next(clientHasFirst, ackTimeoutMs);
+  const got = await postForEvents(url, ca, markFirst);
+  return { got, ex: await seen };
+}
+
+/** A proxy that holds the whole upstream response before sending any of it: what the test must catch. */
+function bufferingProxy(upstreamPort: number): Server {
+  return createServer((req, res) => {
+    const up = httpRequest(
+      { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers },
+      (upRes) => {
+        const chunks: Buffer[] = [];
+        upRes.on('data', (c: Buffer) => chunks.push(c));
+        upRes.on('end', () => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          res.end(Buffer.concat(chunks));
+        });
+      },
+    );
+    req.pipe(up);
+  });
+}
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+describe('deploy/caddy/Caddyfile', () => {
+  it('adapts as shipped: one site from BROKER_DOMAIN proxying to the broker, flushing at once, no compression', () => {
+    const json = execFileSync('caddy', ['adapt', '--config', REPO_CADDYFILE, '--adapter', 'caddyfile'], {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', BROKER_DOMAIN: 'mcp.example.com' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const config = JSON.parse(json) as {
+      apps: { http: { servers: Record<string, { listen: string[]; routes: unknown[] }> } };
+    };
+    const servers = Object.values(config.apps.http.servers);
+    assert.equal(servers.length, 1);
+    assert.deepEqual(servers[0]?.listen, [':443']);
+    const text = JSON.stringify(servers[0]?.routes);
+    assert.match(text, /"host":\["mcp\.example\.com"\]/);
+    const proxies = [...text.matchAll(/"handler":"reverse_proxy"/g)];
+    assert.equal(proxies.length, 1);
+    assert.match(text, /"flush_interval":-1/);
+    assert.match(text, /"upstreams":\[\{"dial":"broker:8080"\}\]/);
+    assert.doesNotMatch(text, /"handler":"encode"/, 'compression buffers SSE');
+    // ACME, not the local CA, in the deployed file: no tls internal, no automation policy overrides.
+    assert.equal((config as { apps: Record<string, unknown> }).apps['tls'], undefined);
+  });
+
+  it('the test adaptation changes only the address and TLS issuer, and refuses a file it does not know', () => {
+    const shipped = readFileSync(REPO_CADDYFILE, 'utf8');
+    const adapted = adaptCaddyfile(shipped, 4443);
+    const siteBlock = adapted.slice(adapted.indexOf('https://127.0.0.1:4443 {'));
+    assert.equal(
+      siteBlock,
+      shipped
+        .slice(shipped.indexOf('{$BROKER_DOMAIN} {'))
+        .replace('{$BROKER_DOMAIN} {', 'https://127.0.0.1:4443 {\n\ttls internal\n\tbind 127.0.0.1'),
+    );
+    assert.throws(() => adaptCaddyfile('example.com {\n\trespond ok\n}\n', 1), /exactly one site line/);
+    assert.throws(() => adaptCaddyfile(`{\n\temail a@b.c\n}\n${shipped}`, 1), /global options block/);
+  });
+});
+
+describe('Caddy in front of an SSE upstream', () => {
+  const upstream = sseUpstream();
+  let upstreamPort = 0;
+  let caddy: CaddyProxy;
+  let ca: Buffer;
+
+  before(async () => {
+    upstreamPort = await listen(upstream.server);
+    caddy = await startCaddy({ upstream: `127.0.0.1:${upstreamPort}` });
+    ca = readFileSync(caddy.caPath);
+  });
+  after(async () => {
+    await caddy?.stop();
+    await closeServer(upstream.server);
+  });
+
+  it('delivers the first SSE event over HTTPS before the upstream writes the second', async () => {
+    const { got, ex } = await exchange(upstream, `${caddy.url}/mcp`, ca);
+    assert.equal(got.status, 200);
+    assert.match(got.contentType, /^text\/event-stream/);
+    assert.equal(got.events.length, 2);
+    assert.match(got.events[0]!.data, /notifications\/progress/);
+    assert.match(got.events[1]!.data, /"id":7/);
+    assert.equal(ex.secondBecause, 'client-had-first');
+    assert.ok(
+      got.events[0]!.at < ex.secondWrittenAt,
+      `first event received at ${got.events[0]!.at} ms, second written at ${ex.secondWrittenAt} ms`,
+    );
+    assert.ok(ex.firstWrittenAt < got.events[0]!.at);
+  });
+
+  it("passes the client's Host through and tells the upstream the request came over https", async () => {
+    const { ex } = await exchange(upstream, `${caddy.url}/mcp`, ca);
+    assert.equal(ex.seen.host, new URL(caddy.url).host);
+    assert.equal(ex.seen['x-forwarded-proto'], 'https');
+    assert.equal(ex.seen['x-forwarded-host'], new URL(caddy.url).host);
+  });
+
+  it('serves only to clients that trust its local CA', async () => {
+    await assert.rejects(
+      postForEvents(`${caddy.url}/mcp`, undefined, () => {}),
+      /self[- ]signed|unable to (get|verify)/i,
+    );
+  });
+
+  it('the same measurement catches a proxy that buffers the response', async () => {
+    const proxy = bufferingProxy(upstreamPort);
+    const port = await listen(proxy);
+    try {
+      const { got, ex } = await exchange(
+        upstream,
+        `http://127.0.0.1:${port}/mcp`,
+        undefined,
+        CONTROL_ACK_TIMEOUT_MS,
+      );
+      assert.equal(got.events.length, 2);
+      assert.equal(ex.secondBecause, 'timeout');
+      assert.ok(got.events[0]!.at > ex.secondWrittenAt);
+    } finally {
+      await closeServer(proxy);
+    }
+  });
+
+  it('stops without leaving the caddy process behind', async () => {
+    const other = await startCaddy({ upstream: `127.0.0.1:${upstreamPort}` });
+    await other.stop();
+    assert.throws(() => process.kill(other.pid, 0), { code: 'ESRCH' });
+  });
+});

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { hashSecret, newSecret } from '../../src/store/secrets.ts';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import type { AuthRequestRecord } from '../../src/store/store.ts';
+
+describe('SqliteStore: pending authorizations', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'broker-oauth-store-'));
+  const store = new SqliteStore({ path: join(tmp, 'b.db'), secretKey: Buffer.alloc(32, 9) });
+  after(async () => {
+    await store.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  const now = 1_000_000;
+  const request = (expiresAt = now + 600_000): AuthRequestRecord => ({
+    idHash: hashSecret(newSecret()),
+    browserHash: hashSecret(newSecret()),
+    csrfHash: hashSecret(newSecret()),
+    clientId: 'c',
+    clientName: 'C',
+    redirectUri: 'https://c.example/cb',
+    clientState: null,
+    codeChallenge: 'x'.repeat(43),
+    resource: 'https://mcp.example/mcp',
+    scopes: ['mcp'],
+    upstreamStateHash: null,
+    upstreamVerifier: null,
+    expiresAt,
+  });
+
+  it('bounds the number of live pending authorizations; expired ones do not count', async () => {
+    assert.equal(await store.insertAuthRequest(request(now - 1), now, 2), true);
+    assert.equal(await store.insertAuthRequest(request(), now, 2), true);
+    assert.equal(await store.insertAuthRequest(request(), now, 2), true);
+    assert.equal(await store.insertAuthRequest(request(), now, 2), false);
+  });
+
+  it('approves once, seals the verifier, and gives the request back by its state exactly once', async () => {
+    const r = request();
+    await store.insertAuthRequest(r, now, 100);
+    const state = hashSecret('upstream-state');
+    assert.equal(
+      await store.approveAuthRequest(r.idHash, state, 'verifier-plaintext-0123456789', now + 600_000, now),
+      true,
+    );
+    assert.equal(
+      await store.approveAuthRequest(r.idHash, hashSecret('other'), 'v', now + 600_000, now),
+      false,
+    );
+    const raw = store.db
+      .prepare('SELECT upstream_verifier FROM auth_request WHERE id_hash = ?')
+      .get(r.idHash);
+    assert.ok(!String(raw?.['upstream_verifier']).includes('verifier-plaintext'));
+    const taken = await store.takeAuthRequestByState(state, now);
+    assert.equal(taken?.upstreamVerifier, 'verifier-plaintext-0123456789');
+    assert.equal(await store.takeAuthRequestByState(state, now), undefined);
+  });
+
+  it('an expired approved request is consumed but not returned', async () => {
+    const r = request(now + 10);
+    await store.insertAuthRequest(r, now, 100);
+    const state = hashSecret('s2');
+    assert.equal(await store.approveAuthRequest(r.idHash, state, 'v'.repeat(43), now + 10, now), true);
+    assert.equal(await store.takeAuthRequestByState(state, now + 20), undefined);
+    assert.equal(await store.getAuthRequest(r.idHash), undefined);
+  });
+});

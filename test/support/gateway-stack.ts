@@ -1,0 +1,135 @@
+// The /mcp stack with real parts below the OAuth server: Fastify, gateway, pool, supervisor and
+// real child processes. Bearer tokens map to fixed users here; the end-to-end tests run the real
+// authorization server instead.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BearerResult, Principal } from '../../src/gateway/gate.ts';
+import { Gateway } from '../../src/gateway/gateway.ts';
+import { registerMcpRoutes } from '../../src/gateway/routes.ts';
+import { type App, createHttpServer, listen } from '../../src/http/server.ts';
+import { Pool, type PoolOptions } from '../../src/pool/pool.ts';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { Supervisor } from '../../src/supervisor/supervisor.ts';
+import { captureLogger } from './log-capture.ts';
+
+export const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
+export const EVERYTHING = join(
+  import.meta.dirname,
+  '..',
+  '..',
+  'node_modules',
+  '@modelcontextprotocol',
+  'server-everything',
+  'dist',
+  'index.js',
+);
+
+export const USERS: Record<string, Principal> = {
+  'token-alice': {
+    userId: 1,
+    login: 'alice',
+    grantId: 'g-alice',
+    clientId: 'c',
+    scopes: ['mcp'],
+    resource: '',
+    expiresAt: Date.now() + 3_600_000,
+  },
+  'token-bob': {
+    userId: 2,
+    login: 'bob',
+    grantId: 'g-bob',
+    clientId: 'c',
+    scopes: ['mcp'],
+    resource: '',
+    expiresAt: Date.now() + 3_600_000,
+  },
+};
+
+export type GatewayStack = {
+  url: string;
+  app: App;
+  gateway: Gateway;
+  pool: Pool;
+  supervisor: Supervisor;
+  logs: ReturnType<typeof captureLogger>;
+  close(): Promise<void>;
+};
+
+export async function startGatewayStack(
+  opts: {
+    args?: string[];
+    pool?: Partial<PoolOptions>;
+    callTimeoutMs?: number;
+    maxSessionsPerUser?: number;
+  } = {},
+): Promise<GatewayStack> {
+  const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
+  const logs = captureLogger('info');
+  const store = new SqliteStore({ path: join(tmp, 'b.db'), secretKey: Buffer.alloc(32, 4) });
+  const app = createHttpServer({ log: logs.log, store, buildInfo: { version: 't', git: 't' } });
+  const supervisor = new Supervisor({ log: logs.log });
+  let gateway: Gateway | undefined;
+  const pool = new Pool({
+    command: process.execPath,
+    args: opts.args ?? [FAULT_SERVER],
+    forgejoUrl: 'http://127.0.0.1:9',
+    idleMs: 60_000,
+    maxChildren: 10,
+    rotateMarginMs: 1000,
+    stopGraceMs: 1000,
+    bridge: {
+      initTimeoutMs: 10_000,
+      callTimeoutMs: opts.callTimeoutMs ?? 10_000,
+      maxLineBytes: 1 << 20,
+      clientInfo: { name: 'forgejo-mcp-broker', version: 't' },
+      protocolVersion: '2025-11-25',
+    },
+    spawner: supervisor,
+    tokens: { accessToken: async (id) => ({ token: `forgejo-${id}`, expiresAt: Date.now() + 3_600_000 }) },
+    log: logs.log,
+    events: {
+      notification: (userId, msg) => gateway?.broadcast(userId, msg),
+      orphanRequest: (userId) => gateway?.orphanRequest(userId),
+    },
+    ...opts.pool,
+  });
+  // The public URL holds the port, known only once listening: the route delegates to the gateway
+  // created just after.
+  registerMcpRoutes(app, { handle: (req, res, body) => (gateway as Gateway).handle(req, res, body) });
+  const bound = await listen(app, '127.0.0.1', 0);
+  const publicUrl = `http://127.0.0.1:${bound.port}`;
+  gateway = new Gateway({
+    publicUrl,
+    allowedOrigins: [],
+    allowedHosts: [],
+    verifyBearer: async (h): Promise<BearerResult> => {
+      const token = /^Bearer (.+)$/i.exec(h ?? '')?.[1];
+      const p = token ? USERS[token] : undefined;
+      if (!token) return { ok: false, error: 'invalid_token', description: 'a Bearer token is required' };
+      if (!p) return { ok: false, error: 'invalid_token', description: 'the token is unknown or revoked' };
+      return { ok: true, principal: { ...p, resource: `${publicUrl}/mcp` } };
+    },
+    pool,
+    log: logs.log,
+    sse: { maxQueuedBytes: 1 << 20, keepAliveMs: 15_000 },
+    maxSessionsPerUser: opts.maxSessionsPerUser ?? 50,
+    sessionIdleMs: 3_600_000,
+    parkTtlMs: 60_000,
+  });
+  return {
+    url: `${publicUrl}/mcp`,
+    app,
+    gateway,
+    pool,
+    supervisor,
+    logs,
+    async close() {
+      gateway?.close();
+      await pool.stopAll(Date.now() + 1000);
+      await app.close();
+      await store.close();
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
