@@ -219,6 +219,16 @@ function scaleRows(results: BenchResults): string[][] {
   });
 }
 
+/** Why added users stopped adding throughput, as far as CPU accounting can tell. */
+function bendCause(busy: number, machine: number, cores: number): string {
+  if (busy > cores * 0.85) return ': broker and children use the cores, so added users queue for CPU';
+  if (machine > cores * 0.85)
+    return ': the machine was saturated by work outside the broker and its children, so this bend says more about the machine than the broker';
+  if (busy < cores * 0.5)
+    return ': CPU was not the limit, so the wait is elsewhere (the broker’s queueing or the children’s I/O): worth a profile';
+  return '';
+}
+
 /** Where the scale curve bends, read off the levels: throughput stops growing or p99 jumps. */
 function scaleReading(results: BenchResults): string {
   const levels = (results.scale?.levels ?? []).filter((l) => l.run);
@@ -233,9 +243,11 @@ function scaleReading(results: BenchResults): string {
     const growth = rb.callsPerSec / ra.callsPerSec;
     const usersGrowth = b.users / a.users;
     const busy = rb.cpu.targetCores + (rb.cpu.childrenMs * rb.calls) / rb.wallMs;
+    const machine = rb.cpu.machineCores;
+    const driver = (rb.cpu.driverMs * rb.calls) / rb.wallMs;
     if (growth < usersGrowth * 0.8 || rb.latency.p99 > 2 * ra.latency.p99) {
       lines.push(
-        `From ${a.users} to ${b.users} users calls/s grew ${growth.toFixed(2)}× (users ${usersGrowth.toFixed(1)}×) and p99 went ${ms(ra.latency.p99)} → ${ms(rb.latency.p99)} ms, with broker + children using ${busy.toFixed(2)} of ${cores} cores (broker ${rb.cpu.targetCores.toFixed(2)})${busy > cores * 0.85 ? ': the machine is CPU-bound, so added users queue for CPU rather than for the broker' : ''}.`,
+        `From ${a.users} to ${b.users} users calls/s grew ${growth.toFixed(2)}× (users ${usersGrowth.toFixed(1)}×) and p99 went ${ms(ra.latency.p99)} → ${ms(rb.latency.p99)} ms, with broker + children using ${busy.toFixed(2)} of ${cores} cores (broker ${rb.cpu.targetCores.toFixed(2)}) and the whole machine ${machine.toFixed(2)} (the load driver ${driver.toFixed(2)}, other processes ${Math.max(0, machine - busy - driver).toFixed(2)})${bendCause(busy, machine, cores)}.`,
       );
     }
   }
