@@ -7,7 +7,7 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 TEST_FILES ?= test/*/*.test.ts
 
-.PHONY: help deps typecheck lint fmt docs test run demo image
+.PHONY: help deps typecheck lint fmt docs test run demo image bench
 
 help:
 	@echo "make demo   the broker in front of a Forgejo emulator with two users, on loopback"
@@ -17,6 +17,7 @@ help:
 	@echo "make fmt    apply biome's formatting and safe fixes"
 	@echo "make docs   regenerate the README settings table"
 	@echo "make image  build the container image with docker or podman (see docs/deploy.md)"
+	@echo "make bench  measure speed, memory and scale (BENCH_QUICK=1: ~1-minute smoke run); writes docs/performance.md"
 
 node_modules/.deps-stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -54,3 +55,6 @@ demo: deps
 
 image:
 	./deploy/image.sh
+
+bench: deps
+	node bench/main.ts
