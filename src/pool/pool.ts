@@ -232,6 +232,12 @@ export class Pool {
     const p = (async () => {
       const gen = await this.#spawnRotated(e, old);
       if (!gen) return;
+      if (e.current !== old) {
+        // The old child was retired meanwhile (idle, exited, evicted, revoked) and perhaps already
+        // replaced: taking the slot would orphan that replacement, so this child is not needed.
+        this.#retire(e, gen, 'superseded');
+        return;
+      }
       e.current = gen;
       this.#rotations++;
       this.#scheduleRotation(e, gen);
