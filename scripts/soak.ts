@@ -85,6 +85,8 @@ type BrokerRun = {
   proc: ChildProcess;
   url: string;
   errorLines: string[];
+  /** Child lifecycle lines (a few per child), printed when something is left over. */
+  lifecycle: string[];
   counts: Map<string, number>;
   exited: Promise<number | null>;
 };
@@ -97,6 +99,7 @@ async function startBroker(env: Record<string, string>): Promise<BrokerRun> {
   });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const errorLines: string[] = [];
+  const lifecycle: string[] = [];
   const counts = new Map<string, number>();
   let started: (url: string) => void = () => {};
   const url = new Promise<string>((r) => {
@@ -115,6 +118,8 @@ async function startBroker(env: Record<string, string>): Promise<BrokerRun> {
     if (BROKER_LOG && msg !== 'request') appendFileSync(BROKER_LOG, `${line}\n`);
     counts.set(msg, (counts.get(msg) ?? 0) + 1);
     if (msg === 'broker started' && rec.address) started(`http://${rec.address}`);
+    if (msg !== 'request' && msg !== 'child stderr' && lifecycle.length < 5000)
+      lifecycle.push(line.slice(0, 300));
     if ((rec.level ?? 0) >= 50 && errorLines.length < 50) errorLines.push(line.slice(0, 500));
   });
   const early = await Promise.race([url, exited.then((c) => ({ exit: c })), sleep(20_000)]);
@@ -122,7 +127,7 @@ async function startBroker(env: Record<string, string>): Promise<BrokerRun> {
     proc.kill('SIGKILL');
     throw new Error(`broker did not start (${JSON.stringify(early)}): ${errorLines.join('\n')}`);
   }
-  return { proc, url: early, errorLines, counts, exited };
+  return { proc, url: early, errorLines, lifecycle, counts, exited };
 }
 
 // ---- clients ----
@@ -384,6 +389,11 @@ async function main(): Promise<number> {
     for (const e of run.messages) console.log(`soak error: ${e}`);
     for (const e of broker.errorLines.slice(0, 10)) console.log(`soak broker error: ${e}`);
     for (const l of leaks) console.log(`soak leak: ${l}`);
+    if (leaks.length > 0) {
+      const left = processes().filter((p) => p.ppid === pid);
+      console.log(`soak: left over: ${left.map((p) => `${p.pid} ${p.state}`).join(', ')}`);
+      for (const l of broker.lifecycle) console.log(`soak broker: ${l}`);
+    }
     console.log(`SOAK_RESULT ${JSON.stringify(summary)}`);
     return summary.errors === 0 && summary.brokerErrorLines === 0 && leaks.length === 0 ? 0 : 1;
   } finally {

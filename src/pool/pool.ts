@@ -152,7 +152,7 @@ export class Pool {
         return gen;
       },
       (err: unknown) => {
-        if (!e.current && e.draining.size === 0) this.#entries.delete(e.user.id);
+        if (!e.current && e.draining.size === 0) this.#forget(e);
         throw err;
       },
     );
@@ -280,8 +280,13 @@ export class Pool {
       .finally(() => {
         gen.bridge.close(`the MCP server was stopped (${why})`);
         e.draining.delete(gen);
-        if (!e.current && !e.starting && e.draining.size === 0) this.#entries.delete(e.user.id);
+        if (!e.current && !e.starting && e.draining.size === 0) this.#forget(e);
       });
+  }
+
+  /** Drops an emptied entry, unless the user already has a newer one (an old rotation finishing late). */
+  #forget(e: Entry): void {
+    if (this.#entries.get(e.user.id) === e) this.#entries.delete(e.user.id);
   }
 
   #reapIdle(): void {

@@ -48,8 +48,8 @@ async function tool(p: Pool, name: string): Promise<string> {
   return (res.result['content'] as { text: string }[])[0]?.text ?? '';
 }
 
-it('a rotation overtaken by a respawn stops its own child and leaves the respawned one in place', async () => {
-  // The second start is the rotation's: it waits until released.
+/** A pool whose second child start (the first rotation's) waits until `release()`. */
+function gatedPool(idleMs: number) {
   let release: () => void = () => {};
   const gate = new Promise<void>((r) => {
     release = r;
@@ -69,7 +69,7 @@ it('a rotation overtaken by a respawn stops its own child and leaves the respawn
     command: process.execPath,
     args: [FAULT_SERVER],
     forgejoUrl: 'http://127.0.0.1:9',
-    idleMs: 60_000,
+    idleMs,
     maxChildren: 10,
     rotateMarginMs: 1000,
     stopGraceMs: 1000,
@@ -91,9 +91,14 @@ it('a rotation overtaken by a respawn stops its own child and leaves the respawn
     log: logs.log,
     events: { notification: () => {}, orphanRequest: () => undefined },
   });
+  return { p, pids, release, starts: () => starts };
+}
+
+it('a rotation overtaken by a respawn stops its own child and leaves the respawned one in place', async () => {
+  const { p, pids, release, starts } = gatedPool(60_000);
   try {
     const first = Number(await tool(p, 'pid'));
-    assert.ok(await waitFor(() => starts === 2, 4000), 'the rotation started');
+    assert.ok(await waitFor(() => starts() === 2, 4000), 'the rotation started');
     // The old child dies while its replacement is still starting; the next call respawns.
     await assert.rejects(tool(p, 'crash'));
     const respawned = Number(await tool(p, 'pid'));
@@ -105,6 +110,40 @@ it('a rotation overtaken by a respawn stops its own child and leaves the respawn
     assert.equal(Number(await tool(p, 'pid')), respawned, 'the respawned child still serves the user');
     assert.deepEqual(pids.filter(alive), [respawned]);
     assert.equal(p.stats().children, 1);
+  } finally {
+    release();
+    await p.stopAll(Date.now() + 1000);
+  }
+});
+
+it('a rotation finishing after its user was reaped and came back leaves the new entry alone', async () => {
+  const { p, pids, release, starts } = gatedPool(300);
+  try {
+    // Busy until the rotation (1 s before the 3 s token expires) has begun, then idle: reaped.
+    while (starts() < 2) await tool(p, 'pid');
+    const first = pids[0] as number;
+    assert.ok(await waitFor(() => !alive(first) && p.stats().users === 0), 'the idle child was reaped');
+    // The user comes back while the rotation is still starting its child.
+    const respawned = Number(await tool(p, 'pid'));
+    release();
+    const busy = async () => {
+      const seen = new Set<number>();
+      const end = Date.now() + 2000;
+      while (Date.now() < end) {
+        seen.add(Number(await tool(p, 'pid')));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return seen;
+    };
+    const seen = await busy();
+    assert.deepEqual([...seen], [respawned], 'every call went to the respawned child');
+    const rotated = pids[2] as number;
+    assert.notEqual(rotated, respawned);
+    assert.equal(alive(rotated), false, 'the rotation’s own child was stopped');
+    assert.equal(p.stats().children, 1, 'the respawned child is still in the pool');
+    // Idle again: the pool still knows the respawned child, so it reaps it.
+    assert.ok(await waitFor(() => !alive(respawned), 3000), 'the respawned child was reaped');
+    assert.deepEqual(pids.filter(alive), []);
   } finally {
     release();
     await p.stopAll(Date.now() + 1000);
