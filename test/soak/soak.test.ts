@@ -47,8 +47,9 @@ it('60 s soak: no error, and fds, children and zombies back to baseline after id
   assert.equal(s.brokerErrorLines, 0);
   assert.equal(s.sessions, 20);
   assert.ok(s.calls > 1000, `only ${s.calls} calls`);
-  // Every user had a child at once, and the pausing user's child was reaped and restarted meanwhile.
-  assert.equal(s.children.peak, 5);
+  // Every user had a child at once (more while rotations overlap), and the pausing user's child was
+  // reaped and restarted meanwhile.
+  assert.ok(s.children.peak >= 5 && s.children.peak <= 10, `peak ${s.children.peak} children`);
   assert.ok(s.reaps >= 5 + 2, `${s.reaps} idle reaps`);
   // 60 s Forgejo tokens: every busy user's child is replaced once during the minute.
   assert.ok(s.tokenRefreshes >= 4, `${s.tokenRefreshes} token refreshes`);
