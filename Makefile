@@ -7,12 +7,13 @@ export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 TEST_FILES ?= test/*/*.test.ts
 
-.PHONY: help deps typecheck lint fmt docs test run demo image bench
+.PHONY: help deps typecheck lint fmt docs test soak run demo image bench
 
 help:
 	@echo "make demo   the broker in front of a Forgejo emulator with two users, on loopback"
 	@echo "make run    start the broker (settings from the environment: see README)"
 	@echo "make test   typecheck + lint + all tests"
+	@echo "make soak   20 MCP sessions against the real broker for SOAK_SECONDS (default 600), then a leak check"
 	@echo "make lint   biome lint and format check"
 	@echo "make fmt    apply biome's formatting and safe fixes"
 	@echo "make docs   regenerate the README settings table"
@@ -46,6 +47,10 @@ NODE_TEST := node --test --test-concurrency=2 --test-timeout=300000
 test: typecheck lint
 	$(NODE_TEST) $(filter-out test/oauth/%,$(wildcard $(TEST_FILES)))
 	$(NODE_TEST) $(COVERAGE) 'test/oauth/*.test.ts'
+
+# Not part of `make test` (which runs a 60-second version: test/soak/soak.test.ts).
+soak: deps
+	node scripts/soak.ts
 
 run: deps
 	node src/main/main.ts

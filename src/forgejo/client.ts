@@ -70,6 +70,7 @@ export class ForgejoClient {
     codeVerifier: string,
   ): Promise<UpstreamTokens> {
     const params = oauth.validateAuthResponse(this.#as, this.#client, callback, state);
+    const sentAt = Date.now();
     const response = await oauth.authorizationCodeGrantRequest(
       this.#as,
       this.#client,
@@ -79,10 +80,11 @@ export class ForgejoClient {
       codeVerifier,
       this.#http(),
     );
-    return tokens(await oauth.processAuthorizationCodeResponse(this.#as, this.#client, response));
+    return tokens(await oauth.processAuthorizationCodeResponse(this.#as, this.#client, response), sentAt);
   }
 
   async refresh(refreshToken: string): Promise<UpstreamTokens> {
+    const sentAt = Date.now();
     try {
       const response = await oauth.refreshTokenGrantRequest(
         this.#as,
@@ -91,7 +93,7 @@ export class ForgejoClient {
         refreshToken,
         this.#http(),
       );
-      return tokens(await oauth.processRefreshTokenResponse(this.#as, this.#client, response));
+      return tokens(await oauth.processRefreshTokenResponse(this.#as, this.#client, response), sentAt);
     } catch (e) {
       // Forgejo answers a revoked grant with invalid_grant, a used or expired refresh token with
       // unauthorized_client: either way this credential can never be refreshed again.
@@ -123,11 +125,15 @@ export class ForgejoClient {
   }
 }
 
-function tokens(r: oauth.TokenEndpointResponse): UpstreamTokens {
+/**
+ * Forgejo dates a token from the whole second it was issued in, so it may die up to a second
+ * before `expires_in` counted from the response says: count from the request, one second less.
+ */
+function tokens(r: oauth.TokenEndpointResponse, sentAt: number): UpstreamTokens {
   if (!r.refresh_token) throw new Error('Forgejo returned no refresh token');
   return {
     accessToken: r.access_token,
     refreshToken: r.refresh_token,
-    expiresAt: Date.now() + (r.expires_in ?? 3600) * 1000,
+    expiresAt: sentAt + ((r.expires_in ?? 3600) - 1) * 1000,
   };
 }

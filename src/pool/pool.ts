@@ -152,7 +152,7 @@ export class Pool {
         return gen;
       },
       (err: unknown) => {
-        if (!e.current && e.draining.size === 0) this.#entries.delete(e.user.id);
+        if (!e.current && e.draining.size === 0) this.#forget(e);
         throw err;
       },
     );
@@ -232,6 +232,12 @@ export class Pool {
     const p = (async () => {
       const gen = await this.#spawnRotated(e, old);
       if (!gen) return;
+      if (e.current !== old) {
+        // The old child was retired meanwhile (idle, exited, evicted, revoked) and perhaps already
+        // replaced: taking the slot would orphan that replacement, so this child is not needed.
+        this.#retire(e, gen, 'superseded');
+        return;
+      }
       e.current = gen;
       this.#rotations++;
       this.#scheduleRotation(e, gen);
@@ -274,8 +280,13 @@ export class Pool {
       .finally(() => {
         gen.bridge.close(`the MCP server was stopped (${why})`);
         e.draining.delete(gen);
-        if (!e.current && !e.starting && e.draining.size === 0) this.#entries.delete(e.user.id);
+        if (!e.current && !e.starting && e.draining.size === 0) this.#forget(e);
       });
+  }
+
+  /** Drops an emptied entry, unless the user already has a newer one (an old rotation finishing late). */
+  #forget(e: Entry): void {
+    if (this.#entries.get(e.user.id) === e) this.#entries.delete(e.user.id);
   }
 
   #reapIdle(): void {

@@ -1,0 +1,151 @@
+// Found by the soak run: a rotation that finishes after the child it replaces was already retired
+// (reaped, crashed, evicted) and replaced must not take over the user's slot, or the child started
+// meanwhile is forgotten and runs on unmanaged until the broker stops.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, it } from 'node:test';
+import type { Sink } from '../../src/bridge/bridge.ts';
+import type { JsonRpcResponse } from '../../src/bridge/jsonrpc.ts';
+import { Pool, type Spawner } from '../../src/pool/pool.ts';
+import { type ChildSpec, Supervisor } from '../../src/supervisor/supervisor.ts';
+import { captureLogger } from '../support/log-capture.ts';
+
+const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
+const logs = captureLogger('info');
+const supervisor = new Supervisor({ log: logs.log });
+after(() => supervisor.stopAll(500, 100));
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return true;
+}
+
+async function tool(p: Pool, name: string): Promise<string> {
+  const bridge = await p.acquire({ id: 7, login: 'racer' });
+  const res = await new Promise<JsonRpcResponse>((resolve) => {
+    const sink: Sink = {
+      send: (m, final) => {
+        if (final) resolve(m as JsonRpcResponse);
+        return true;
+      },
+    };
+    bridge.call({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {} } }, sink, 's');
+  });
+  if ('error' in res) throw new Error(res.error.message);
+  return (res.result['content'] as { text: string }[])[0]?.text ?? '';
+}
+
+/** A pool whose second child start (the first rotation's) waits until `release()`. */
+function gatedPool(idleMs: number) {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const pids: number[] = [];
+  let starts = 0;
+  const spawner: Spawner = {
+    async start(spec: ChildSpec) {
+      if (++starts === 2) await gate;
+      const child = await supervisor.start(spec);
+      pids.push(child.pid);
+      return child;
+    },
+  };
+  let issued = 0;
+  const p = new Pool({
+    command: process.execPath,
+    args: [FAULT_SERVER],
+    forgejoUrl: 'http://127.0.0.1:9',
+    idleMs,
+    maxChildren: 10,
+    rotateMarginMs: 1000,
+    stopGraceMs: 1000,
+    bridge: {
+      initTimeoutMs: 10_000,
+      callTimeoutMs: 10_000,
+      maxLineBytes: 1 << 20,
+      clientInfo: { name: 'race-test', version: '0' },
+      protocolVersion: '2025-06-18',
+    },
+    spawner,
+    // The first token lives 3 s, so its child is rotated 1 s before expiry; later ones live long.
+    tokens: {
+      accessToken: async () => ({
+        token: `tok-${++issued}`,
+        expiresAt: Date.now() + (issued === 1 ? 3000 : 60_000),
+      }),
+    },
+    log: logs.log,
+    events: { notification: () => {}, orphanRequest: () => undefined },
+  });
+  return { p, pids, release, starts: () => starts };
+}
+
+it('a rotation overtaken by a respawn stops its own child and leaves the respawned one in place', async () => {
+  const { p, pids, release, starts } = gatedPool(60_000);
+  try {
+    const first = Number(await tool(p, 'pid'));
+    assert.ok(await waitFor(() => starts() === 2, 4000), 'the rotation started');
+    // The old child dies while its replacement is still starting; the next call respawns.
+    await assert.rejects(tool(p, 'crash'));
+    const respawned = Number(await tool(p, 'pid'));
+    assert.notEqual(respawned, first);
+    release();
+    await waitFor(() => pids.length === 3);
+    const rotated = pids[2] as number;
+    assert.ok(await waitFor(() => !alive(rotated) && !alive(first)), `children alive: ${pids.filter(alive)}`);
+    assert.equal(Number(await tool(p, 'pid')), respawned, 'the respawned child still serves the user');
+    assert.deepEqual(pids.filter(alive), [respawned]);
+    assert.equal(p.stats().children, 1);
+  } finally {
+    release();
+    await p.stopAll(Date.now() + 1000);
+  }
+});
+
+it('a rotation finishing after its user was reaped and came back leaves the new entry alone', async () => {
+  const { p, pids, release, starts } = gatedPool(300);
+  try {
+    // Busy until the rotation (1 s before the 3 s token expires) has begun, then idle: reaped.
+    while (starts() < 2) await tool(p, 'pid');
+    const first = pids[0] as number;
+    assert.ok(await waitFor(() => !alive(first) && p.stats().users === 0), 'the idle child was reaped');
+    // The user comes back while the rotation is still starting its child.
+    const respawned = Number(await tool(p, 'pid'));
+    release();
+    const busy = async () => {
+      const seen = new Set<number>();
+      const end = Date.now() + 2000;
+      while (Date.now() < end) {
+        seen.add(Number(await tool(p, 'pid')));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return seen;
+    };
+    const seen = await busy();
+    assert.deepEqual([...seen], [respawned], 'every call went to the respawned child');
+    const rotated = pids[2] as number;
+    assert.notEqual(rotated, respawned);
+    assert.equal(alive(rotated), false, 'the rotation’s own child was stopped');
+    assert.equal(p.stats().children, 1, 'the respawned child is still in the pool');
+    // Idle again: the pool still knows the respawned child, so it reaps it.
+    assert.ok(await waitFor(() => !alive(respawned), 3000), 'the respawned child was reaped');
+    assert.deepEqual(pids.filter(alive), []);
+  } finally {
+    release();
+    await p.stopAll(Date.now() + 1000);
+  }
+});
