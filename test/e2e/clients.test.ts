@@ -72,6 +72,24 @@ async function connectV1(
   return { client, transport, provider };
 }
 
+/** A raw 2025-11-25 initialize with a bearer token, as a client without an SDK would send it. */
+function rawInitialize(token: string): Promise<Response> {
+  return fetch(mcpUrl, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+    }),
+  });
+}
+
 function childOf(login: string): Child {
   const mine = s.broker.supervisor.children().filter((c) => c.name === login);
   assert.equal(mine.length, 1, `one child for ${login}: ${mine.length}`);
@@ -223,20 +241,7 @@ describe('issue 5 end to end, in-process broker', () => {
     };
     // The SDK holds its session's GET stream; a second session of the same grant gets one of ours,
     // read until it ends.
-    const init = await fetch(mcpUrl, {
-      method: 'POST',
-      headers: base,
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: {
-          protocolVersion: '2025-11-25',
-          capabilities: {},
-          clientInfo: { name: 'raw', version: '0' },
-        },
-      }),
-    });
+    const init = await rawInitialize(access);
     assert.equal(init.status, 200);
     await init.text();
     const sid = init.headers.get('mcp-session-id') as string;
@@ -334,24 +339,7 @@ describe('issue 5 end to end, in-process broker', () => {
       });
     assert.equal((await call(access)).status, 200);
     // A second session of the same grant, opened with the same access token, holding a GET stream.
-    const init2 = await fetch(mcpUrl, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${access}`,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: {
-          protocolVersion: '2025-11-25',
-          capabilities: {},
-          clientInfo: { name: 'raw', version: '0' },
-        },
-      }),
-    });
+    const init2 = await rawInitialize(access);
     const sid2 = init2.headers.get('mcp-session-id') as string;
     const stream = await fetch(mcpUrl, {
       headers: { authorization: `Bearer ${access}`, 'mcp-session-id': sid2, accept: 'text/event-stream' },
@@ -395,24 +383,7 @@ describe('issue 5 end to end, in-process broker', () => {
     ]);
     // The sessions that token authenticated are closed; the grant lives on: a new session works.
     assert.equal((await call(fresh.access_token)).status, 404);
-    const again = await fetch(mcpUrl, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${fresh.access_token}`,
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: {
-          protocolVersion: '2025-11-25',
-          capabilities: {},
-          clientInfo: { name: 'raw', version: '0' },
-        },
-      }),
-    });
+    const again = await rawInitialize(fresh.access_token);
     assert.equal(again.status, 200);
     assert.ok(again.headers.get('mcp-session-id'));
     await transport.terminateSession().catch(() => {});
