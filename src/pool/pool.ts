@@ -112,10 +112,10 @@ export class Pool {
     const gen = e.current;
     if (gen && !gen.bridge.closed) {
       if (Date.now() < gen.expiresAt - this.#margin(gen)) return gen.bridge;
-      // Near expiry: the old token still works, so keep serving while the new child starts,
-      // unless it is already past its expiry.
+      // Near expiry: the old token still works, so keep serving while the new child starts, but
+      // only while a call sent now still has time to reach Forgejo before the token dies.
       const rotation = this.#rotate(e);
-      if (Date.now() < gen.expiresAt) return gen.bridge;
+      if (Date.now() < gen.expiresAt - this.#margin(gen) / 2) return gen.bridge;
       await rotation;
       if (e.current && !e.current.bridge.closed) return e.current.bridge;
     }
