@@ -5,7 +5,7 @@ import { ForgejoClient } from '../forgejo/client.ts';
 import { CredentialManager } from '../forgejo/credentials.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { registerMcpRoutes } from '../gateway/routes.ts';
-import { readBuildInfo } from '../http/build-info.ts';
+import { type BuildInfo, readBuildInfo } from '../http/build-info.ts';
 import { registerOAuthRoutes } from '../http/oauth-routes.ts';
 import { type App, createHttpServer } from '../http/server.ts';
 import type { Logger } from '../log/log.ts';
@@ -23,6 +23,7 @@ export type Broker = {
   gateway: Gateway;
   pool: Pool;
   supervisor: Supervisor;
+  buildInfo: BuildInfo;
   /** Stops the periodic purge (before the store closes). */
   stopPurge(): void;
   close(): Promise<void>;
@@ -37,6 +38,8 @@ const CHILD_STOP_GRACE_MS = 3_000;
 export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: string[] } = {}): Broker {
   const [command, ...args] = config.childCommand as [string, ...string[]];
   const commandPath = resolveCommand(command);
+  // Read once: it may run `git rev-parse`.
+  const buildInfo = readBuildInfo();
   const store = new SqliteStore({ path: config.db, secretKey: config.secretKey });
   const forgejo = new ForgejoClient({
     forgejoUrl: config.forgejoUrl,
@@ -72,7 +75,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
   const app = createHttpServer({
     log,
     store,
-    buildInfo: readBuildInfo(),
+    buildInfo,
     trustedProxies: config.trustedProxies,
   });
   registerOAuthRoutes(app, auth, config.rateLimit);
@@ -90,7 +93,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       initTimeoutMs: config.childStartTimeout,
       callTimeoutMs: config.callTimeout,
       maxLineBytes: 8 * 1024 * 1024,
-      clientInfo: { name: 'forgejo-mcp-broker', version: readBuildInfo().version },
+      clientInfo: { name: 'forgejo-mcp-broker', version: buildInfo.version },
       protocolVersion: '2025-11-25',
     },
     spawner: supervisor,
@@ -129,6 +132,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     gateway,
     pool,
     supervisor,
+    buildInfo,
     stopPurge: () => clearInterval(purge),
     close: async () => {
       clearInterval(purge);

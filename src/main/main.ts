@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { helpText, loadConfig } from '../config/config.ts';
-import { readBuildInfo } from '../http/build-info.ts';
 import { listen } from '../http/server.ts';
 import { createLogger } from '../log/log.ts';
 import { type Broker, buildBroker } from './broker.ts';
@@ -23,7 +22,6 @@ async function main(): Promise<void> {
   }
   const config = loaded.config;
   const log = createLogger(config.logLevel);
-  const buildInfo = readBuildInfo();
 
   let broker: Broker;
   try {
@@ -34,7 +32,7 @@ async function main(): Promise<void> {
     process.stderr.write(`forgejo-mcp-broker: ${(e as Error).message}\n`);
     process.exit(CONFIG_ERROR_EXIT);
   }
-  const { app, store, gateway, pool, supervisor } = broker;
+  const { app, store, gateway, pool, supervisor, buildInfo } = broker;
   installSignalHandlers({
     log,
     graceMs: config.shutdownGrace,
