@@ -26,6 +26,8 @@ export type BenchConfig = {
   /** root of the checkout whose broker is measured (src/main/main.ts under it) */
   brokerRoot: string;
   brokerLogLevel: string;
+  /** extra node flags for every broker process, space-separated (profiling: --cpu-prof --cpu-prof-dir=…) */
+  brokerNodeArgs: string[];
 };
 
 const ALL_PARTS = ['roundtrip', 'initialize', 'memory', 'oauth', 'scale'];
@@ -76,5 +78,6 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv, repoRoot: string): Bench
     scaleDurationMs: int(env, 'BENCH_SCALE_DURATION_MS', quick ? 1000 : 5000),
     brokerRoot: env['BENCH_BROKER_ROOT'] ?? repoRoot,
     brokerLogLevel: env['BENCH_BROKER_LOG_LEVEL'] ?? 'info',
+    brokerNodeArgs: (env['BENCH_BROKER_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
   };
 }

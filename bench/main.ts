@@ -100,7 +100,11 @@ async function main(): Promise<number> {
         config,
         [
           floorTarget,
-          brokerTarget(config.brokerRoot, config.brokerLogLevel),
+          brokerTarget({
+            brokerRoot: config.brokerRoot,
+            logLevel: config.brokerLogLevel,
+            nodeArgs: config.brokerNodeArgs,
+          }),
           supergatewayTarget,
           mcpProxyTarget,
         ],

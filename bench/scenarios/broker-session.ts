@@ -41,6 +41,7 @@ export async function withBroker<T>(
     server,
     userCount,
     logLevel: config.brokerLogLevel,
+    nodeArgs: config.brokerNodeArgs,
   });
   try {
     const users = await signInAll(broker, broker.users);

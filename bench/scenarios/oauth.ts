@@ -23,6 +23,7 @@ export async function oauth(config: BenchConfig, server: StdioServer): Promise<O
     server,
     userCount: 4,
     logLevel: config.brokerLogLevel,
+    nodeArgs: config.brokerNodeArgs,
   });
   try {
     const healthz = (): Promise<ConcurrencyRun> =>

@@ -61,6 +61,8 @@ export type BrokerOptions = {
   server: StdioServer;
   userCount: number;
   logLevel: string;
+  /** extra node flags for the broker process, e.g. --cpu-prof (BENCH_BROKER_NODE_ARGS) */
+  nodeArgs: string[];
 };
 
 function benchUsers(count: number): EmulatorUser[] {
@@ -111,7 +113,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   try {
     spawned = spawnGroup(
       process.execPath,
-      ['--expose-gc', '--import', PROBE, join(opts.brokerRoot, 'src/main/main.ts')],
+      [...opts.nodeArgs, '--expose-gc', '--import', PROBE, join(opts.brokerRoot, 'src/main/main.ts')],
       {
         cwd: dataDir,
         ipc: true,
@@ -309,12 +311,12 @@ export async function checkMcp(broker: Broker, accessToken: string): Promise<voi
 }
 
 /** The round-trip target: one signed-in user, bearer on every request. */
-export function brokerTarget(brokerRoot: string, logLevel: string): Target {
+export function brokerTarget(opts: Pick<BrokerOptions, 'brokerRoot' | 'logLevel' | 'nodeArgs'>): Target {
   return {
     name: 'broker',
     label: 'forgejo-mcp-broker (bearer)',
     start: async (server) => {
-      const broker = await startBroker({ brokerRoot, server, userCount: 1, logLevel });
+      const broker = await startBroker({ ...opts, server, userCount: 1 });
       try {
         const tokens = await broker.signIn(broker.users[0]!);
         await checkMcp(broker, tokens.accessToken);
