@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { keyCheck, open, seal } from '../secrets.ts';
 import {
   type AuthMethod,
@@ -73,7 +73,7 @@ export class SqliteStore implements OAuthStore {
   async health(): Promise<void> {
     if (!this.db.isOpen) throw new StoreError('database is closed');
     try {
-      this.db.prepare('SELECT COUNT(*) FROM schema_version').get();
+      this.#stmt('SELECT COUNT(*) FROM schema_version').get();
     } catch (e) {
       throw new StoreError(`database does not answer: ${(e as Error).message}`);
     }
@@ -83,12 +83,25 @@ export class SqliteStore implements OAuthStore {
     if (this.db.isOpen) this.db.close();
   }
 
+  // Compiling a statement costs more than running it (a bearer lookup is one indexed join), and
+  // every query text here is a constant, so each is prepared once and kept for the store's life.
+  readonly #statements = new Map<string, StatementSync>();
+
+  #stmt(sql: string): StatementSync {
+    let st = this.#statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.#statements.set(sql, st);
+    }
+    return st;
+  }
+
   #row(sql: string, ...params: SQLInputValue[]): Record<string, SQLInputValue> | undefined {
-    return this.db.prepare(sql).get(...params) as Record<string, SQLInputValue> | undefined;
+    return this.#stmt(sql).get(...params) as Record<string, SQLInputValue> | undefined;
   }
 
   #run(sql: string, ...params: SQLInputValue[]): number {
-    return Number(this.db.prepare(sql).run(...params).changes);
+    return Number(this.#stmt(sql).run(...params).changes);
   }
 
   /** One transaction; events are emitted only after COMMIT. */
@@ -404,7 +417,7 @@ export class SqliteStore implements OAuthStore {
 
   async revokeUser(userId: number): Promise<void> {
     this.#tx((emit) => {
-      const grants = this.db.prepare('SELECT grant_id FROM oauth_grant WHERE user_id = ?').all(userId);
+      const grants = this.#stmt('SELECT grant_id FROM oauth_grant WHERE user_id = ?').all(userId);
       for (const g of grants) this.#deleteGrant(g['grant_id'] as string, emit);
       this.#run('DELETE FROM forgejo_credential WHERE user_id = ?', userId);
       emit(() => this.events.emit('userRevoked', userId));

@@ -1,0 +1,39 @@
+// Profiles the broker on the round-trip path: starts the broker target with the given node flags
+// (default --cpu-prof into BENCH_PROFILE_DIR), drives it with the lean driver, prints the run.
+// Usage: node bench/profile.ts [everything|standin] [concurrency] [durationMs]
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { runLeanDriver } from './drivers/lean.ts';
+import { everythingServer, REPO_ROOT } from './servers.ts';
+import { brokerTarget } from './targets/broker.ts';
+
+const concurrency = Number(process.argv[2] ?? 64);
+const durationMs = Number(process.argv[3] ?? 10_000);
+const dir = process.env['BENCH_PROFILE_DIR'] ?? join(REPO_ROOT, 'bench/results/profiles');
+mkdirSync(dir, { recursive: true });
+const nodeArgs = (process.env['BENCH_BROKER_NODE_ARGS'] ?? `--cpu-prof --cpu-prof-dir=${dir}`)
+  .split(' ')
+  .filter(Boolean);
+const server = everythingServer();
+const running = await brokerTarget({
+  brokerRoot: process.env['BENCH_BROKER_ROOT'] ?? REPO_ROOT,
+  logLevel: process.env['BENCH_BROKER_LOG_LEVEL'] ?? 'info',
+  nodeArgs,
+}).start(server);
+try {
+  const run = await runLeanDriver(
+    running,
+    server,
+    {
+      warmupCalls: 500,
+      sequentialCalls: concurrency === 1 ? 3000 : 0,
+      concurrencies: concurrency === 1 ? [] : [concurrency],
+      durationMs,
+    },
+    durationMs * 4 + 60_000,
+  );
+  console.log(JSON.stringify(run, null, 1).slice(0, 3000));
+} finally {
+  await running.stop();
+}
+console.log(`profiles in ${dir}`);
