@@ -73,9 +73,10 @@ describe('the logger', () => {
     const [one, two, three] = logs.lines();
     assert.equal(one?.['token'], CENSOR);
     assert.equal(one?.['user'], 'alice');
-    assert.equal((two?.['err'] as Record<string, unknown>)['code'], CENSOR);
-    assert.equal((two?.['err'] as Record<string, unknown>)['message'], 'bad');
-    assert.equal((two?.['err'] as Record<string, unknown>)['type'], 'Error');
+    const err = two?.['err'] as Record<string, unknown>;
+    assert.equal(err['code'], CENSOR);
+    assert.equal(err['message'], 'bad');
+    assert.equal(err['type'], 'Error');
     assert.equal(three?.['msg'], 'three');
   });
 });
