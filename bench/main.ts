@@ -18,6 +18,7 @@ import { scale } from './scenarios/scale.ts';
 import { everythingServer, REPO_ROOT, standinServer } from './servers.ts';
 import { describeMachine } from './support/machine.ts';
 import { killAllOnExit } from './support/processes.ts';
+import { bareRelayTarget } from './targets/bare-relay.ts';
 import { brokerTarget } from './targets/broker.ts';
 import { floorTarget } from './targets/floor.ts';
 import { mcpProxyTarget } from './targets/mcp-proxy.ts';
@@ -106,6 +107,7 @@ async function main(): Promise<number> {
             nodeArgs: config.brokerNodeArgs,
           }),
           supergatewayTarget,
+          bareRelayTarget,
           mcpProxyTarget,
         ],
         [everything, standin],

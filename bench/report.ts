@@ -110,6 +110,11 @@ function ratioLines(s: Summary['servers'][number], d: 'sdk' | 'lean'): string[] 
   if (!Number.isFinite(r.brokerOverFloorP50) && !Number.isFinite(r.brokerOverBetterPeerRate)) return [];
   return [
     `broker/floor p50 (c=1): ${x(r.brokerOverFloorP50)} (+${ms(r.brokerAddedP50Ms)} ms); broker/floor calls/s at c=${r.topConcurrency}: ${x(r.brokerOverFloorRate)}`,
+    ...(Number.isFinite(r.relayAddedP50Ms)
+      ? [
+          `bare relay (no logic of its own) over the floor p50 (c=1): +${ms(r.relayAddedP50Ms)} ms; broker/relay calls/s at c=${r.topConcurrency}: ${x(r.brokerOverRelayRate)}`,
+        ]
+      : []),
     `broker/peer calls/s at c=${r.topConcurrency}: ${Object.entries(r.brokerOverPeerRate)
       .map(([k, v]) => `${k} ${x(v)}`)
       .join(', ')}; over the better peer ${x(r.brokerOverBetterPeerRate)}`,
