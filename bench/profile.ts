@@ -26,7 +26,7 @@ try {
     server,
     {
       warmupCalls: 500,
-      sequentialCalls: concurrency === 1 ? 3000 : 0,
+      sequentialCalls: concurrency === 1 ? Math.round(durationMs * 2) : 0,
       concurrencies: concurrency === 1 ? [] : [concurrency],
       durationMs,
     },
