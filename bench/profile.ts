@@ -1,16 +1,19 @@
 // Profiles the broker on the round-trip path: starts the broker target with the given node flags
 // (default --cpu-prof into BENCH_PROFILE_DIR), drives it with the lean driver, prints the run.
-// Usage: node bench/profile.ts [everything|standin] [concurrency] [durationMs]
-import { mkdirSync } from 'node:fs';
+// Usage: node bench/profile.ts [concurrency] [durationMs]
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLeanDriver } from './drivers/lean.ts';
 import { everythingServer, REPO_ROOT } from './servers.ts';
+import { summarizeProfile } from './support/profile-summary.ts';
 import { brokerTarget } from './targets/broker.ts';
 
 const concurrency = Number(process.argv[2] ?? 64);
 const durationMs = Number(process.argv[3] ?? 10_000);
 const dir = process.env['BENCH_PROFILE_DIR'] ?? join(REPO_ROOT, 'bench/results/profiles');
 mkdirSync(dir, { recursive: true });
+const profiles = () => readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+const earlier = new Set(profiles());
 const nodeArgs = (process.env['BENCH_BROKER_NODE_ARGS'] ?? `--cpu-prof --cpu-prof-dir=${dir}`)
   .split(' ')
   .filter(Boolean);
@@ -36,4 +39,5 @@ try {
 } finally {
   await running.stop();
 }
-console.log(`profiles in ${dir}`);
+for (const f of profiles()) if (!earlier.has(f)) console.log(summarizeProfile(join(dir, f)));
+console.log(`profiles in ${dir} (open them in Chrome DevTools, Performance tab)`);
