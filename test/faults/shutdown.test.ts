@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { type BrokerProcess, startBroker } from '../support/broker-process.ts';
-import { brokerToken, type Connected, connectV1, groupAlive, textOf } from '../support/mcp-oauth-client.ts';
+import { brokerToken, type Connected, connectV1, textOf } from '../support/mcp-oauth-client.ts';
 import { FORGEJO_CLIENT_ID, FORGEJO_CLIENT_SECRET, freePort } from '../support/oauth-harness.ts';
 import { USERS } from '../support/oauth-stack.ts';
+import { groupAlive } from '../support/wait.ts';
 
 const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 

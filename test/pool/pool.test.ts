@@ -6,6 +6,7 @@ import type { JsonRpcResponse } from '../../src/bridge/jsonrpc.ts';
 import { Pool, PoolFullError, type PoolOptions, type TokenSource } from '../../src/pool/pool.ts';
 import { Supervisor } from '../../src/supervisor/supervisor.ts';
 import { captureLogger } from '../support/log-capture.ts';
+import { pidAlive, waitFor } from '../support/wait.ts';
 
 const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 const logs = captureLogger('info');
@@ -76,23 +77,6 @@ async function tool(
   return (res.result['content'] as { text: string }[])[0]?.text ?? '';
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('pool', () => {
   it('starts one child per user, once, even for concurrent first requests', async () => {
     const p = pool();
@@ -123,7 +107,7 @@ describe('pool', () => {
   it('reaps an idle child and transparently starts a new one on the next call', async () => {
     const p = pool({ idleMs: 300 });
     const first = Number(await tool(p, 4, 'pid'));
-    await waitFor(() => !alive(first) && p.liveChildren === 0);
+    await waitFor(() => !pidAlive(first) && p.liveChildren === 0, { what: 'the idle child to be reaped' });
     const second = Number(await tool(p, 4, 'pid'));
     assert.notEqual(second, first);
     await p.stopAll(Date.now() + 1000);
@@ -143,7 +127,7 @@ describe('pool', () => {
     await new Promise((r) => setTimeout(r, 20));
     await tool(p, 11, 'pid');
     await tool(p, 12, 'pid'); // evicts user 10, the longest idle
-    await waitFor(() => !alive(pid10));
+    await waitFor(() => !pidAlive(pid10), { what: 'the evicted child to stop' });
     assert.equal(p.liveChildren, 2);
     // Both remaining children busy: nothing can be evicted.
     const hung = [tool(p, 11, 'hang'), tool(p, 12, 'hang')].map((h) => h.catch((e: Error) => e));
@@ -162,12 +146,12 @@ describe('pool', () => {
     const oldPid = Number(await tool(p, 20, 'pid'));
     // 3.6 s on the old child: well past the rotation at about 1.7 s plus a spawn.
     const slow = tool(p, 20, 'slow', { steps: 24, ms: 150 });
-    await waitFor(() => p.stats().rotations === 1, 4000);
+    await waitFor(() => p.stats().rotations === 1, { timeoutMs: 4000, what: 'the first rotation' });
     const newPid = Number(await tool(p, 20, 'pid'));
     assert.notEqual(newPid, oldPid);
-    assert.equal(alive(oldPid), true, 'the old child is still finishing its call');
+    assert.equal(pidAlive(oldPid), true, 'the old child is still finishing its call');
     assert.equal(await slow, 'done after 24 steps');
-    await waitFor(() => !alive(oldPid));
+    await waitFor(() => !pidAlive(oldPid), { what: 'the rotated-out child to stop' });
     // Tokens live 2.5 s, so by now the new child may itself be rotating: one or two live, never more.
     assert.ok(src.issued >= 2);
     assert.ok(p.liveChildren >= 1 && p.liveChildren <= 2, `live children: ${p.liveChildren}`);
@@ -188,6 +172,6 @@ describe('pool', () => {
     await new Promise((r) => setTimeout(r, 100));
     await p.stopUser(40, 'access was revoked');
     assert.match(String(await hung), /access was revoked/);
-    assert.equal(alive(pid), false);
+    assert.equal(pidAlive(pid), false);
   });
 });

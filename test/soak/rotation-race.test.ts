@@ -9,29 +9,12 @@ import type { JsonRpcResponse } from '../../src/bridge/jsonrpc.ts';
 import { Pool, type Spawner } from '../../src/pool/pool.ts';
 import { type ChildSpec, Supervisor } from '../../src/supervisor/supervisor.ts';
 import { captureLogger } from '../support/log-capture.ts';
+import { eventually, pidAlive, waitFor } from '../support/wait.ts';
 
 const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 const logs = captureLogger('info');
 const supervisor = new Supervisor({ log: logs.log });
 after(() => supervisor.stopAll(500, 100));
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return true;
-}
 
 async function tool(p: Pool, name: string): Promise<string> {
   const bridge = await p.acquire({ id: 7, login: 'racer' });
@@ -98,17 +81,20 @@ it('a rotation overtaken by a respawn stops its own child and leaves the respawn
   const { p, pids, release, starts } = gatedPool(60_000);
   try {
     const first = Number(await tool(p, 'pid'));
-    assert.ok(await waitFor(() => starts() === 2, 4000), 'the rotation started');
+    assert.ok(await eventually(() => starts() === 2, { timeoutMs: 4000 }), 'the rotation started');
     // The old child dies while its replacement is still starting; the next call respawns.
     await assert.rejects(tool(p, 'crash'));
     const respawned = Number(await tool(p, 'pid'));
     assert.notEqual(respawned, first);
     release();
-    await waitFor(() => pids.length === 3);
+    await waitFor(() => pids.length === 3, { what: 'the rotation’s child to start' });
     const rotated = pids[2] as number;
-    assert.ok(await waitFor(() => !alive(rotated) && !alive(first)), `children alive: ${pids.filter(alive)}`);
+    assert.ok(
+      await eventually(() => !pidAlive(rotated) && !pidAlive(first)),
+      `children alive: ${pids.filter(pidAlive)}`,
+    );
     assert.equal(Number(await tool(p, 'pid')), respawned, 'the respawned child still serves the user');
-    assert.deepEqual(pids.filter(alive), [respawned]);
+    assert.deepEqual(pids.filter(pidAlive), [respawned]);
     assert.equal(p.stats().children, 1);
   } finally {
     release();
@@ -122,7 +108,7 @@ it('a rotation finishing after its user was reaped and came back leaves the new 
     // Busy until the rotation (1 s before the 3 s token expires) has begun, then idle: reaped.
     while (starts() < 2) await tool(p, 'pid');
     const first = pids[0] as number;
-    assert.ok(await waitFor(() => !alive(first) && p.stats().users === 0), 'the idle child was reaped');
+    assert.ok(await eventually(() => !pidAlive(first) && p.stats().users === 0), 'the idle child was reaped');
     // The user comes back while the rotation is still starting its child.
     const respawned = Number(await tool(p, 'pid'));
     release();
@@ -139,11 +125,14 @@ it('a rotation finishing after its user was reaped and came back leaves the new 
     assert.deepEqual([...seen], [respawned], 'every call went to the respawned child');
     const rotated = pids[2] as number;
     assert.notEqual(rotated, respawned);
-    assert.equal(alive(rotated), false, 'the rotation’s own child was stopped');
+    assert.equal(pidAlive(rotated), false, 'the rotation’s own child was stopped');
     assert.equal(p.stats().children, 1, 'the respawned child is still in the pool');
     // Idle again: the pool still knows the respawned child, so it reaps it.
-    assert.ok(await waitFor(() => !alive(respawned), 3000), 'the respawned child was reaped');
-    assert.deepEqual(pids.filter(alive), []);
+    assert.ok(
+      await eventually(() => !pidAlive(respawned), { timeoutMs: 3000 }),
+      'the respawned child was reaped',
+    );
+    assert.deepEqual(pids.filter(pidAlive), []);
   } finally {
     release();
     await p.stopAll(Date.now() + 1000);
