@@ -59,3 +59,12 @@ export async function startBroker(env: Record<string, string>, timeoutMs = 15_00
   b.proc.kill('SIGKILL');
   throw new Error(`broker did not start:\n${b.stderr()}`);
 }
+
+/** The broker's JSON log lines so far (call it once the broker has exited: a line may be half written). */
+export function logLines(b: Pick<BrokerProcess, 'stderr'>): Record<string, unknown>[] {
+  return b
+    .stderr()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
