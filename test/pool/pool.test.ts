@@ -1,80 +1,21 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { Sink } from '../../src/bridge/bridge.ts';
-import type { JsonRpcResponse } from '../../src/bridge/jsonrpc.ts';
-import { Pool, PoolFullError, type PoolOptions, type TokenSource } from '../../src/pool/pool.ts';
+import { Pool, PoolFullError, type PoolOptions } from '../../src/pool/pool.ts';
 import { Supervisor } from '../../src/supervisor/supervisor.ts';
 import { captureLogger } from '../support/log-capture.ts';
+import { callTool, faultPoolOptions, numberedTokens } from '../support/pool-fixture.ts';
 import { pidAlive, waitFor } from '../support/wait.ts';
 
-const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 const logs = captureLogger('info');
 const supervisor = new Supervisor({ log: logs.log });
 after(() => supervisor.stopAll(500, 100));
 
-/** Hands out numbered tokens living `lifeMs`; a new one only when the old is too close to expiry. */
-function tokens(lifeMs = 3_600_000): TokenSource & { issued: number } {
-  const current = new Map<number, { token: string; expiresAt: number }>();
-  const src = {
-    issued: 0,
-    async accessToken(userId: number, { minValidityMs }: { minValidityMs: number }) {
-      const t = current.get(userId);
-      if (t && t.expiresAt - Date.now() > minValidityMs) return t;
-      const fresh = { token: `tok-${userId}-${++src.issued}`, expiresAt: Date.now() + lifeMs };
-      current.set(userId, fresh);
-      return fresh;
-    },
-  };
-  return src;
-}
-
 function pool(over: Partial<PoolOptions> = {}): Pool {
-  return new Pool({
-    command: process.execPath,
-    args: [FAULT_SERVER],
-    forgejoUrl: 'http://127.0.0.1:9',
-    idleMs: 60_000,
-    maxChildren: 10,
-    rotateMarginMs: 1000,
-    stopGraceMs: 1000,
-    bridge: {
-      initTimeoutMs: 10_000,
-      callTimeoutMs: 10_000,
-      maxLineBytes: 1 << 20,
-      clientInfo: { name: 'pool-test', version: '0' },
-      protocolVersion: '2025-06-18',
-    },
-    spawner: supervisor,
-    tokens: tokens(),
-    log: logs.log,
-    events: { notification: () => {}, orphanRequest: () => undefined },
-    ...over,
-  });
+  return new Pool(faultPoolOptions({ spawner: supervisor, log: logs.log, ...over }));
 }
 
-async function tool(
-  p: Pool,
-  userId: number,
-  name: string,
-  args: Record<string, unknown> = {},
-): Promise<string> {
-  const bridge = await p.acquire({ id: userId, login: `user${userId}` });
-  const res = await new Promise<JsonRpcResponse>((resolve) => {
-    const sink: Sink = {
-      send: (m, final) => {
-        if (final) resolve(m as JsonRpcResponse);
-        return true;
-      },
-    };
-    bridge.call(
-      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args } },
-      sink,
-      's',
-    );
-  });
-  if ('error' in res) throw new Error(res.error.message);
-  return (res.result['content'] as { text: string }[])[0]?.text ?? '';
+function tool(p: Pool, userId: number, name: string, args: Record<string, unknown> = {}): Promise<string> {
+  return callTool(p, { id: userId, login: `user${userId}` }, name, args);
 }
 
 describe('pool', () => {
@@ -141,7 +82,7 @@ describe('pool', () => {
   });
 
   it('rotates to a new child before the token expires; the old one finishes its call first', async () => {
-    const src = tokens(2500);
+    const src = numberedTokens(2500);
     const p = pool({ tokens: src, rotateMarginMs: 1000 });
     const oldPid = Number(await tool(p, 20, 'pid'));
     // 3.6 s on the old child: well past the rotation at about 1.7 s plus a spawn.

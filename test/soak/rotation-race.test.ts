@@ -2,34 +2,19 @@
 // (reaped, crashed, evicted) and replaced must not take over the user's slot, or the child started
 // meanwhile is forgotten and runs on unmanaged until the broker stops.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, it } from 'node:test';
-import type { Sink } from '../../src/bridge/bridge.ts';
-import type { JsonRpcResponse } from '../../src/bridge/jsonrpc.ts';
 import { Pool, type Spawner } from '../../src/pool/pool.ts';
 import { type ChildSpec, Supervisor } from '../../src/supervisor/supervisor.ts';
 import { captureLogger } from '../support/log-capture.ts';
+import { callTool, faultPoolOptions, numberedTokens } from '../support/pool-fixture.ts';
 import { eventually, pidAlive, waitFor } from '../support/wait.ts';
 
-const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 const logs = captureLogger('info');
 const supervisor = new Supervisor({ log: logs.log });
 after(() => supervisor.stopAll(500, 100));
 
-async function tool(p: Pool, name: string): Promise<string> {
-  const bridge = await p.acquire({ id: 7, login: 'racer' });
-  const res = await new Promise<JsonRpcResponse>((resolve) => {
-    const sink: Sink = {
-      send: (m, final) => {
-        if (final) resolve(m as JsonRpcResponse);
-        return true;
-      },
-    };
-    bridge.call({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {} } }, sink, 's');
-  });
-  if ('error' in res) throw new Error(res.error.message);
-  return (res.result['content'] as { text: string }[])[0]?.text ?? '';
-}
+const RACER = { id: 7, login: 'racer' };
+const tool = (p: Pool, name: string) => callTool(p, RACER, name);
 
 /** A pool whose second child start (the first rotation's) waits until `release()`. */
 function gatedPool(idleMs: number) {
@@ -47,33 +32,15 @@ function gatedPool(idleMs: number) {
       return child;
     },
   };
-  let issued = 0;
-  const p = new Pool({
-    command: process.execPath,
-    args: [FAULT_SERVER],
-    forgejoUrl: 'http://127.0.0.1:9',
-    idleMs,
-    maxChildren: 10,
-    rotateMarginMs: 1000,
-    stopGraceMs: 1000,
-    bridge: {
-      initTimeoutMs: 10_000,
-      callTimeoutMs: 10_000,
-      maxLineBytes: 1 << 20,
-      clientInfo: { name: 'race-test', version: '0' },
-      protocolVersion: '2025-06-18',
-    },
-    spawner,
-    // The first token lives 3 s, so its child is rotated 1 s before expiry; later ones live long.
-    tokens: {
-      accessToken: async () => ({
-        token: `tok-${++issued}`,
-        expiresAt: Date.now() + (issued === 1 ? 3000 : 60_000),
-      }),
-    },
-    log: logs.log,
-    events: { notification: () => {}, orphanRequest: () => undefined },
-  });
+  const p = new Pool(
+    faultPoolOptions({
+      idleMs,
+      spawner,
+      // The first token lives 3 s, so its child is rotated 1 s before expiry; later ones live long.
+      tokens: numberedTokens((n) => (n === 1 ? 3000 : 60_000)),
+      log: logs.log,
+    }),
+  );
   return { p, pids, release, starts: () => starts };
 }
 
