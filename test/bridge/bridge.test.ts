@@ -7,6 +7,7 @@ import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../../src/
 import { channelOf } from '../../src/pool/channel.ts';
 import { type Child, Supervisor } from '../../src/supervisor/supervisor.ts';
 import { captureLogger } from '../support/log-capture.ts';
+import { waitFor } from '../support/wait.ts';
 
 const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 const logs = captureLogger('info');
@@ -176,7 +177,9 @@ describe('bridge over a real stdio child', () => {
     assert.ok('error' in res);
     assert.equal(res.error.code, -32001);
     assert.match(res.error.message, /timed out after 300 ms/);
-    await waitFor(() => child.stderrTail().some((l) => l.includes('fault-server: cancelled')));
+    await waitFor(() => child.stderrTail().some((l) => l.includes('fault-server: cancelled')), {
+      what: 'the child to log its cancellation',
+    });
     await child.stop(1000);
   });
 
@@ -187,7 +190,9 @@ describe('bridge over a real stdio child', () => {
     bridge.call(call('c1', 'hang'), r.sink, 'sess');
     await new Promise((res) => setTimeout(res, 100));
     bridge.notify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'c1' } }, 'sess');
-    await waitFor(() => child.stderrTail().some((l) => l.includes('fault-server: cancelled')));
+    await waitFor(() => child.stderrTail().some((l) => l.includes('fault-server: cancelled')), {
+      what: 'the child to log its cancellation',
+    });
     assert.equal(bridge.inFlight, 0);
     await child.stop(1000);
   });
@@ -226,11 +231,3 @@ describe('bridge over a real stdio child', () => {
     await child.stop(200, 50);
   });
 });
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

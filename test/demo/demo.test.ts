@@ -12,6 +12,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { freePort } from '../support/oauth-harness.ts';
 import { ScriptedOAuthProvider } from '../support/scripted-oauth.ts';
+import { eventually } from '../support/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const data = mkdtempSync(join(tmpdir(), 'broker-demo-'));
@@ -51,10 +52,10 @@ it('make demo: banner, OAuth as a demo user, list_my_repos, then Ctrl-C leaves n
   });
   const exited = new Promise<void>((resolve) => demo.once('exit', () => resolve()));
   try {
-    const deadline = Date.now() + 90_000;
-    while (!out.includes('Ctrl-C stops everything') && Date.now() < deadline && demo.exitCode === null) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually(() => out.includes('Ctrl-C stops everything') || demo.exitCode !== null, {
+      timeoutMs: 90_000,
+      intervalMs: 100,
+    });
     const mcpUrl = `http://127.0.0.1:${port}/mcp`;
     assert.ok(out.includes(`MCP URL        ${mcpUrl}`), `no banner:\n${out}\n${err}`);
     assert.match(out, /alice \/ alice-password/);
@@ -87,9 +88,7 @@ it('make demo: banner, OAuth as a demo user, list_my_repos, then Ctrl-C leaves n
   }
   // make itself dies of the SIGINT, as on a terminal; what matters is that nothing of the demo is left.
   await exited;
-  const deadline = Date.now() + 10_000;
-  while (demoProcesses(data).length > 0 && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 100));
+  await eventually(() => demoProcesses(data).length === 0, { timeoutMs: 10_000, intervalMs: 100 });
   assert.deepEqual(demoProcesses(data), [], 'a process of the demo survived Ctrl-C');
   assert.match(err, /"msg":"broker stopped"/);
 });

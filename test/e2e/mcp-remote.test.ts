@@ -24,6 +24,7 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { type BrokerProcess, startBroker } from '../support/broker-process.ts';
 import { FORGEJO_CLIENT_ID, FORGEJO_CLIENT_SECRET, freePort } from '../support/oauth-harness.ts';
 import { walkAuthorization } from '../support/scripted-oauth.ts';
+import { eventually, pidAlive, waitForValue } from '../support/wait.ts';
 import { assertNotLogged, E2E_USERS, fullNames, repoNames, STANDIN_TOOLS } from './support.ts';
 
 const PROXY = join(import.meta.dirname, '..', '..', 'node_modules', 'mcp-remote', 'dist', 'proxy.js');
@@ -82,16 +83,6 @@ function processesUsing(configDir: string): number[] {
   return found;
 }
 
-async function waitFor<T>(what: string, ms: number, probe: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 it('4. mcp-remote as a subprocess authorizes through a fake browser and lists the tools over stdio; no mcp-remote survives', async () => {
   const configDir = mkdtempSync(join(tmp, 'mcp-remote-'));
   const urlFile = join(tmp, 'browser-url.txt');
@@ -116,8 +107,9 @@ it('4. mcp-remote as a subprocess authorizes through a fake browser and lists th
   const connected = client.connect(transport, { timeout: 90_000 });
   let pid: number | null = null;
   try {
-    const authUrl = await waitFor('the fake browser got the authorization URL', 30_000, () =>
-      existsSync(urlFile) ? readFileSync(urlFile, 'utf8').split('\n')[0] || undefined : undefined,
+    const authUrl = await waitForValue(
+      () => (existsSync(urlFile) ? readFileSync(urlFile, 'utf8').split('\n')[0] || undefined : undefined),
+      { timeoutMs: 30_000, what: 'the fake browser to get the authorization URL' },
     );
     pid = transport.pid;
     assert.ok(pid, 'mcp-remote is running');
@@ -146,12 +138,11 @@ it('4. mcp-remote as a subprocess authorizes through a fake browser and lists th
     await client.close();
     await connected.catch(() => {});
     // The SDK closes stdin, then SIGTERMs, then SIGKILLs mcp-remote; nothing of it may be left.
-    const left = await waitFor('every mcp-remote process to exit', 10_000, () =>
-      processesUsing(configDir).length === 0 ? [] : undefined,
-    ).catch(() => processesUsing(configDir));
+    await eventually(() => processesUsing(configDir).length === 0, { timeoutMs: 10_000, intervalMs: 50 });
+    const left = processesUsing(configDir);
     for (const p of left) process.kill(p, 'SIGKILL');
     assert.deepEqual(left, [], 'no mcp-remote process survives');
-    if (pid !== null) assert.throws(() => process.kill(pid as number, 0), { code: 'ESRCH' });
+    if (pid !== null) assert.equal(pidAlive(pid), false, 'mcp-remote itself is gone');
   }
 
   // What mcp-remote stored, and the broker's Forgejo credential for alice, never reach the log.

@@ -5,9 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { EVERYTHING } from '../support/gateway-stack.ts';
-import { brokerToken, type Connected, connectV1, groupAlive, textOf } from '../support/mcp-oauth-client.ts';
+import { brokerToken, type Connected, connectV1, textOf } from '../support/mcp-oauth-client.ts';
 import { FORGEJO_CLIENT_SECRET } from '../support/oauth-harness.ts';
 import { type Stack, startStack } from '../support/oauth-stack.ts';
+import { groupAlive } from '../support/wait.ts';
 
 const SECRET_KEY = randomBytes(32).toString('base64');
 

@@ -14,13 +14,12 @@ import {
   type Connected,
   clientV1,
   connectV1,
-  eventually,
-  groupAlive,
   recordChildPids,
   textOf,
 } from '../support/mcp-oauth-client.ts';
 import { FORGEJO_CLIENT_ID } from '../support/oauth-harness.ts';
 import { type Stack, startStack } from '../support/oauth-stack.ts';
+import { eventually, groupAlive } from '../support/wait.ts';
 
 const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 const ALICE = 1001;

@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
-import { type BrokerProcess, startBroker } from '../support/broker-process.ts';
-import { brokerToken, type Connected, connectV1, groupAlive, textOf } from '../support/mcp-oauth-client.ts';
+import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
+import { brokerToken, type Connected, connectV1, textOf } from '../support/mcp-oauth-client.ts';
 import { FORGEJO_CLIENT_ID, FORGEJO_CLIENT_SECRET, freePort } from '../support/oauth-harness.ts';
 import { USERS } from '../support/oauth-stack.ts';
+import { groupAlive } from '../support/wait.ts';
 
 const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 
@@ -56,14 +57,6 @@ async function startFaultBroker(graceMs: number): Promise<BrokerProcess> {
     BROKER_SHUTDOWN_GRACE: `${graceMs}ms`,
   });
   return b;
-}
-
-function logLines(b: BrokerProcess): Record<string, unknown>[] {
-  return b
-    .stderr()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 function assertStoppedCleanly(b: BrokerProcess): void {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { type GatewayStack, startGatewayStack } from '../support/gateway-stack.ts';
+import { eventually } from '../support/wait.ts';
 
 let stack: GatewayStack;
 before(async () => {
@@ -63,7 +64,6 @@ it('at the child cap with every child busy, a new user gets 503, Retry-After and
   const again = await post('token-bob', init);
   assert.equal(again.status, 200);
   await again.text();
-  const deadline = Date.now() + 5000;
-  while (stack.pool.liveChildren !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await eventually(() => stack.pool.liveChildren === 1);
   assert.equal(stack.pool.liveChildren, 1, 'the evicted child stopped; the cap holds');
 });

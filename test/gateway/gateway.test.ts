@@ -8,6 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { type GatewayStack, startGatewayStack } from '../support/gateway-stack.ts';
+import { eventually } from '../support/wait.ts';
 
 let stack: GatewayStack;
 before(async () => {
@@ -219,10 +220,7 @@ describe('2025 sessions with the SDK v1 client', () => {
     const before = stack.logs.text().split('fault-server: cancelled').length;
     ctrl.abort();
     await pending;
-    const deadline = Date.now() + 5000;
-    while (stack.logs.text().split('fault-server: cancelled').length === before && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await eventually(() => stack.logs.text().split('fault-server: cancelled').length > before);
     assert.ok(
       stack.logs.text().split('fault-server: cancelled').length > before,
       'the child saw notifications/cancelled',
@@ -403,13 +401,7 @@ describe('notifications that belong to no request', () => {
       { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'notify', arguments: {} } },
       { 'mcp-session-id': a1.sid, 'mcp-protocol-version': '2025-11-25' },
     );
-    const deadline = Date.now() + 5000;
-    while (
-      !(a1.text().includes('list_changed') && a2.text().includes('list_changed')) &&
-      Date.now() < deadline
-    ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await eventually(() => a1.text().includes('list_changed') && a2.text().includes('list_changed'));
     assert.match(a1.text(), /"method":"notifications\/tools\/list_changed"/);
     assert.match(a2.text(), /"method":"notifications\/tools\/list_changed"/);
     assert.doesNotMatch(b.text(), /list_changed/);

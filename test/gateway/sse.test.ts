@@ -3,14 +3,15 @@ import { createServer, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { it } from 'node:test';
 import { SseStream } from '../../src/gateway/sse.ts';
+import { waitForValue } from '../support/wait.ts';
 
 it('a reader that stays too slow loses its stream, and the queue never grows past the bound', async () => {
   const CAP = 64 * 1024;
-  let stream: SseStream | undefined;
+  let opened: SseStream | undefined;
   let res: ServerResponse | undefined;
   const server = createServer((_req, r) => {
     res = r;
-    stream = new SseStream(r, { maxQueuedBytes: CAP, keepAliveMs: 60_000 });
+    opened = new SseStream(r, { maxQueuedBytes: CAP, keepAliveMs: 60_000 });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
@@ -19,7 +20,7 @@ it('a reader that stays too slow loses its stream, and the queue never grows pas
   await new Promise<void>((resolve) => sock.once('connect', resolve));
   sock.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`);
   sock.pause();
-  while (!stream) await new Promise((r) => setTimeout(r, 5));
+  const stream = await waitForValue(() => opened, { what: 'the server to open the stream' });
 
   const frame = { jsonrpc: '2.0', method: 'notifications/message', params: { data: 'x'.repeat(1024) } };
   let sent = 0;

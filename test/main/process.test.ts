@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type BrokerProcess, spawnBroker, startBroker } from '../support/broker-process.ts';
+import { logLines, spawnBroker, startBroker } from '../support/broker-process.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'broker-main-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -47,14 +47,6 @@ function stuckRequest(url: string): Promise<void> {
     s.on('error', () => {});
     s.once('error', reject);
   });
-}
-
-function logLines(b: BrokerProcess): Record<string, unknown>[] {
-  return b
-    .stderr()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 describe('broker process', () => {

@@ -1,96 +1,21 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { Sink } from '../../src/bridge/bridge.ts';
-import type { JsonRpcResponse } from '../../src/bridge/jsonrpc.ts';
-import { Pool, PoolFullError, type PoolOptions, type TokenSource } from '../../src/pool/pool.ts';
+import { Pool, PoolFullError, type PoolOptions } from '../../src/pool/pool.ts';
 import { Supervisor } from '../../src/supervisor/supervisor.ts';
 import { captureLogger } from '../support/log-capture.ts';
+import { callTool, faultPoolOptions, numberedTokens } from '../support/pool-fixture.ts';
+import { pidAlive, waitFor } from '../support/wait.ts';
 
-const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 const logs = captureLogger('info');
 const supervisor = new Supervisor({ log: logs.log });
 after(() => supervisor.stopAll(500, 100));
 
-/** Hands out numbered tokens living `lifeMs`; a new one only when the old is too close to expiry. */
-function tokens(lifeMs = 3_600_000): TokenSource & { issued: number } {
-  const current = new Map<number, { token: string; expiresAt: number }>();
-  const src = {
-    issued: 0,
-    async accessToken(userId: number, { minValidityMs }: { minValidityMs: number }) {
-      const t = current.get(userId);
-      if (t && t.expiresAt - Date.now() > minValidityMs) return t;
-      const fresh = { token: `tok-${userId}-${++src.issued}`, expiresAt: Date.now() + lifeMs };
-      current.set(userId, fresh);
-      return fresh;
-    },
-  };
-  return src;
-}
-
 function pool(over: Partial<PoolOptions> = {}): Pool {
-  return new Pool({
-    command: process.execPath,
-    args: [FAULT_SERVER],
-    forgejoUrl: 'http://127.0.0.1:9',
-    idleMs: 60_000,
-    maxChildren: 10,
-    rotateMarginMs: 1000,
-    stopGraceMs: 1000,
-    bridge: {
-      initTimeoutMs: 10_000,
-      callTimeoutMs: 10_000,
-      maxLineBytes: 1 << 20,
-      clientInfo: { name: 'pool-test', version: '0' },
-      protocolVersion: '2025-06-18',
-    },
-    spawner: supervisor,
-    tokens: tokens(),
-    log: logs.log,
-    events: { notification: () => {}, orphanRequest: () => undefined },
-    ...over,
-  });
+  return new Pool(faultPoolOptions({ spawner: supervisor, log: logs.log, ...over }));
 }
 
-async function tool(
-  p: Pool,
-  userId: number,
-  name: string,
-  args: Record<string, unknown> = {},
-): Promise<string> {
-  const bridge = await p.acquire({ id: userId, login: `user${userId}` });
-  const res = await new Promise<JsonRpcResponse>((resolve) => {
-    const sink: Sink = {
-      send: (m, final) => {
-        if (final) resolve(m as JsonRpcResponse);
-        return true;
-      },
-    };
-    bridge.call(
-      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args } },
-      sink,
-      's',
-    );
-  });
-  if ('error' in res) throw new Error(res.error.message);
-  return (res.result['content'] as { text: string }[])[0]?.text ?? '';
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+function tool(p: Pool, userId: number, name: string, args: Record<string, unknown> = {}): Promise<string> {
+  return callTool(p, { id: userId, login: `user${userId}` }, name, args);
 }
 
 describe('pool', () => {
@@ -123,7 +48,7 @@ describe('pool', () => {
   it('reaps an idle child and transparently starts a new one on the next call', async () => {
     const p = pool({ idleMs: 300 });
     const first = Number(await tool(p, 4, 'pid'));
-    await waitFor(() => !alive(first) && p.liveChildren === 0);
+    await waitFor(() => !pidAlive(first) && p.liveChildren === 0, { what: 'the idle child to be reaped' });
     const second = Number(await tool(p, 4, 'pid'));
     assert.notEqual(second, first);
     await p.stopAll(Date.now() + 1000);
@@ -143,7 +68,7 @@ describe('pool', () => {
     await new Promise((r) => setTimeout(r, 20));
     await tool(p, 11, 'pid');
     await tool(p, 12, 'pid'); // evicts user 10, the longest idle
-    await waitFor(() => !alive(pid10));
+    await waitFor(() => !pidAlive(pid10), { what: 'the evicted child to stop' });
     assert.equal(p.liveChildren, 2);
     // Both remaining children busy: nothing can be evicted.
     const hung = [tool(p, 11, 'hang'), tool(p, 12, 'hang')].map((h) => h.catch((e: Error) => e));
@@ -157,17 +82,17 @@ describe('pool', () => {
   });
 
   it('rotates to a new child before the token expires; the old one finishes its call first', async () => {
-    const src = tokens(2500);
+    const src = numberedTokens(2500);
     const p = pool({ tokens: src, rotateMarginMs: 1000 });
     const oldPid = Number(await tool(p, 20, 'pid'));
     // 3.6 s on the old child: well past the rotation at about 1.7 s plus a spawn.
     const slow = tool(p, 20, 'slow', { steps: 24, ms: 150 });
-    await waitFor(() => p.stats().rotations === 1, 4000);
+    await waitFor(() => p.stats().rotations === 1, { timeoutMs: 4000, what: 'the first rotation' });
     const newPid = Number(await tool(p, 20, 'pid'));
     assert.notEqual(newPid, oldPid);
-    assert.equal(alive(oldPid), true, 'the old child is still finishing its call');
+    assert.equal(pidAlive(oldPid), true, 'the old child is still finishing its call');
     assert.equal(await slow, 'done after 24 steps');
-    await waitFor(() => !alive(oldPid));
+    await waitFor(() => !pidAlive(oldPid), { what: 'the rotated-out child to stop' });
     // Tokens live 2.5 s, so by now the new child may itself be rotating: one or two live, never more.
     assert.ok(src.issued >= 2);
     assert.ok(p.liveChildren >= 1 && p.liveChildren <= 2, `live children: ${p.liveChildren}`);
@@ -188,6 +113,6 @@ describe('pool', () => {
     await new Promise((r) => setTimeout(r, 100));
     await p.stopUser(40, 'access was revoked');
     assert.match(String(await hung), /access was revoked/);
-    assert.equal(alive(pid), false);
+    assert.equal(pidAlive(pid), false);
   });
 });

@@ -2,51 +2,19 @@
 // (reaped, crashed, evicted) and replaced must not take over the user's slot, or the child started
 // meanwhile is forgotten and runs on unmanaged until the broker stops.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, it } from 'node:test';
-import type { Sink } from '../../src/bridge/bridge.ts';
-import type { JsonRpcResponse } from '../../src/bridge/jsonrpc.ts';
 import { Pool, type Spawner } from '../../src/pool/pool.ts';
 import { type ChildSpec, Supervisor } from '../../src/supervisor/supervisor.ts';
 import { captureLogger } from '../support/log-capture.ts';
+import { callTool, faultPoolOptions, numberedTokens } from '../support/pool-fixture.ts';
+import { eventually, pidAlive, waitFor } from '../support/wait.ts';
 
-const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 const logs = captureLogger('info');
 const supervisor = new Supervisor({ log: logs.log });
 after(() => supervisor.stopAll(500, 100));
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return true;
-}
-
-async function tool(p: Pool, name: string): Promise<string> {
-  const bridge = await p.acquire({ id: 7, login: 'racer' });
-  const res = await new Promise<JsonRpcResponse>((resolve) => {
-    const sink: Sink = {
-      send: (m, final) => {
-        if (final) resolve(m as JsonRpcResponse);
-        return true;
-      },
-    };
-    bridge.call({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: {} } }, sink, 's');
-  });
-  if ('error' in res) throw new Error(res.error.message);
-  return (res.result['content'] as { text: string }[])[0]?.text ?? '';
-}
+const RACER = { id: 7, login: 'racer' };
+const tool = (p: Pool, name: string) => callTool(p, RACER, name);
 
 /** A pool whose second child start (the first rotation's) waits until `release()`. */
 function gatedPool(idleMs: number) {
@@ -64,33 +32,15 @@ function gatedPool(idleMs: number) {
       return child;
     },
   };
-  let issued = 0;
-  const p = new Pool({
-    command: process.execPath,
-    args: [FAULT_SERVER],
-    forgejoUrl: 'http://127.0.0.1:9',
-    idleMs,
-    maxChildren: 10,
-    rotateMarginMs: 1000,
-    stopGraceMs: 1000,
-    bridge: {
-      initTimeoutMs: 10_000,
-      callTimeoutMs: 10_000,
-      maxLineBytes: 1 << 20,
-      clientInfo: { name: 'race-test', version: '0' },
-      protocolVersion: '2025-06-18',
-    },
-    spawner,
-    // The first token lives 3 s, so its child is rotated 1 s before expiry; later ones live long.
-    tokens: {
-      accessToken: async () => ({
-        token: `tok-${++issued}`,
-        expiresAt: Date.now() + (issued === 1 ? 3000 : 60_000),
-      }),
-    },
-    log: logs.log,
-    events: { notification: () => {}, orphanRequest: () => undefined },
-  });
+  const p = new Pool(
+    faultPoolOptions({
+      idleMs,
+      spawner,
+      // The first token lives 3 s, so its child is rotated 1 s before expiry; later ones live long.
+      tokens: numberedTokens((n) => (n === 1 ? 3000 : 60_000)),
+      log: logs.log,
+    }),
+  );
   return { p, pids, release, starts: () => starts };
 }
 
@@ -98,17 +48,20 @@ it('a rotation overtaken by a respawn stops its own child and leaves the respawn
   const { p, pids, release, starts } = gatedPool(60_000);
   try {
     const first = Number(await tool(p, 'pid'));
-    assert.ok(await waitFor(() => starts() === 2, 4000), 'the rotation started');
+    assert.ok(await eventually(() => starts() === 2, { timeoutMs: 4000 }), 'the rotation started');
     // The old child dies while its replacement is still starting; the next call respawns.
     await assert.rejects(tool(p, 'crash'));
     const respawned = Number(await tool(p, 'pid'));
     assert.notEqual(respawned, first);
     release();
-    await waitFor(() => pids.length === 3);
+    await waitFor(() => pids.length === 3, { what: 'the rotation’s child to start' });
     const rotated = pids[2] as number;
-    assert.ok(await waitFor(() => !alive(rotated) && !alive(first)), `children alive: ${pids.filter(alive)}`);
+    assert.ok(
+      await eventually(() => !pidAlive(rotated) && !pidAlive(first)),
+      `children alive: ${pids.filter(pidAlive)}`,
+    );
     assert.equal(Number(await tool(p, 'pid')), respawned, 'the respawned child still serves the user');
-    assert.deepEqual(pids.filter(alive), [respawned]);
+    assert.deepEqual(pids.filter(pidAlive), [respawned]);
     assert.equal(p.stats().children, 1);
   } finally {
     release();
@@ -122,7 +75,7 @@ it('a rotation finishing after its user was reaped and came back leaves the new 
     // Busy until the rotation (1 s before the 3 s token expires) has begun, then idle: reaped.
     while (starts() < 2) await tool(p, 'pid');
     const first = pids[0] as number;
-    assert.ok(await waitFor(() => !alive(first) && p.stats().users === 0), 'the idle child was reaped');
+    assert.ok(await eventually(() => !pidAlive(first) && p.stats().users === 0), 'the idle child was reaped');
     // The user comes back while the rotation is still starting its child.
     const respawned = Number(await tool(p, 'pid'));
     release();
@@ -139,11 +92,14 @@ it('a rotation finishing after its user was reaped and came back leaves the new 
     assert.deepEqual([...seen], [respawned], 'every call went to the respawned child');
     const rotated = pids[2] as number;
     assert.notEqual(rotated, respawned);
-    assert.equal(alive(rotated), false, 'the rotation’s own child was stopped');
+    assert.equal(pidAlive(rotated), false, 'the rotation’s own child was stopped');
     assert.equal(p.stats().children, 1, 'the respawned child is still in the pool');
     // Idle again: the pool still knows the respawned child, so it reaps it.
-    assert.ok(await waitFor(() => !alive(respawned), 3000), 'the respawned child was reaped');
-    assert.deepEqual(pids.filter(alive), []);
+    assert.ok(
+      await eventually(() => !pidAlive(respawned), { timeoutMs: 3000 }),
+      'the respawned child was reaped',
+    );
+    assert.deepEqual(pids.filter(pidAlive), []);
   } finally {
     release();
     await p.stopAll(Date.now() + 1000);

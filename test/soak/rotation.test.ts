@@ -7,27 +7,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { registerClient } from '../support/oauth-harness.ts';
 import { fullFlow, type Stack, startStack, USERS } from '../support/oauth-stack.ts';
+import { eventually, pidAlive } from '../support/wait.ts';
 
 const CB = 'http://127.0.0.1:7/cb';
 const RUN_MS = 30_000;
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
 
 describe('token rotation under continuous use', () => {
   let s: Stack;
@@ -86,9 +69,9 @@ describe('token rotation under continuous use', () => {
     await transport.terminateSession();
     await mcp.close();
     // Retired children stop once their in-flight calls are done (stop grace 3 s).
-    const gone = await until(() => [...pids].filter(alive).length <= 1, 8_000);
+    const gone = await eventually(() => [...pids].filter(pidAlive).length <= 1, { timeoutMs: 8_000 });
     clearInterval(watch);
-    const stillAlive = [...pids].filter(alive);
+    const stillAlive = [...pids].filter(pidAlive);
 
     t.diagnostic(
       `${calls} calls, ${errors.length} errors, ${rotations} rotations, ${pids.size} children seen`,

@@ -8,6 +8,7 @@ import {
   StdinFullError,
   Supervisor,
 } from '../../src/supervisor/supervisor.ts';
+import { eventually } from '../support/wait.ts';
 import {
   captureLog,
   FIXTURES,
@@ -17,7 +18,6 @@ import {
   ourZombies,
   procStat,
   stdoutLines,
-  waitUntil,
 } from './helpers.ts';
 
 const node = process.execPath;
@@ -211,8 +211,14 @@ describe('Child', () => {
       assert.equal(procStat(grandchild)?.pgrp, child.pid, 'grandchild is in the group');
       const info = await child.stop(2000, 50);
       assert.ok(info.signal === 'SIGTERM', `wrapper ended by ${info.signal}`);
-      assert.ok(await waitUntil(() => isDead(grandchild), 2000), `grandchild ${grandchild} survived`);
-      assert.ok(await waitUntil(() => groupMembers(child.pid).length === 0, 2000), 'group emptied');
+      assert.ok(
+        await eventually(() => isDead(grandchild), { timeoutMs: 2000 }),
+        `grandchild ${grandchild} survived`,
+      );
+      assert.ok(
+        await eventually(() => groupMembers(child.pid).length === 0, { timeoutMs: 2000 }),
+        'group emptied',
+      );
     }
   });
 
@@ -227,7 +233,10 @@ describe('Child', () => {
     const grandchild = Number(await stdoutLines(child).next());
     const info = await child.exited;
     assert.equal(info.code, 5);
-    assert.ok(await waitUntil(() => isDead(grandchild), 2000), `grandchild ${grandchild} survived`);
+    assert.ok(
+      await eventually(() => isDead(grandchild), { timeoutMs: 2000 }),
+      `grandchild ${grandchild} survived`,
+    );
 
     // Same through stop(): the leader exits on stdin EOF, leaving its background job.
     const child2 = await sup.start({
@@ -239,7 +248,10 @@ describe('Child', () => {
     const grandchild2 = Number(await stdoutLines(child2).next());
     const info2 = await child2.stop(10_000, 10_000);
     assert.equal(info2.code, 0);
-    assert.ok(await waitUntil(() => isDead(grandchild2), 2000), `grandchild ${grandchild2} survived`);
+    assert.ok(
+      await eventually(() => isDead(grandchild2), { timeoutMs: 2000 }),
+      `grandchild ${grandchild2} survived`,
+    );
   });
 
   test('a grandchild that escaped the group (setsid) cannot hold the exit open', async () => {
@@ -256,7 +268,10 @@ describe('Child', () => {
     const escaped = Number(await stdoutLines(child).next());
     try {
       // $! is known before the background job has run setsid(): wait for it to lead its own group.
-      assert.ok(await waitUntil(() => procStat(escaped)?.pgrp === escaped, 2000), 'it left the group');
+      assert.ok(
+        await eventually(() => procStat(escaped)?.pgrp === escaped, { timeoutMs: 2000 }),
+        'it left the group',
+      );
       const started = Date.now();
       const info = await child.stop(5000, 5000);
       const took = Date.now() - started;
@@ -268,7 +283,7 @@ describe('Child', () => {
       await own.stopAll(0, 0);
       process.kill(escaped, 'SIGKILL');
     }
-    assert.ok(await waitUntil(() => isDead(escaped), 2000));
+    assert.ok(await eventually(() => isDead(escaped), { timeoutMs: 2000 }));
   });
 
   test("the child's environment holds only what was passed", async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { SpawnError, Supervisor } from '../../src/supervisor/supervisor.ts';
+import { eventually } from '../support/wait.ts';
 import {
   activeResources,
   captureLog,
@@ -11,7 +12,6 @@ import {
   openFds,
   ourZombies,
   stdoutLines,
-  waitUntil,
 } from './helpers.ts';
 
 const CYCLES = 1000;
@@ -78,7 +78,7 @@ test(`${CYCLES} spawn/stop cycles leave no fd, zombie, handle or grandchild behi
   assert.deepEqual(resourcesAfter, resourcesBefore, 'active resources back at baseline');
   // Grandchildren are reaped by init, not by us, which may take a moment.
   assert.ok(
-    await waitUntil(() => grandchildren.every(isDead), 2000),
+    await eventually(() => grandchildren.every(isDead), { timeoutMs: 2000 }),
     `grandchildren alive: ${grandchildren.filter((pid) => !isDead(pid))}`,
   );
   assert.equal(records.filter((r) => r.msg === 'child stopped').length, CYCLES - CYCLES / 100);

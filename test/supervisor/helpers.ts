@@ -91,16 +91,6 @@ export function openFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
-/** Polls until cond() holds or the deadline passes; returns whether it held. */
-export async function waitUntil(cond: () => boolean, ms: number, stepMs = 10): Promise<boolean> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (cond()) return true;
-    if (Date.now() >= end) return false;
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
-
 export function activeResources(): string[] {
   return [...process.getActiveResourcesInfo()].sort();
 }

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { STANDIN_COMMAND } from './standin.ts';
+import { eventually } from './wait.ts';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'main', 'main.ts');
 
@@ -41,19 +42,29 @@ export function spawnBroker(
 /** Starts the broker on a free loopback port and waits for its startup line. */
 export async function startBroker(env: Record<string, string>, timeoutMs = 15_000): Promise<BrokerProcess> {
   const b = spawnBroker({ BROKER_LISTEN: '127.0.0.1:0', ...env });
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const line = b
+  const startedLine = () =>
+    b
       .stderr()
       .split('\n')
       .find((l) => l.includes('"msg":"broker started"'));
-    if (line) {
-      const { address } = JSON.parse(line) as { address: string };
-      return { ...b, url: `http://${address}` };
-    }
-    if (b.proc.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
+  await eventually(() => startedLine() !== undefined || b.proc.exitCode !== null, {
+    timeoutMs,
+    intervalMs: 50,
+  });
+  const line = startedLine();
+  if (line) {
+    const { address } = JSON.parse(line) as { address: string };
+    return { ...b, url: `http://${address}` };
   }
   b.proc.kill('SIGKILL');
   throw new Error(`broker did not start:\n${b.stderr()}`);
+}
+
+/** The broker's JSON log lines so far (call it once the broker has exited: a line may be half written). */
+export function logLines(b: Pick<BrokerProcess, 'stderr'>): Record<string, unknown>[] {
+  return b
+    .stderr()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }

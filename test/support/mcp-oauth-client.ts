@@ -48,27 +48,6 @@ export function textOf(r: unknown): string {
   return ((r as { content: { text: string }[] }).content[0] as { text: string }).text;
 }
 
-/** Polls `check` until it holds or `ms` pass; returns whether it held. */
-export async function eventually(check: () => boolean, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
-
-/** Whether any process is left in the process group `pid` led (the child and what it started). */
-export function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    throw e;
-  }
-}
-
 /** Records the pid of every child the supervisor starts from now on (for "none left" checks). */
 export function recordChildPids(supervisor: Supervisor): number[] {
   const pids: number[] = [];
