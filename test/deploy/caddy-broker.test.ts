@@ -21,10 +21,11 @@ import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forge
 import { type BrokerProcess, startBroker } from '../support/broker-process.ts';
 import { type CaddyProxy, startCaddy } from '../support/caddy.ts';
 import { EVERYTHING } from '../support/gateway-stack.ts';
-import { groupAlive, textOf } from '../support/mcp-oauth-client.ts';
+import { textOf } from '../support/mcp-oauth-client.ts';
 import { FORGEJO_CLIENT_ID, FORGEJO_CLIENT_SECRET, freePort } from '../support/oauth-harness.ts';
 import { USERS } from '../support/oauth-stack.ts';
 import { ScriptedOAuthProvider } from '../support/scripted-oauth.ts';
+import { groupAlive } from '../support/wait.ts';
 
 /** The long-running tool's run: one progress notification every STEP_MS, the result right after the last. */
 const DURATION_S = 3;
