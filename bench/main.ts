@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// make bench: every part in turn, raw numbers to bench/results/latest.json, the table to stdout and
+// make bench: every part in turn, raw numbers to bench/results/latest.json and docs/performance.json, the table to stdout and
 // docs/performance.md. A part the checkout cannot run yet (the broker before its OAuth and /mcp
 // land) is reported as skipped with the reason; any other failure makes the exit status 1.
 import { execFileSync } from 'node:child_process';
@@ -129,7 +129,9 @@ async function main(): Promise<number> {
   mkdirSync(dir, { recursive: true });
   const text = writeReports(results, join(dir, 'latest.json'), join(REPO_ROOT, 'docs/performance.md'));
   process.stdout.write(text);
-  log(`wrote bench/results/latest.json and docs/performance.md in ${Math.round(results.durationS)} s`);
+  log(
+    `wrote bench/results/latest.json, docs/performance.json and docs/performance.md in ${Math.round(results.durationS)} s`,
+  );
   for (const f of failures) log(`FAILED ${f}`);
   return failures.length > 0 ? 1 : 0;
 }
