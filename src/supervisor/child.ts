@@ -165,7 +165,7 @@ export class Child {
     cp.on('error', (err) => log.warn({ child: this.name, err: err.message }, 'child process error'));
     cp.once('exit', (code, signal) => this.#onExit(code, signal));
     cp.once('close', () => this.#settle());
-    log.debug({ child: this.name, pid: this.pid, command: this.command }, 'child started');
+    log.debug({ child: this.name, childPid: this.pid, command: this.command }, 'child started');
   }
 
   /** Not yet reaped. */
@@ -336,7 +336,7 @@ export class Child {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ESRCH')
-        this.#log.warn({ child: this.name, pid: this.pid, signal, errno: code }, 'cannot signal child');
+        this.#log.warn({ child: this.name, childPid: this.pid, signal, errno: code }, 'cannot signal child');
     }
   }
 
@@ -386,10 +386,11 @@ export class Child {
     // Node closes the process handle in its exit callback and the close completes at the end of
     // a loop iteration: wait for it, so whoever awaits `exited` finds no handle of this child left.
     void afterHandleCloses().then(() => this.#resolveExited(info));
-    // `exitCode`, not `code`: the logger redacts any field named code (OAuth codes).
+    // `exitCode`, not `code`: the logger redacts any field named code (OAuth codes). `childPid`, not
+    // `pid`: every line already carries the broker's own pid.
     const fields = {
       child: this.name,
-      pid: this.pid,
+      childPid: this.pid,
       exitCode: code,
       signal,
       uptimeMs: Math.round(uptimeMs),

@@ -102,7 +102,7 @@ it('SIGTERM with a call in flight: the call finishes within the grace, every chi
   // Each child was stopped by the broker (not found dead), and none is left once the broker is gone.
   for (const p of pids) {
     assert.ok(
-      logLines(b).some((l) => l['msg'] === 'child stopped' && l['pid'] === p),
+      logLines(b).some((l) => l['msg'] === 'child stopped' && l['childPid'] === p),
       `no "child stopped" line for ${p}`,
     );
     assert.equal(groupAlive(p), false, `child ${p} outlived the broker`);
@@ -196,6 +196,6 @@ it('SIGTERM with a call that never answers: cut at the grace, the child told to 
     lines.some((l) => l['msg'] === 'child stderr' && String(l['line']).startsWith('fault-server: cancelled')),
     'the child received notifications/cancelled',
   );
-  assert.ok(lines.some((l) => l['msg'] === 'child stopped' && l['pid'] === childPid));
+  assert.ok(lines.some((l) => l['msg'] === 'child stopped' && l['childPid'] === childPid));
   assert.equal(groupAlive(childPid), false, `child ${childPid} outlived the broker`);
 });
