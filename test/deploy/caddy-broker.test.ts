@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -19,6 +19,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { type BrokerProcess, startBroker } from '../support/broker-process.ts';
+import { bufferingProxy } from '../support/buffering-proxy.ts';
 import { type CaddyProxy, startCaddy } from '../support/caddy.ts';
 import { EVERYTHING } from '../support/gateway-stack.ts';
 import { textOf } from '../support/mcp-oauth-client.ts';
@@ -71,27 +72,6 @@ function streamingProblem(run: Run): string | undefined {
   if (run.resultAt - secondAt < STEP_MS / 2) return `progress 2 arrived with the result: ${timeline}`;
   if (secondAt - firstAt < STEP_MS / 2) return `progress 1 and 2 arrived together: ${timeline}`;
   return undefined;
-}
-
-/** A proxy that sends nothing of a response until the upstream has finished it. */
-function bufferingProxy(upstreamPort: number): Server {
-  return createServer((req, res) => {
-    const up = httpRequest(
-      { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers },
-      (upRes) => {
-        const chunks: Buffer[] = [];
-        upRes.on('data', (c: Buffer) => chunks.push(c));
-        upRes.on('end', () => {
-          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-          res.end(Buffer.concat(chunks));
-        });
-      },
-    );
-    up.on('error', () => res.destroy());
-    // The client's standalone GET stream never ends: drop it upstream when the client goes.
-    res.on('close', () => up.destroy());
-    req.pipe(up);
-  });
 }
 
 function listen(server: Server): Promise<number> {

@@ -5,6 +5,7 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Se
 import { request as httpsRequest } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
+import { bufferingProxy } from '../support/buffering-proxy.ts';
 import { adaptCaddyfile, type CaddyProxy, REPO_CADDYFILE, startCaddy } from '../support/caddy.ts';
 
 /** How long the upstream waits for the client to see the first event before writing the second anyway. */
@@ -118,24 +119,6 @@ async function exchange(
   const seen = upstream.next(clientHasFirst, ackTimeoutMs);
   const got = await postForEvents(url, ca, markFirst);
   return { got, ex: await seen };
-}
-
-/** A proxy that holds the whole upstream response before sending any of it: what the test must catch. */
-function bufferingProxy(upstreamPort: number): Server {
-  return createServer((req, res) => {
-    const up = httpRequest(
-      { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers },
-      (upRes) => {
-        const chunks: Buffer[] = [];
-        upRes.on('data', (c: Buffer) => chunks.push(c));
-        upRes.on('end', () => {
-          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-          res.end(Buffer.concat(chunks));
-        });
-      },
-    );
-    req.pipe(up);
-  });
 }
 
 function listen(server: Server): Promise<number> {
