@@ -225,10 +225,13 @@ function scaleRows(results: BenchResults): string[][] {
 }
 
 /** Why added users stopped adding throughput, as far as CPU accounting can tell. */
-function bendCause(busy: number, machine: number, cores: number): string {
+function bendCause(busy: number, machine: number, driver: number, cores: number): string {
+  const others = Math.max(0, machine - busy - driver);
   if (busy > cores * 0.85) return ': broker and children use the cores, so added users queue for CPU';
+  if (machine > cores * 0.85 && others > cores * 0.15)
+    return ': the machine was saturated by work outside the bench, so this bend says more about the machine than the broker';
   if (machine > cores * 0.85)
-    return ': the machine was saturated by work outside the broker and its children, so this bend says more about the machine than the broker';
+    return ': the cores were full (broker, children and the load driver together), so calls/s stays at what the CPU allows and each added user waits in line, which is what p99 grows with';
   if (busy < cores * 0.5)
     return ': CPU was not the limit, so the wait is elsewhere (the broker’s queueing or the children’s I/O): worth a profile';
   return '';
@@ -252,7 +255,7 @@ function scaleReading(results: BenchResults): string {
     const driver = (rb.cpu.driverMs * rb.calls) / rb.wallMs;
     if (growth < usersGrowth * 0.8 || rb.latency.p99 > 2 * ra.latency.p99) {
       lines.push(
-        `From ${a.users} to ${b.users} users calls/s grew ${growth.toFixed(2)}× (users ${usersGrowth.toFixed(1)}×) and p99 went ${ms(ra.latency.p99)} → ${ms(rb.latency.p99)} ms, with broker + children using ${busy.toFixed(2)} of ${cores} cores (broker ${rb.cpu.targetCores.toFixed(2)}) and the whole machine ${machine.toFixed(2)} (the load driver ${driver.toFixed(2)}, other processes ${Math.max(0, machine - busy - driver).toFixed(2)})${bendCause(busy, machine, cores)}.`,
+        `From ${a.users} to ${b.users} users calls/s grew ${growth.toFixed(2)}× (users ${usersGrowth.toFixed(1)}×) and p99 went ${ms(ra.latency.p99)} → ${ms(rb.latency.p99)} ms, with broker + children using ${busy.toFixed(2)} of ${cores} cores (broker ${rb.cpu.targetCores.toFixed(2)}) and the whole machine ${machine.toFixed(2)} (the load driver ${driver.toFixed(2)}, other processes ${Math.max(0, machine - busy - driver).toFixed(2)})${bendCause(busy, machine, driver, cores)}. Per call the broker spent ${((rb.cpu.targetCores * rb.wallMs) / rb.calls).toFixed(2)} ms of CPU and the children ${rb.cpu.childrenMs.toFixed(2)} ms.`,
       );
     }
   }
