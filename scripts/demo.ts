@@ -50,23 +50,28 @@ try {
 }
 
 mkdirSync(values.data as string, { recursive: true });
-const broker: ChildProcess = spawn(process.execPath, [join(ROOT, 'src', 'main', 'main.ts')], {
-  env: {
-    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-    BROKER_PUBLIC_URL: publicUrl,
-    BROKER_LISTEN: `127.0.0.1:${port}`,
-    FORGEJO_URL: emulator.url,
-    FORGEJO_CLIENT_ID: DEMO_CLIENT_ID,
-    FORGEJO_CLIENT_SECRET: DEMO_CLIENT_SECRET,
-    BROKER_DB: join(values.data as string, 'broker.db'),
-    BROKER_CHILD_COMMAND: childCommand,
-    LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
+const broker: ChildProcess = spawn(
+  process.execPath,
+  ['--import', join(ROOT, 'scripts', 'exit-with-parent.ts'), join(ROOT, 'src', 'main', 'main.ts')],
+  {
+    env: {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      BROKER_PUBLIC_URL: publicUrl,
+      BROKER_LISTEN: `127.0.0.1:${port}`,
+      FORGEJO_URL: emulator.url,
+      FORGEJO_CLIENT_ID: DEMO_CLIENT_ID,
+      FORGEJO_CLIENT_SECRET: DEMO_CLIENT_SECRET,
+      BROKER_DB: join(values.data as string, 'broker.db'),
+      BROKER_CHILD_COMMAND: childCommand,
+      LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
+    },
+    // stdin: a pipe this script holds and never writes; its end tells the broker the demo is gone.
+    stdio: ['pipe', 'inherit', 'pipe'],
+    // Its own process group: a terminal's Ctrl-C reaches only this script, which forwards exactly one
+    // SIGTERM (two signals would make the broker skip its graceful stop).
+    detached: true,
   },
-  stdio: ['ignore', 'inherit', 'pipe'],
-  // Its own process group: a terminal's Ctrl-C reaches only this script, which forwards exactly one
-  // SIGTERM (two signals would make the broker skip its graceful stop).
-  detached: true,
-});
+);
 
 let started = false;
 let stopping = false;

@@ -92,3 +92,41 @@ it('make demo: banner, OAuth as a demo user, list_my_repos, then Ctrl-C leaves n
   assert.deepEqual(demoProcesses(data), [], 'a process of the demo survived Ctrl-C');
   assert.match(err, /"msg":"broker stopped"/);
 });
+
+it('the broker stops by itself when the demo script is killed outright (SIGKILL, no forwarding)', async () => {
+  const killedData = mkdtempSync(join(tmpdir(), 'broker-demo-killed-'));
+  try {
+    const port = await freePort();
+    const forgejoPort = await freePort();
+    const demo = spawn(process.execPath, [join(ROOT, 'scripts', 'demo.ts')], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        DEMO_PORT: String(port),
+        DEMO_FORGEJO_PORT: String(forgejoPort),
+        DEMO_DATA: killedData,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    demo.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    demo.stderr.resume();
+    const exited = new Promise<void>((resolve) => demo.once('exit', () => resolve()));
+    await eventually(() => out.includes('Ctrl-C stops everything') || demo.exitCode !== null, {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+    });
+    assert.match(out, /MCP URL/, `no banner:\n${out}`);
+    const broker = demoProcesses(killedData).filter((p) => p !== demo.pid);
+    assert.equal(broker.length, 1, 'the broker runs beside the demo script');
+    demo.kill('SIGKILL');
+    await exited;
+    await eventually(() => demoProcesses(killedData).length === 0, { timeoutMs: 10_000, intervalMs: 100 });
+    assert.deepEqual(demoProcesses(killedData), [], 'the broker outlived the killed demo script');
+  } finally {
+    for (const p of demoProcesses(killedData)) process.kill(p, 'SIGKILL');
+    rmSync(killedData, { recursive: true, force: true });
+  }
+});
