@@ -194,7 +194,7 @@ export function authorize(world: World, req: Incoming): Reply {
   const nonce = param(req, 'nonce');
   const grant = grantOf(world, user.id, app.clientId);
   // Confidential client the user already granted: no consent screen (RFC 6749 §10.2 only asks it
-  // for public clients). facts/forgejo.md: a grant that exists with another scope string is a
+  // for public clients). As Forgejo does: a grant that exists with another scope string is a
   // server_error, so a client must keep its scope stable.
   if (confidential && grant) {
     if (grant.scope !== param(req, 'scope')) {

@@ -1,4 +1,4 @@
-// The forgejo-mcp stand-in behaves as facts/forgejo.md says of the real one.
+// The forgejo-mcp stand-in behaves as the real forgejo-mcp does where the broker depends on it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
