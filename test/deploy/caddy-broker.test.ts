@@ -61,11 +61,15 @@ async function longOperation(client: Client): Promise<Run> {
  * that. A proxy holding the stream back delivers them all together; half a step to a step of slack
  * covers a slow reader.
  */
-function streamingProblem(run: Run): string | undefined {
-  const timeline = [
+function timelineOf(run: Run): string {
+  return [
     ...run.progress.map((p) => `${p.step} at ${Math.round(p.at - run.started)} ms`),
     `result at ${Math.round(run.resultAt - run.started)} ms`,
   ].join(', ');
+}
+
+function streamingProblem(run: Run): string | undefined {
+  const timeline = timelineOf(run);
   const firstAt = (run.progress[0] as { at: number }).at;
   const secondAt = (run.progress[1] as { at: number }).at;
   if (run.resultAt - firstAt < STEP_MS) return `progress 1 arrived with the result: ${timeline}`;
@@ -158,7 +162,7 @@ describe('the broker behind the shipped Caddyfile, over HTTPS', () => {
   let token = '';
   let childPids: number[] = [];
 
-  it('an SDK client authorizes over HTTPS and gets each progress notification as it is sent, before the result', async () => {
+  it('an SDK client authorizes over HTTPS and gets each progress notification as it is sent, before the result', async (t) => {
     const mcpUrl = new URL(`${caddy.url}/mcp`);
     const provider: Provider = new ScriptedOAuthProvider({
       redirectUrl: `http://127.0.0.1:${await freePort()}/callback`,
@@ -180,6 +184,7 @@ describe('the broker behind the shipped Caddyfile, over HTTPS', () => {
     await client.connect(transport);
     try {
       const run = await longOperation(client);
+      t.diagnostic(`through Caddy: ${timelineOf(run)}`);
       assert.equal(streamingProblem(run), undefined);
     } finally {
       await client.close();
