@@ -107,6 +107,19 @@ export class ForgejoClient {
     }
   }
 
+  /**
+   * Whether Forgejo refuses this access token (401 from its userinfo endpoint). Any other answer,
+   * including an error of Forgejo's own, is not taken as a verdict on the token.
+   */
+  async accessTokenRejected(accessToken: string): Promise<boolean> {
+    const res = await fetch(this.#as.userinfo_endpoint as string, {
+      headers: { authorization: `Bearer ${accessToken}` },
+      signal: AbortSignal.timeout(this.#opts.timeoutMs ?? 10_000),
+    });
+    await res.body?.cancel();
+    return res.status === 401;
+  }
+
   async userinfo(accessToken: string): Promise<ForgejoUser> {
     const response = await oauth.userInfoRequest(this.#as, this.#client, accessToken, this.#http());
     const info = await oauth.processUserInfoResponse(

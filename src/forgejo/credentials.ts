@@ -8,11 +8,13 @@ import { type ForgejoClient, UpstreamGrantError } from './client.ts';
 
 export class CredentialRevokedError extends Error {
   override name = 'CredentialRevokedError';
+  /** Read structurally by the pool and the gateway: the user must sign in again (HTTP 401). */
+  readonly signInRequired = true;
 }
 
 export type CredentialManagerOptions = {
   store: OAuthStore;
-  forgejo: Pick<ForgejoClient, 'refresh'>;
+  forgejo: Pick<ForgejoClient, 'refresh' | 'accessTokenRejected'>;
   log: Logger;
   /** Refresh when the token expires within this many ms. */
   refreshMarginMs: number;
@@ -55,6 +57,21 @@ export class CredentialManager {
     );
     this.#inflight.set(userId, flight);
     return flight;
+  }
+
+  /**
+   * After a child given `token` failed to start: if Forgejo refuses the token (the user revoked
+   * the app, or the token died before its time), refresh it now. Forgejo refusing the refresh as
+   * well signs the user out (CredentialRevokedError), so clients are asked to sign in again
+   * instead of failing the same way on every call.
+   */
+  async recheck(userId: number, token: string): Promise<'valid' | 'refreshed'> {
+    if (!(await this.#opts.forgejo.accessTokenRejected(token))) return 'valid';
+    const cred = await this.#opts.store.getCredential(userId);
+    if (cred && cred.accessToken !== token) return 'refreshed';
+    this.#opts.log.warn({ userId }, 'Forgejo refuses the user’s access token; refreshing it');
+    await this.accessToken(userId, { forceRefresh: true });
+    return 'refreshed';
   }
 
   async #refresh(

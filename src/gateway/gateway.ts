@@ -22,9 +22,9 @@ import {
   validateMessage,
 } from '../bridge/jsonrpc.ts';
 import type { Logger } from '../log/log.ts';
-import { type Pool, PoolFullError, type PoolUser } from '../pool/pool.ts';
+import { type Pool, PoolFullError, type PoolUser, signInRequired } from '../pool/pool.ts';
 import { newSecret } from '../store/secrets.ts';
-import { Gate, type GateOptions, type Principal, type VerifyBearer } from './gate.ts';
+import { type BearerResult, Gate, type GateOptions, type Principal, type VerifyBearer } from './gate.ts';
 import {
   checkEnvelope,
   decorateResult,
@@ -175,16 +175,7 @@ export class Gateway {
       }
       const auth = await this.#o.verifyBearer(req.headers.authorization);
       if (!auth.ok) {
-        const c = this.gate.challenge(auth, req.headers.authorization !== undefined);
-        this.#json(
-          res,
-          c.status,
-          { error: auth.error, error_description: auth.description },
-          {
-            ...this.gate.corsHeaders(origin),
-            'www-authenticate': c.header,
-          },
-        );
+        this.#refuse(res, auth, req.headers.authorization !== undefined, origin);
         return;
       }
       const p = auth.principal;
@@ -453,6 +444,22 @@ export class Gateway {
     );
   }
 
+  /** The bearer challenge (401, or 403 for a missing scope) with the reason in the body. */
+  #refuse(
+    res: ServerResponse,
+    failure: Extract<BearerResult, { ok: false }>,
+    tokenGiven: boolean,
+    origin: string | undefined,
+  ): void {
+    const c = this.gate.challenge(failure, tokenGiven);
+    this.#json(
+      res,
+      c.status,
+      { error: failure.error, error_description: failure.description },
+      { ...this.gate.corsHeaders(origin), 'www-authenticate': c.header },
+    );
+  }
+
   /** The user's child, or an answer to every request saying why there is none. */
   async #bridgeFor(
     user: PoolUser,
@@ -464,6 +471,17 @@ export class Gateway {
     try {
       return await this.#o.pool.acquire(user);
     } catch (e) {
+      if (signInRequired(e)) {
+        // Forgejo no longer honours the user's authorization: the same 401 as a revoked bearer, so
+        // the client signs in again (a new Forgejo login stores a new credential).
+        const failure = {
+          ok: false,
+          error: 'invalid_token',
+          description: 'Forgejo no longer accepts this sign-in; sign in again',
+        } as const;
+        this.#refuse(res, failure, true, origin);
+        return undefined;
+      }
       const full = e instanceof PoolFullError;
       const answers = requests.map((r) => errorResponse(r.id, SERVER_ERROR, (e as Error).message));
       const headers: Record<string, string> = { ...this.gate.corsHeaders(origin) };

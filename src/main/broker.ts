@@ -97,7 +97,10 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       protocolVersion: '2025-11-25',
     },
     spawner: supervisor,
-    tokens: { accessToken: (userId, o) => credentials.accessToken(userId, o) },
+    tokens: {
+      accessToken: (userId, o) => credentials.accessToken(userId, o),
+      recheck: (userId, token) => credentials.recheck(userId, token),
+    },
     log,
     events: {
       notification: (userId, msg) => gateway?.broadcast(userId, msg),

@@ -11,6 +11,17 @@ import { channelOf } from './channel.ts';
 /** The user's current Forgejo access token, valid for at least `minValidityMs` more. */
 export interface TokenSource {
   accessToken(userId: number, opts: { minValidityMs: number }): Promise<{ token: string; expiresAt: number }>;
+  /**
+   * A child given `token` failed to start: 'refreshed' when the source found the token refused and
+   * replaced it (worth one more start). Either method rejects with an error whose `signInRequired`
+   * is true when the user's credential is gone for good.
+   */
+  recheck?(userId: number, token: string): Promise<'valid' | 'refreshed'>;
+}
+
+/** The user's Forgejo credential is gone (revoked in Forgejo): they must sign in again. */
+export function signInRequired(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && (e as { signInRequired?: unknown }).signInRequired === true;
 }
 
 export interface Spawner {
@@ -165,7 +176,7 @@ export class Pool {
     return p;
   }
 
-  async #spawn(e: Entry, minValidityMs: number): Promise<Generation> {
+  async #spawn(e: Entry, minValidityMs: number, retry = true): Promise<Generation> {
     this.#makeRoom(e);
     const { token, expiresAt } = await this.#o.tokens.accessToken(e.user.id, { minValidityMs });
     const child = await this.#o.spawner.start({
@@ -191,9 +202,27 @@ export class Pool {
       await bridge.initialize();
     } catch (err) {
       await child.stop(this.#o.stopGraceMs).catch(() => {});
+      // forgejo-mcp exits at start when Forgejo refuses its token: find out whether that was
+      // the cause, rather than starting a doomed child on every call of this user.
+      if ((await this.#recheck(e, token)) === 'refreshed' && retry)
+        return this.#spawn(e, minValidityMs, false);
       throw err;
     }
     return { child, bridge, tokenHash: hashToken(token), issuedAt: Date.now(), expiresAt };
+  }
+
+  async #recheck(e: Entry, token: string): Promise<'valid' | 'refreshed'> {
+    if (!this.#o.tokens.recheck) return 'valid';
+    try {
+      return await this.#o.tokens.recheck(e.user.id, token);
+    } catch (err) {
+      if (signInRequired(err)) throw err;
+      this.#o.log.warn(
+        { child: e.user.login, err: (err as Error).message },
+        'could not ask Forgejo about the token',
+      );
+      return 'valid';
+    }
   }
 
   /** Evicts the longest-idle user without calls in flight when the cap is reached. */

@@ -12,7 +12,6 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import {
   brokerToken,
   type Connected,
-  clientV1,
   connectV1,
   recordChildPids,
   textOf,
@@ -23,6 +22,7 @@ import { eventually, groupAlive } from '../support/wait.ts';
 
 const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 const ALICE = 1001;
+const BOB = 1002;
 
 /** Child stderr lines the supervisor logged that start with `prefix`. */
 function childLines(s: Stack, prefix: string): string[] {
@@ -50,6 +50,28 @@ async function assertNoneLeft(s: Stack, pids: number[]): Promise<void> {
   for (const pid of pids) assert.equal(groupAlive(pid), false, `child ${pid} is still running`);
 }
 
+/** One initialize POST with the bearer, as any MCP client's first request. */
+function initialize(url: string, token: string): Promise<Response> {
+  return fetch(`${url}/mcp`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'faults', version: '1' },
+      },
+    }),
+  });
+}
+
 describe('a child that exits at startup (Forgejo rejects its token)', () => {
   let s: Stack;
   let pids: number[];
@@ -59,28 +81,66 @@ describe('a child that exits at startup (Forgejo rejects its token)', () => {
   });
   after(() => s.closeAll());
 
-  it('answers initialize with a JSON-RPC error carrying the child’s own last words, and leaves nothing', async () => {
+  it('the user revoked the app in Forgejo: 401 invalid_token, so the client signs in again; one child, nothing left', async () => {
     const token = await brokerToken(s.url);
     const forgejoToken = (await s.broker.auth.credentials.accessToken(ALICE)).token;
     // The user revoked the broker's app in Forgejo: the stored token is dead, the broker cannot know yet.
     s.emulator.revokeGrant('alice', FORGEJO_CLIENT_ID);
-    const c = clientV1(s.url, token);
-    const e = await rejection(c.client.connect(c.transport));
-    assert.equal(e.code, -32000);
-    assert.match(e.message, /the MCP server did not initialize: the MCP server exited with status 1/);
-    assert.match(e.message, /connection test failed: 401 Unauthorized/);
-    assert.ok(!e.message.includes(forgejoToken), 'the Forgejo token is not in the error');
+    const res = await initialize(s.url, token);
+    const body = await res.text();
+    assert.equal(res.status, 401, body);
+    assert.match(
+      res.headers.get('www-authenticate') ?? '',
+      /^Bearer resource_metadata="[^"]+", error="invalid_token"/,
+    );
+    assert.deepEqual(JSON.parse(body), {
+      error: 'invalid_token',
+      error_description: 'Forgejo no longer accepts this sign-in; sign in again',
+    });
+    assert.ok(!body.includes(forgejoToken), 'the Forgejo token is not in the answer');
     assert.equal(pids.length, 1, 'one child was started');
+    // Its last words are in the broker's log, for the operator.
+    assert.ok(
+      s.logs
+        .lines()
+        .some((l) => l['msg'] === 'child stderr' && /connection test failed: 401/.test(String(l['line']))),
+      'the child’s connection-test failure is logged',
+    );
     await assertNoneLeft(s, pids);
-    await c.client.close();
 
-    // Every later attempt fails the same way, each time cleaning up after itself.
-    const again = clientV1(s.url, token);
-    const e2 = await rejection(again.client.connect(again.transport));
-    assert.match(e2.message, /connection test failed/);
-    assert.equal(pids.length, 2);
-    await assertNoneLeft(s, pids);
-    await again.client.close();
+    // The broker's grant went with the Forgejo one: the next request is refused before any child.
+    const again = await initialize(s.url, token);
+    assert.equal(again.status, 401);
+    assert.equal(
+      ((await again.json()) as { error_description: string }).error_description,
+      'the token is unknown or revoked',
+    );
+    assert.equal(pids.length, 1, 'no child is started for a signed-out user');
+    assert.equal(await s.broker.store.getCredential(ALICE), undefined, 'the dead Forgejo credential is gone');
+  });
+
+  it('Forgejo refuses an access token it issued but still refreshes: the token is refreshed and the start retried', async () => {
+    const token = await brokerToken(s.url, 'bob');
+    const cred = await s.broker.store.getCredential(BOB);
+    assert.ok(cred);
+    // A token Forgejo no longer honours although it has not expired by the broker's clock.
+    await s.broker.store.putCredential({
+      ...cred,
+      accessToken: 'not-a-token-forgejo-knows',
+      updatedAt: Date.now(),
+    });
+    const before = pids.length;
+    const c = await connectV1(s.url, token);
+    try {
+      const me = await c.client.callTool({ name: 'get_my_user_info', arguments: {} });
+      assert.match(textOf(me), /"login":"bob"/);
+      assert.equal(pids.length - before, 2, 'the first child failed its connection test, the second runs');
+      const now = await s.broker.store.getCredential(BOB);
+      assert.notEqual(now?.accessToken, 'not-a-token-forgejo-knows', 'the credential was refreshed');
+      assert.equal(now?.refreshToken === cred.refreshToken, false, 'with a new refresh token');
+    } finally {
+      await c.client.close();
+    }
   });
 });
 

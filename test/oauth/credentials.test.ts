@@ -131,7 +131,10 @@ describe('CredentialManager with a failing network', () => {
       });
       const m = new CredentialManager({
         store: s.broker.store,
-        forgejo: { refresh: async () => Promise.reject(new Error('connect ECONNREFUSED')) },
+        forgejo: {
+          refresh: async () => Promise.reject(new Error('connect ECONNREFUSED')),
+          accessTokenRejected: async () => false,
+        },
         log: s.logs.log,
         refreshMarginMs: 0,
       });
