@@ -1,5 +1,10 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Logger } from '../log/log.ts';
 import type { Store } from '../store/store.ts';
 import type { BuildInfo } from './build-info.ts';
@@ -45,16 +50,31 @@ export function createHttpServer(deps: HttpDeps): App {
     done(null, parseForm(body as string));
   });
 
-  app.addHook('onResponse', (req, reply, done) => {
+  const logged = new WeakSet<object>();
+  const logRequest = (req: FastifyRequest, reply: FastifyReply, aborted: boolean): void => {
+    if (logged.has(req)) return;
+    logged.add(req);
     req.log.info(
       {
         method: req.method,
         route: req.routeOptions.url ?? null,
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...(aborted ? { aborted: true } : {}),
       },
       'request',
     );
+  };
+  // Fastify's onResponse runs only for a response that finished; one the client closed first (an
+  // SSE stream it drops without a DELETE, as MCP Inspector 2 does) is logged when it closes.
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) logRequest(req, reply, true);
+    });
+    done();
+  });
+  app.addHook('onResponse', (req, reply, done) => {
+    logRequest(req, reply, false);
     done();
   });
 

@@ -61,6 +61,11 @@ it('make demo: banner, OAuth as a demo user, list_my_repos, then Ctrl-C leaves n
     assert.match(out, /alice \/ alice-password/);
     assert.match(out, /npx mcp-remote http:\/\/127\.0\.0\.1:\d+\/mcp/);
     assert.match(out, /npx @modelcontextprotocol\/inspector/);
+    // Inspector 2's steps (checked by hand against 2.12.0): its page has no transport menu or auth settings.
+    assert.match(
+      out,
+      /Add Servers → \+ Add manually, Transport: streamable-http, URL: http:\/\/127\.0\.0\.1:\d+\/mcp/,
+    );
 
     const callbackPort = await freePort();
     const provider = new ScriptedOAuthProvider<OAuthClientInformationMixed, OAuthTokens, OAuthDiscoveryState>(

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,6 +8,7 @@ import { type App, createHttpServer, listen, parseForm } from '../../src/http/se
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { captureLogger } from '../support/log-capture.ts';
+import { eventually } from '../support/wait.ts';
 
 const buildInfo = { version: '9.9.9', git: 'abc123' };
 
@@ -22,6 +24,12 @@ describe('http server', () => {
     app = createHttpServer({ log: logs.log, store, buildInfo, bodyLimit: 1024 });
     // A route that echoes what it parsed, to pin the form and JSON body handling.
     app.post('/echo', async (req) => ({ body: req.body }));
+    // A stream that only the client ends, as /mcp's GET notification stream (SSE) is.
+    app.get('/stream', async (_req, reply) => {
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'text/event-stream' });
+      reply.raw.write(': open\n\n');
+    });
     const bound = await listen(app, '127.0.0.1', 0);
     base = `http://127.0.0.1:${bound.port}`;
   });
@@ -93,6 +101,36 @@ describe('http server', () => {
     assert.equal(line['method'], 'GET');
     assert.equal(line['status'], 200);
     assert.equal(typeof line['ms'], 'number');
+  });
+
+  it('logs the request line of a response the client closed before it finished, once', async () => {
+    // MCP Inspector 2 drops its GET /mcp stream without a DELETE: that request must still be logged.
+    await new Promise<void>((resolve, reject) => {
+      const req = request(`${base}/stream`, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (e) => {
+        if (!req.destroyed) reject(e);
+      });
+      req.end();
+    });
+    const streamLines = () => logs.lines().filter((l) => l['msg'] === 'request' && l['route'] === '/stream');
+    assert.ok(await eventually(() => streamLines().length > 0), 'no request line for the dropped stream');
+    await fetch(`${base}/healthz`);
+    const lines = streamLines();
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0]?.['method'], 'GET');
+    assert.equal(lines[0]?.['status'], 200);
+    assert.equal(lines[0]?.['aborted'], true);
+    assert.equal(typeof lines[0]?.['ms'], 'number');
+    const healthz = logs
+      .lines()
+      .filter((l) => l['msg'] === 'request' && l['route'] === '/healthz')
+      .at(-1);
+    assert.equal(healthz?.['aborted'], undefined, 'a finished response is not marked aborted');
   });
 
   it('never logs a secret carried by the request (header, cookie, query, path, body)', async () => {
