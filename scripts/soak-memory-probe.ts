@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 
 type Gc = () => void;
-type Request = { type: 'soak-memory'; gc?: boolean; snapshot?: string };
+type Request = { type: 'soak-memory'; id: number; gc?: boolean; snapshot?: string };
 
 /**
  * Parts of the RSS, in bytes: anonymous (V8 heap pages, malloc) and file-backed (the node binary's
@@ -30,18 +30,20 @@ function answer(req: Request): Record<string, unknown> {
     gc();
     gc();
   }
-  let snapshot: string | undefined;
-  if (req.snapshot) snapshot = writeHeapSnapshot(req.snapshot);
   const u = process.memoryUsage();
   const spaces: Record<string, { size: number; used: number }> = {};
   for (const s of getHeapSpaceStatistics())
     spaces[s.space_name] = { size: s.space_size, used: s.space_used_size };
   const h = getHeapStatistics();
+  const parts = rssParts();
+  // Written after the figures were taken: making a snapshot allocates a lot outside the V8 heap.
+  const snapshot = req.snapshot ? writeHeapSnapshot(req.snapshot) : undefined;
   return {
     type: 'soak-memory',
+    id: req.id,
     gc: Boolean(req.gc && gc),
     rss: u.rss,
-    ...rssParts(),
+    ...parts,
     heapUsed: u.heapUsed,
     heapTotal: u.heapTotal,
     external: u.external,

@@ -4,7 +4,8 @@
 // broker's open fds, children or zombies are not back to the idle baseline once the children are reaped.
 //   SOAK_SECONDS=600 node scripts/soak.ts      (make soak)
 // The broker's memory (RSS, V8 heap, external) is sampled every SOAK_MEMORY_EVERY seconds and printed
-// as a timeline; the idle samples before and after follow a forced full GC, so they are live data.
+// as a timeline; the samples marked +gc (idle before and after, and at a quarter and nine tenths of
+// the run under load) follow a forced full GC, so their heap figures are live data.
 // For diagnosis: SOAK_BROKER_NODE_ARGS (extra node flags for the broker, e.g. --max-semi-space-size=1)
 // SOAK_BROKER_ENV (extra environment for the broker, `K=V K=V`, e.g. MALLOC_ARENA_MAX=2)
 // and SOAK_HEAP_SNAPSHOTS=<dir> (heap snapshots after a full GC: idle before, at a quarter and at nine
@@ -115,21 +116,32 @@ type Memory = {
 /** One timeline row: seconds into the run (negative before it), what was happening, the figures. */
 type MemoryRow = { at: number; phase: string } & Memory;
 
+let memorySerial = 0;
+let memoryQueue: Promise<unknown> = Promise.resolve();
+
+/** One request at a time (a snapshot takes seconds), each answer matched to its request by id. */
 function askMemory(proc: ChildProcess, opts: { gc?: boolean; snapshot?: string } = {}): Promise<Memory> {
+  const asked = memoryQueue.then(() => askMemoryNow(proc, opts));
+  memoryQueue = asked.catch(() => {});
+  return asked;
+}
+
+function askMemoryNow(proc: ChildProcess, opts: { gc?: boolean; snapshot?: string }): Promise<Memory> {
+  const id = ++memorySerial;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.off('message', onMessage);
       reject(new Error('the broker memory probe did not answer'));
     }, 60_000);
     const onMessage = (m: unknown) => {
-      const msg = m as ({ type?: string } & Memory) | null;
-      if (msg?.type !== 'soak-memory') return;
+      const msg = m as ({ type?: string; id?: number } & Memory) | null;
+      if (msg?.type !== 'soak-memory' || msg.id !== id) return;
       clearTimeout(timer);
       proc.off('message', onMessage);
       resolve(msg);
     };
     proc.on('message', onMessage);
-    proc.send({ type: 'soak-memory', ...opts });
+    proc.send({ type: 'soak-memory', id, ...opts });
   });
 }
 
@@ -445,17 +457,19 @@ async function main(): Promise<number> {
       () => {
         started = Date.now();
         timers.push(setInterval(() => void remember('load'), MEMORY_EVERY_S * 1000));
-        if (SNAPSHOT_DIR)
-          for (const [name, share] of [
-            ['early', 0.25],
-            ['late', 0.9],
-          ] as const)
-            timers.push(
-              setTimeout(
-                () => void remember(`load ${name}`, { gc: true, snapshot: snapshotPath(name) }),
-                SECONDS * share * 1000,
-              ),
-            );
+        // Live data under load, early and late: what a leak would make grow.
+        for (const [name, share] of [
+          ['early', 0.25],
+          ['late', 0.9],
+        ] as const) {
+          const snapshot = snapshotPath(name);
+          timers.push(
+            setTimeout(
+              () => void remember(`load ${name}`, { gc: true, ...(snapshot ? { snapshot } : {}) }),
+              SECONDS * share * 1000,
+            ),
+          );
+        }
       },
     );
     clearInterval(sampler);
