@@ -46,6 +46,8 @@ function answer(req: Request): Record<string, unknown> {
     ...parts,
     heapUsed: u.heapUsed,
     heapTotal: u.heapTotal,
+    // Of heapTotal, the pages that are resident (a grown young generation is committed at once).
+    heapPhysical: h.total_physical_size,
     external: u.external,
     arrayBuffers: u.arrayBuffers,
     mallocedMemory: h.malloced_memory,

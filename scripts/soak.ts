@@ -105,6 +105,7 @@ type Memory = {
   brk: number;
   heapUsed: number;
   heapTotal: number;
+  heapPhysical: number;
   external: number;
   arrayBuffers: number;
   mallocedMemory: number;
@@ -149,7 +150,7 @@ const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 
 function memoryTable(rows: MemoryRow[]): string[] {
   const head =
-    'soak memory:   at phase        rss  anon   brk  file  heapUsed heapTotal  new  old  code  lo  external  malloced (MB)';
+    'soak memory:   at phase        rss  anon   brk  file  heapUsed heapTotal  phys  new  old  code  lo  external  malloced (MB)';
   return [
     head,
     ...rows.map((r) => {
@@ -161,6 +162,7 @@ function memoryTable(rows: MemoryRow[]): string[] {
         mb(r.file).padStart(5),
         mb(r.heapUsed).padStart(9),
         mb(r.heapTotal).padStart(9),
+        mb(r.heapPhysical).padStart(5),
         sp('new_space').padStart(4),
         sp('old_space').padStart(5),
         sp('code_space').padStart(5),
@@ -510,6 +512,7 @@ async function main(): Promise<number> {
         brkMb: Number(mb(r.brk)),
         heapUsedMb: Number(mb(r.heapUsed)),
         heapTotalMb: Number(mb(r.heapTotal)),
+        heapPhysicalMb: Number(mb(r.heapPhysical)),
         newSpaceMb: Number(mb(r.spaces['new_space']?.size ?? 0)),
         externalMb: Number(mb(r.external)),
       })),
