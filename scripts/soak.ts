@@ -9,7 +9,8 @@
 // For diagnosis: SOAK_BROKER_NODE_ARGS (extra node flags for the broker, e.g. --max-semi-space-size=1)
 // SOAK_BROKER_ENV (extra environment for the broker, `K=V K=V`, e.g. MALLOC_ARENA_MAX=2)
 // and SOAK_HEAP_SNAPSHOTS=<dir> (heap snapshots after a full GC: idle before, at a quarter and at nine
-// tenths of the run under load, idle after).
+// tenths of the run under load, idle after; making one allocates outside the heap, so a run with
+// snapshots is for comparing heaps, not for RSS figures; scripts/heap-diff.ts compares two).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -51,7 +52,11 @@ const BROKER_ENV = Object.fromEntries(
   (process.env['SOAK_BROKER_ENV'] ?? '')
     .split(/\s+/)
     .filter(Boolean)
-    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    .map((kv) => {
+      const at = kv.indexOf('=');
+      if (at < 1) throw new Error(`SOAK_BROKER_ENV takes K=V pairs, not ${kv}`);
+      return [kv.slice(0, at), kv.slice(at + 1)];
+    }),
 );
 const SNAPSHOT_DIR = process.env['SOAK_HEAP_SNAPSHOTS'] || undefined;
 const PROBE = join(import.meta.dirname, 'soak-memory-probe.ts');
@@ -114,7 +119,7 @@ type Memory = {
   snapshot?: string;
 };
 
-/** One timeline row: seconds into the run (negative before it), what was happening, the figures. */
+/** One timeline row: seconds into the run (0 before it), what was happening, the figures. */
 type MemoryRow = { at: number; phase: string } & Memory;
 
 let memorySerial = 0;
