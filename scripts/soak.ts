@@ -3,6 +3,14 @@
 // SOAK_SECONDS. Fails (exit 1) on any call error, wrong answer, broker error log line, or when the
 // broker's open fds, children or zombies are not back to the idle baseline once the children are reaped.
 //   SOAK_SECONDS=600 node scripts/soak.ts      (make soak)
+// The broker's memory (RSS, V8 heap, external) is sampled every SOAK_MEMORY_EVERY seconds and printed
+// as a timeline; the samples marked +gc (idle before and after, and at a quarter and nine tenths of
+// the run under load) follow a forced full GC, so their heap figures are live data.
+// For diagnosis: SOAK_BROKER_NODE_ARGS (extra node flags for the broker, e.g. --max-semi-space-size=1)
+// SOAK_BROKER_ENV (extra environment for the broker, `K=V K=V`, e.g. MALLOC_ARENA_MAX=2)
+// and SOAK_HEAP_SNAPSHOTS=<dir> (heap snapshots after a full GC: idle before, at a quarter and at nine
+// tenths of the run under load, idle after; making one allocates outside the heap, so a run with
+// snapshots is for comparing heaps, not for RSS figures; scripts/heap-diff.ts compares two).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -38,6 +46,20 @@ const TOKEN_TTL_S = intEnv('SOAK_TOKEN_TTL', 60);
 const CHILD_IDLE_S = 3;
 /** For diagnosis: the broker's log lines (but the one per request) appended to this file, at SOAK_LOG_LEVEL. */
 const BROKER_LOG = process.env['SOAK_BROKER_LOG'];
+const MEMORY_EVERY_S = intEnv('SOAK_MEMORY_EVERY', 30);
+const BROKER_NODE_ARGS = (process.env['SOAK_BROKER_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean);
+const BROKER_ENV = Object.fromEntries(
+  (process.env['SOAK_BROKER_ENV'] ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((kv) => {
+      const at = kv.indexOf('=');
+      if (at < 1) throw new Error(`SOAK_BROKER_ENV takes K=V pairs, not ${kv}`);
+      return [kv.slice(0, at), kv.slice(at + 1)];
+    }),
+);
+const SNAPSHOT_DIR = process.env['SOAK_HEAP_SNAPSHOTS'] || undefined;
+const PROBE = join(import.meta.dirname, 'soak-memory-probe.ts');
 /** The last user pauses longer than the idle limit now and then, so reaping happens under load. */
 const PAUSER_ACTIVE_MS = 20_000;
 const PAUSER_IDLE_MS = (CHILD_IDLE_S + 3) * 1000;
@@ -79,6 +101,84 @@ function sample(pid: number): Sample {
   };
 }
 
+// ---- what the broker says about its memory (scripts/soak-memory-probe.ts) ----
+
+type Memory = {
+  rss: number;
+  anon: number;
+  file: number;
+  brk: number;
+  heapUsed: number;
+  heapTotal: number;
+  heapPhysical: number;
+  external: number;
+  arrayBuffers: number;
+  mallocedMemory: number;
+  spaces: Record<string, { size: number; used: number }>;
+  gc: boolean;
+  snapshot?: string;
+};
+
+/** One timeline row: seconds into the run (0 before it), what was happening, the figures. */
+type MemoryRow = { at: number; phase: string } & Memory;
+
+let memorySerial = 0;
+let memoryQueue: Promise<unknown> = Promise.resolve();
+
+/** One request at a time (a snapshot takes seconds), each answer matched to its request by id. */
+function askMemory(proc: ChildProcess, opts: { gc?: boolean; snapshot?: string } = {}): Promise<Memory> {
+  const asked = memoryQueue.then(() => askMemoryNow(proc, opts));
+  memoryQueue = asked.catch(() => {});
+  return asked;
+}
+
+function askMemoryNow(proc: ChildProcess, opts: { gc?: boolean; snapshot?: string }): Promise<Memory> {
+  const id = ++memorySerial;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.off('message', onMessage);
+      reject(new Error('the broker memory probe did not answer'));
+    }, 60_000);
+    const onMessage = (m: unknown) => {
+      const msg = m as ({ type?: string; id?: number } & Memory) | null;
+      if (msg?.type !== 'soak-memory' || msg.id !== id) return;
+      clearTimeout(timer);
+      proc.off('message', onMessage);
+      resolve(msg);
+    };
+    proc.on('message', onMessage);
+    proc.send({ type: 'soak-memory', id, ...opts });
+  });
+}
+
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+
+function memoryTable(rows: MemoryRow[]): string[] {
+  const head =
+    'soak memory:   at phase        rss  anon   brk  file  heapUsed heapTotal  phys  new  old  code  lo  external  malloced (MB)';
+  return [
+    head,
+    ...rows.map((r) => {
+      const sp = (name: string) => mb(r.spaces[name]?.size ?? 0);
+      return `soak memory: ${String(r.at).padStart(4)} ${`${r.phase}${r.gc ? '+gc' : ''}`.padEnd(11)} ${[
+        mb(r.rss).padStart(6),
+        mb(r.anon).padStart(5),
+        mb(r.brk).padStart(5),
+        mb(r.file).padStart(5),
+        mb(r.heapUsed).padStart(9),
+        mb(r.heapTotal).padStart(9),
+        mb(r.heapPhysical).padStart(5),
+        sp('new_space').padStart(4),
+        sp('old_space').padStart(5),
+        sp('code_space').padStart(5),
+        sp('large_object_space').padStart(4),
+        mb(r.external).padStart(9),
+        mb(r.mallocedMemory).padStart(9),
+      ].join(' ')}`;
+    }),
+  ];
+}
+
 // ---- the broker process ----
 
 type BrokerRun = {
@@ -92,10 +192,11 @@ type BrokerRun = {
 };
 
 async function startBroker(env: Record<string, string>): Promise<BrokerRun> {
-  const proc = spawn(process.execPath, [join(import.meta.dirname, '..', 'src', 'main', 'main.ts')], {
+  const main = join(import.meta.dirname, '..', 'src', 'main', 'main.ts');
+  const proc = spawn(process.execPath, [...BROKER_NODE_ARGS, '--expose-gc', '--import', PROBE, main], {
     cwd: env['BROKER_TMP'],
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...BROKER_ENV, ...env },
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const errorLines: string[] = [];
@@ -322,9 +423,26 @@ async function main(): Promise<number> {
     // Past the broker's own keep-alive to the emulator (undici keeps idle sockets about 4 s).
     await sleep(5_000);
     const baseline = sample(pid);
+    const proc = broker.proc;
+    const memory: MemoryRow[] = [];
+    let started = Date.now();
+    const snapshotPath = (name: string) =>
+      SNAPSHOT_DIR ? join(SNAPSHOT_DIR, `broker-${name}.heapsnapshot`) : undefined;
+    /** Records a timeline row; a failed probe is reported, not fatal: memory is not what the soak checks. */
+    const remember = async (phase: string, opts: { gc?: boolean; snapshot?: string } = {}) => {
+      const at = Math.round((Date.now() - started) / 1000);
+      try {
+        memory.push({ at, phase, ...(await askMemory(proc, opts)) });
+      } catch (e) {
+        console.log(`soak: memory probe at ${at}s: ${(e as Error).message}`);
+      }
+    };
+    await remember('idle before', {
+      gc: true,
+      ...(SNAPSHOT_DIR ? { snapshot: snapshotPath('before') } : {}),
+    });
 
     let peak = sample(pid);
-    let started = Date.now();
     const sampler = setInterval(() => {
       const s = sample(pid);
       peak = {
@@ -340,15 +458,33 @@ async function main(): Promise<number> {
         `soak: ${Math.round((Date.now() - started) / 1000)}s fds=${s.fds} children=${s.children} zombies=${s.zombies} rss=${Math.round(s.rssKb / 1024)}MB`,
       );
     }, 60_000);
+    const timers: NodeJS.Timeout[] = [];
     const run = await clientsInWorker(
       { base, users, sessionsPerUser: SESSIONS_PER_USER, seconds: SECONDS },
       () => {
         started = Date.now();
+        timers.push(setInterval(() => void remember('load'), MEMORY_EVERY_S * 1000));
+        // Live data under load, early and late: what a leak would make grow.
+        for (const [name, share] of [
+          ['early', 0.25],
+          ['late', 0.9],
+        ] as const) {
+          const snapshot = snapshotPath(name);
+          timers.push(
+            setTimeout(
+              () => void remember(`load ${name}`, { gc: true, ...(snapshot ? { snapshot } : {}) }),
+              SECONDS * share * 1000,
+            ),
+          );
+        }
       },
     );
     clearInterval(sampler);
     clearInterval(progress);
+    for (const t of timers) clearTimeout(t);
+    await remember('closed');
     const after = await settle(pid, baseline);
+    await remember('idle after', { gc: true, ...(SNAPSHOT_DIR ? { snapshot: snapshotPath('after') } : {}) });
 
     const c = (m: string) => broker?.counts.get(m) ?? 0;
     const leaks: string[] = [];
@@ -373,6 +509,18 @@ async function main(): Promise<number> {
         peak: Math.round(peak.rssKb / 1024),
         after: Math.round(after.rssKb / 1024),
       },
+      memory: memory.map((r) => ({
+        at: r.at,
+        phase: r.phase,
+        gc: r.gc,
+        rssMb: Number(mb(r.rss)),
+        brkMb: Number(mb(r.brk)),
+        heapUsedMb: Number(mb(r.heapUsed)),
+        heapTotalMb: Number(mb(r.heapTotal)),
+        heapPhysicalMb: Number(mb(r.heapPhysical)),
+        newSpaceMb: Number(mb(r.spaces['new_space']?.size ?? 0)),
+        externalMb: Number(mb(r.external)),
+      })),
       reaps: c('reaping an idle MCP server'),
       messages: Object.fromEntries(broker.counts),
       tokenRefreshes: c('Forgejo token refreshed'),
@@ -384,6 +532,7 @@ async function main(): Promise<number> {
         `soak: latency p50 ${summary.p50ms} ms, p99 ${summary.p99ms} ms, max ${summary.maxms} ms`,
         `soak: fds start ${atStart.fds}, before ${baseline.fds}, peak ${peak.fds}, after ${after.fds}; children before ${baseline.children}, peak ${peak.children}, after ${after.children}; zombies ${after.zombies}`,
         `soak: broker RSS ${summary.rssMb.before} → peak ${summary.rssMb.peak} → ${summary.rssMb.after} MB; ${summary.reaps} idle reaps, ${summary.tokenRefreshes} Forgejo token refreshes`,
+        ...memoryTable(memory),
       ].join('\n'),
     );
     for (const e of run.messages) console.log(`soak error: ${e}`);
