@@ -16,6 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { Child } from '../../src/supervisor/supervisor.ts';
+import { rawInitialize } from '../support/mcp-oauth-client.ts';
 import { type Stack, startStack } from '../support/oauth-stack.ts';
 import { type Login, ScriptedOAuthProvider } from '../support/scripted-oauth.ts';
 import { pidAlive } from '../support/wait.ts';
@@ -71,24 +72,6 @@ async function connectV1(
   const client = new Client({ name, version: '1.0.0' });
   await client.connect(transport);
   return { client, transport, provider };
-}
-
-/** A raw 2025-11-25 initialize with a bearer token, as a client without an SDK would send it. */
-function rawInitialize(token: string): Promise<Response> {
-  return fetch(mcpUrl, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${token}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
-    }),
-  });
 }
 
 function childOf(login: string): Child {
@@ -242,7 +225,7 @@ describe('issue 5 end to end, in-process broker', () => {
     };
     // The SDK holds its session's GET stream; a second session of the same grant gets one of ours,
     // read until it ends.
-    const init = await rawInitialize(access);
+    const init = await rawInitialize(mcpUrl, access);
     assert.equal(init.status, 200);
     await init.text();
     const sid = init.headers.get('mcp-session-id') as string;
@@ -340,7 +323,7 @@ describe('issue 5 end to end, in-process broker', () => {
       });
     assert.equal((await call(access)).status, 200);
     // A second session of the same grant, opened with the same access token, holding a GET stream.
-    const init2 = await rawInitialize(access);
+    const init2 = await rawInitialize(mcpUrl, access);
     const sid2 = init2.headers.get('mcp-session-id') as string;
     const stream = await fetch(mcpUrl, {
       headers: { authorization: `Bearer ${access}`, 'mcp-session-id': sid2, accept: 'text/event-stream' },
@@ -384,7 +367,7 @@ describe('issue 5 end to end, in-process broker', () => {
     ]);
     // The sessions that token authenticated are closed; the grant lives on: a new session works.
     assert.equal((await call(fresh.access_token)).status, 404);
-    const again = await rawInitialize(fresh.access_token);
+    const again = await rawInitialize(mcpUrl, fresh.access_token);
     assert.equal(again.status, 200);
     assert.ok(again.headers.get('mcp-session-id'));
     await transport.terminateSession().catch(() => {});

@@ -13,6 +13,7 @@ import {
   brokerToken,
   type Connected,
   connectV1,
+  rawInitialize,
   recordChildPids,
   textOf,
 } from '../support/mcp-oauth-client.ts';
@@ -50,28 +51,6 @@ async function assertNoneLeft(s: Stack, pids: number[]): Promise<void> {
   for (const pid of pids) assert.equal(groupAlive(pid), false, `child ${pid} is still running`);
 }
 
-/** One initialize POST with the bearer, as any MCP client's first request. */
-function initialize(url: string, token: string): Promise<Response> {
-  return fetch(`${url}/mcp`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${token}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: {
-        protocolVersion: '2025-11-25',
-        capabilities: {},
-        clientInfo: { name: 'faults', version: '1' },
-      },
-    }),
-  });
-}
-
 describe('a child that exits at startup (Forgejo rejects its token)', () => {
   let s: Stack;
   let pids: number[];
@@ -86,7 +65,7 @@ describe('a child that exits at startup (Forgejo rejects its token)', () => {
     const forgejoToken = (await s.broker.auth.credentials.accessToken(ALICE)).token;
     // The user revoked the broker's app in Forgejo: the stored token is dead, the broker cannot know yet.
     s.emulator.revokeGrant('alice', FORGEJO_CLIENT_ID);
-    const res = await initialize(s.url, token);
+    const res = await rawInitialize(`${s.url}/mcp`, token);
     const body = await res.text();
     assert.equal(res.status, 401, body);
     assert.match(
@@ -109,7 +88,7 @@ describe('a child that exits at startup (Forgejo rejects its token)', () => {
     await assertNoneLeft(s, pids);
 
     // The broker's grant went with the Forgejo one: the next request is refused before any child.
-    const again = await initialize(s.url, token);
+    const again = await rawInitialize(`${s.url}/mcp`, token);
     assert.equal(again.status, 401);
     assert.equal(
       ((await again.json()) as { error_description: string }).error_description,

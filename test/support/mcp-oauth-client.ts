@@ -59,3 +59,21 @@ export function recordChildPids(supervisor: Supervisor): number[] {
   };
   return pids;
 }
+
+/** A raw 2025-11-25 initialize POST with a bearer token, as a client without an SDK sends it. */
+export function rawInitialize(mcpUrl: string | URL, token: string): Promise<Response> {
+  return fetch(mcpUrl, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+    }),
+  });
+}
