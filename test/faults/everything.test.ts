@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { EVERYTHING } from '../support/gateway-stack.ts';
-import { brokerToken, type Connected, connectV1, textOf } from '../support/mcp-oauth-client.ts';
+import { brokerToken, type Connected, connectV1, rawPost, textOf } from '../support/mcp-oauth-client.ts';
 import { FORGEJO_CLIENT_SECRET } from '../support/oauth-harness.ts';
 import { type Stack, startStack } from '../support/oauth-stack.ts';
 import { groupAlive } from '../support/wait.ts';
@@ -58,16 +58,10 @@ describe('server-everything behind the broker', () => {
   });
 
   it('sends that progress on the POST’s own SSE stream, ahead of the response, with the client’s token', async () => {
-    const res = await fetch(`${s.url}/mcp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${token}`,
-        'mcp-session-id': c.transport.sessionId as string,
-        'mcp-protocol-version': '2025-11-25',
-      },
-      body: JSON.stringify({
+    const res = await rawPost(
+      `${s.url}/mcp`,
+      token,
+      {
         jsonrpc: '2.0',
         id: 'long-1',
         method: 'tools/call',
@@ -76,8 +70,9 @@ describe('server-everything behind the broker', () => {
           arguments: { duration: 0.6, steps: 3 },
           _meta: { progressToken: 'my-token' },
         },
-      }),
-    });
+      },
+      { sessionId: c.transport.sessionId as string },
+    );
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     const messages = (await res.text())

@@ -14,6 +14,7 @@ import {
   type Connected,
   connectV1,
   rawInitialize,
+  rawPost,
   recordChildPids,
   textOf,
 } from '../support/mcp-oauth-client.ts';
@@ -233,23 +234,17 @@ describe('fault-server behind the broker (BROKER_CALL_TIMEOUT=1s)', () => {
     const child = s.broker.supervisor.children()[0];
     const before = childLines(s, 'fault-server: cancelled').length;
     const ctrl = new AbortController();
-    const res = await fetch(`${s.url}/mcp`, {
-      method: 'POST',
-      signal: ctrl.signal,
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${token}`,
-        'mcp-session-id': c.transport.sessionId as string,
-        'mcp-protocol-version': '2025-11-25',
-      },
-      body: JSON.stringify({
+    const res = await rawPost(
+      `${s.url}/mcp`,
+      token,
+      {
         jsonrpc: '2.0',
         id: 'cut-me',
         method: 'tools/call',
         params: { name: 'slow', arguments: { steps: 100, ms: 100 }, _meta: { progressToken: 'p' } },
-      }),
-    });
+      },
+      { sessionId: c.transport.sessionId as string, signal: ctrl.signal },
+    );
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();

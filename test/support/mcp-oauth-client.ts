@@ -60,20 +60,35 @@ export function recordChildPids(supervisor: Supervisor): number[] {
   return pids;
 }
 
-/** A raw 2025-11-25 initialize POST with a bearer token, as a client without an SDK sends it. */
-export function rawInitialize(mcpUrl: string | URL, token: string): Promise<Response> {
+/**
+ * A raw JSON-RPC POST to /mcp with a bearer token, as a client without an SDK sends it; within a
+ * session it carries the session id and the 2025-11-25 protocol version header.
+ */
+export function rawPost(
+  mcpUrl: string | URL,
+  token: string,
+  message: unknown,
+  opts: { sessionId?: string; signal?: AbortSignal } = {},
+): Promise<Response> {
   return fetch(mcpUrl, {
     method: 'POST',
+    ...(opts.signal ? { signal: opts.signal } : {}),
     headers: {
       authorization: `Bearer ${token}`,
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
+      ...(opts.sessionId ? { 'mcp-session-id': opts.sessionId, 'mcp-protocol-version': '2025-11-25' } : {}),
     },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
-    }),
+    body: JSON.stringify(message),
+  });
+}
+
+/** A raw 2025-11-25 initialize, the first request of a client without an SDK. */
+export function rawInitialize(mcpUrl: string | URL, token: string): Promise<Response> {
+  return rawPost(mcpUrl, token, {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
   });
 }
