@@ -5,7 +5,6 @@
 // child sends them, spread over the run and ahead of the result. A control runs the same measurement
 // through a proxy that buffers responses and sees it fail.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -23,7 +22,12 @@ import { bufferingProxy } from '../support/buffering-proxy.ts';
 import { type CaddyProxy, startCaddy } from '../support/caddy.ts';
 import { EVERYTHING } from '../support/gateway-stack.ts';
 import { textOf } from '../support/mcp-oauth-client.ts';
-import { FORGEJO_CLIENT_ID, FORGEJO_CLIENT_SECRET, freePort } from '../support/oauth-harness.ts';
+import {
+  FORGEJO_CLIENT_ID,
+  FORGEJO_CLIENT_SECRET,
+  freePort,
+  testBrokerEnv,
+} from '../support/oauth-harness.ts';
 import { USERS } from '../support/oauth-stack.ts';
 import { ScriptedOAuthProvider } from '../support/scripted-oauth.ts';
 import { groupAlive } from '../support/wait.ts';
@@ -122,13 +126,8 @@ describe('the broker behind the shipped Caddyfile, over HTTPS', () => {
     broker = await startBroker({
       BROKER_LISTEN: `127.0.0.1:${brokerPort}`,
       // What users see is Caddy's https origin: the issuer, the resource and the allowed Host.
-      BROKER_PUBLIC_URL: caddy.url,
+      ...testBrokerEnv({ publicUrl: caddy.url, forgejoUrl: emulator.url, dir: tmp }),
       BROKER_TRUSTED_PROXIES: '127.0.0.1',
-      FORGEJO_URL: emulator.url,
-      FORGEJO_CLIENT_ID,
-      FORGEJO_CLIENT_SECRET,
-      BROKER_DB: join(tmp, 'broker.db'),
-      BROKER_SECRET_KEY: randomBytes(32).toString('base64'),
       BROKER_CHILD_COMMAND: `"${process.execPath}" "${EVERYTHING}" stdio`,
     });
   });

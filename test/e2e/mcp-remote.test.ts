@@ -22,7 +22,12 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { type BrokerProcess, startBroker } from '../support/broker-process.ts';
-import { FORGEJO_CLIENT_ID, FORGEJO_CLIENT_SECRET, freePort } from '../support/oauth-harness.ts';
+import {
+  FORGEJO_CLIENT_ID,
+  FORGEJO_CLIENT_SECRET,
+  freePort,
+  testBrokerEnv,
+} from '../support/oauth-harness.ts';
 import { walkAuthorization } from '../support/scripted-oauth.ts';
 import { eventually, pidAlive, waitForValue } from '../support/wait.ts';
 import { assertNotLogged, E2E_USERS, fullNames, repoNames, STANDIN_TOOLS } from './support.ts';
@@ -46,12 +51,12 @@ before(async () => {
   emulator.setRedirectUris(FORGEJO_CLIENT_ID, [`http://127.0.0.1:${port}/oauth/callback`]);
   broker = await startBroker({
     BROKER_LISTEN: `127.0.0.1:${port}`,
-    BROKER_PUBLIC_URL: `http://127.0.0.1:${port}`,
-    FORGEJO_URL: emulator.url,
-    FORGEJO_CLIENT_ID,
-    FORGEJO_CLIENT_SECRET,
-    BROKER_DB: join(tmp, 'broker.db'),
-    BROKER_SECRET_KEY: secretKey,
+    ...testBrokerEnv({
+      publicUrl: `http://127.0.0.1:${port}`,
+      forgejoUrl: emulator.url,
+      dir: tmp,
+      secretKey,
+    }),
     LOG_LEVEL: 'debug',
   });
 });

@@ -1,7 +1,6 @@
 // SIGTERM to the real broker process while a call is in flight: the call finishes within the grace,
 // every child is stopped, none outlives the broker, and it exits 0.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +8,12 @@ import { after, it } from 'node:test';
 import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
 import { brokerToken, type Connected, connectV1, textOf } from '../support/mcp-oauth-client.ts';
-import { FORGEJO_CLIENT_ID, FORGEJO_CLIENT_SECRET, freePort } from '../support/oauth-harness.ts';
+import {
+  FORGEJO_CLIENT_ID,
+  FORGEJO_CLIENT_SECRET,
+  freePort,
+  testBrokerEnv,
+} from '../support/oauth-harness.ts';
 import { USERS } from '../support/oauth-stack.ts';
 import { groupAlive } from '../support/wait.ts';
 
@@ -46,12 +50,7 @@ async function startFaultBroker(graceMs: number): Promise<BrokerProcess> {
   });
   b = await startBroker({
     BROKER_LISTEN: `127.0.0.1:${port}`,
-    BROKER_PUBLIC_URL: `http://127.0.0.1:${port}`,
-    FORGEJO_URL: emulator.url,
-    FORGEJO_CLIENT_ID,
-    FORGEJO_CLIENT_SECRET,
-    BROKER_DB: join(tmp, 'broker.db'),
-    BROKER_SECRET_KEY: randomBytes(32).toString('base64'),
+    ...testBrokerEnv({ publicUrl: `http://127.0.0.1:${port}`, forgejoUrl: emulator.url, dir: tmp }),
     BROKER_RATE_LIMIT: '1000',
     BROKER_CHILD_COMMAND: `"${process.execPath}" "${FAULT_SERVER}"`,
     BROKER_SHUTDOWN_GRACE: `${graceMs}ms`,

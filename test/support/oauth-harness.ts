@@ -15,6 +15,26 @@ import { STANDIN_COMMAND } from './standin.ts';
 export const FORGEJO_CLIENT_ID = 'broker-app-id';
 export const FORGEJO_CLIENT_SECRET = 'gto_broker-app-secret-0123456789';
 
+/**
+ * The settings every test broker starts from: its public URL, the emulator and the broker's app in
+ * it, a database in `dir` and a fresh key (or the one given, to open the database afterwards).
+ */
+export function testBrokerEnv(o: {
+  publicUrl: string;
+  forgejoUrl: string;
+  dir: string;
+  secretKey?: string;
+}): Record<string, string> {
+  return {
+    BROKER_PUBLIC_URL: o.publicUrl,
+    FORGEJO_URL: o.forgejoUrl,
+    FORGEJO_CLIENT_ID,
+    FORGEJO_CLIENT_SECRET,
+    BROKER_DB: join(o.dir, 'broker.db'),
+    BROKER_SECRET_KEY: o.secretKey ?? randomBytes(32).toString('base64'),
+  };
+}
+
 export async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
@@ -42,12 +62,7 @@ export async function startBrokerInProcess(opts: {
   const url = `http://127.0.0.1:${port}`;
   const loaded = loadConfig(
     {
-      BROKER_PUBLIC_URL: url,
-      FORGEJO_URL: opts.forgejoUrl ?? 'http://127.0.0.1:9',
-      FORGEJO_CLIENT_ID,
-      FORGEJO_CLIENT_SECRET,
-      BROKER_DB: join(tmp, 'broker.db'),
-      BROKER_SECRET_KEY: randomBytes(32).toString('base64'),
+      ...testBrokerEnv({ publicUrl: url, forgejoUrl: opts.forgejoUrl ?? 'http://127.0.0.1:9', dir: tmp }),
       BROKER_RATE_LIMIT: '1000',
       BROKER_CHILD_COMMAND: STANDIN_COMMAND,
       ...opts.env,
