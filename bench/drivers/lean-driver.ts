@@ -118,6 +118,17 @@ async function rate(job: Extract<LeanJob, { mode: 'rate' }>): Promise<LeanResult
   const url = new URL(job.url);
   let call: (worker: number) => Promise<void>;
   let hasWork = () => true;
+  /** One token-endpoint request with these form fields; the reply is checked. */
+  const tokenRequest = async (fields: Record<string, string>) => {
+    const r = await send(
+      agent,
+      url,
+      'POST',
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      new URLSearchParams(fields).toString(),
+    );
+    return tokenReply(r.status, r.body);
+  };
   if (job.kind === 'get') {
     call = async () => {
       const r = await send(agent, url, 'GET', {});
@@ -128,19 +139,11 @@ async function rate(job: Extract<LeanJob, { mode: 'rate' }>): Promise<LeanResult
     const chains = [...job.refreshTokens];
     if (chains.length < job.concurrency) throw new Error('one refresh token per worker needed');
     call = async (w) => {
-      const form = new URLSearchParams({
+      const parsed = await tokenRequest({
         ...job.form,
         grant_type: 'refresh_token',
         refresh_token: chains[w]!,
       });
-      const r = await send(
-        agent,
-        url,
-        'POST',
-        { 'content-type': 'application/x-www-form-urlencoded' },
-        form.toString(),
-      );
-      const parsed = tokenReply(r.status, r.body);
       chains[w] = parsed.refresh_token;
     };
   } else {
@@ -150,20 +153,12 @@ async function rate(job: Extract<LeanJob, { mode: 'rate' }>): Promise<LeanResult
     call = async () => {
       const item = codes[index++];
       if (!item) return;
-      const form = new URLSearchParams({
+      await tokenRequest({
         ...job.form,
         grant_type: 'authorization_code',
         code: item.code,
         code_verifier: item.verifier,
       });
-      const r = await send(
-        agent,
-        url,
-        'POST',
-        { 'content-type': 'application/x-www-form-urlencoded' },
-        form.toString(),
-      );
-      tokenReply(r.status, r.body);
     };
   }
   try {
