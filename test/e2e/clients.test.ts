@@ -22,11 +22,10 @@ import { type Login, ScriptedOAuthProvider } from '../support/scripted-oauth.ts'
 import { pidAlive } from '../support/wait.ts';
 import {
   assertNotLogged,
+  assertServesStandin,
   E2E_USERS,
   fullNames,
   repoNames,
-  STANDIN_TOOLS,
-  STANDIN_VERSION,
   textOf,
 } from './support.ts';
 
@@ -109,17 +108,7 @@ describe('issue 5 end to end, in-process broker', () => {
       [transport.sessionId],
     );
 
-    const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), STANDIN_TOOLS);
-    const version = await client.callTool({ name: 'get_forgejo_mcp_server_version', arguments: {} });
-    assert.equal(
-      textOf(version),
-      JSON.stringify({ Result: `Forgejo MCP Server version: ${STANDIN_VERSION}` }),
-    );
-    assert.deepEqual(
-      repoNames(await client.callTool({ name: 'list_my_repos', arguments: {} })),
-      fullNames('alice'),
-    );
+    await assertServesStandin(client, 'alice');
 
     // The child is alice's and used alice's Forgejo token on the emulator.
     assert.ok(childOf('alice').pid > 0);
@@ -157,17 +146,7 @@ describe('issue 5 end to end, in-process broker', () => {
     );
     const transport = new TransportV2(mcpUrl, { authProvider: provider });
     await client.connect(transport);
-    const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), STANDIN_TOOLS);
-    const version = await client.callTool({ name: 'get_forgejo_mcp_server_version', arguments: {} });
-    assert.equal(
-      textOf(version),
-      JSON.stringify({ Result: `Forgejo MCP Server version: ${STANDIN_VERSION}` }),
-    );
-    assert.deepEqual(
-      repoNames(await client.callTool({ name: 'list_my_repos', arguments: {} })),
-      fullNames('bob'),
-    );
+    await assertServesStandin(client, 'bob');
 
     // Stateless: no 2025 session exists for this grant, yet bob's child served the calls.
     const p = await s.broker.auth.verifyBearer(`Bearer ${provider.stored?.access_token}`);

@@ -55,6 +55,25 @@ export function fullNames(login: string): string[] {
   return (REPOS_OF[login] ?? []).map((r) => `${login}/${r}`).sort();
 }
 
+/** What the e2e tests need of an MCP client; SDK v1's and v2's both fit. */
+type ToolClient = {
+  listTools(): Promise<{ tools: { name: string }[] }>;
+  callTool(params: { name: string; arguments: Record<string, unknown> }): Promise<unknown>;
+};
+
+/** The user's stand-in answers through the client: its tools, its version and that user's repositories. */
+export async function assertServesStandin(client: ToolClient, login: string): Promise<void> {
+  const { tools } = await client.listTools();
+  assert.deepEqual(tools.map((t) => t.name).sort(), STANDIN_TOOLS);
+  const version = await client.callTool({ name: 'get_forgejo_mcp_server_version', arguments: {} });
+  assert.equal(
+    textOf(version as ToolResult),
+    JSON.stringify({ Result: `Forgejo MCP Server version: ${STANDIN_VERSION}` }),
+  );
+  const repos = await client.callTool({ name: 'list_my_repos', arguments: {} });
+  assert.deepEqual(repoNames(repos as ToolResult), fullNames(login));
+}
+
 /** Every secret must be absent from the log text; reports which kind leaked, never the value. */
 export function assertNotLogged(logText: string, secrets: Record<string, string | undefined>): void {
   assert.ok(logText.length > 0, 'the log was captured');
