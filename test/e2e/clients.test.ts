@@ -20,14 +20,7 @@ import { rawInitialize } from '../support/mcp-oauth-client.ts';
 import { type Stack, startStack } from '../support/oauth-stack.ts';
 import { type Login, ScriptedOAuthProvider } from '../support/scripted-oauth.ts';
 import { pidAlive } from '../support/wait.ts';
-import {
-  assertNotLogged,
-  assertServesStandin,
-  E2E_USERS,
-  fullNames,
-  repoNames,
-  textOf,
-} from './support.ts';
+import { assertNotLogged, assertServesStandin, E2E_USERS, fullNames, repoNames, textOf } from './support.ts';
 
 type V1Provider = ScriptedOAuthProvider<OAuthClientInformationMixed, OAuthTokens, OAuthDiscoveryState>;
 
