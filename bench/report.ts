@@ -355,24 +355,12 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
       '',
       ...mdTable(
         ['user', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'],
-        [
+        (
           [
-            'warm (child running)',
-            String(i.warm.n),
-            ms(i.warm.p50),
-            ms(i.warm.p95),
-            ms(i.warm.p99),
-            String(i.warm.errors),
-          ],
-          [
-            'cold (spawn + handshake)',
-            String(i.cold.n),
-            ms(i.cold.p50),
-            ms(i.cold.p95),
-            ms(i.cold.p99),
-            String(i.cold.errors),
-          ],
-        ],
+            ['warm (child running)', i.warm],
+            ['cold (spawn + handshake)', i.cold],
+          ] as const
+        ).map(([user, l]) => [user, String(l.n), ms(l.p50), ms(l.p95), ms(l.p99), String(l.errors)]),
       ),
       '',
     );
