@@ -29,6 +29,7 @@ import {
 } from '../test/support/oauth-harness.ts';
 import { fullFlow } from '../test/support/oauth-stack.ts';
 import { STANDIN_COMMAND } from '../test/support/standin.ts';
+import { askMemory, type BrokerMemory } from './memory-ask.ts';
 
 function intEnv(name: string, def: number): number {
   const raw = process.env[name];
@@ -59,7 +60,7 @@ const BROKER_ENV = Object.fromEntries(
     }),
 );
 const SNAPSHOT_DIR = process.env['SOAK_HEAP_SNAPSHOTS'] || undefined;
-const PROBE = join(import.meta.dirname, 'soak-memory-probe.ts');
+const PROBE = join(import.meta.dirname, 'memory-probe.ts');
 /** The last user pauses longer than the idle limit now and then, so reaping happens under load. */
 const PAUSER_ACTIVE_MS = 20_000;
 const PAUSER_IDLE_MS = (CHILD_IDLE_S + 3) * 1000;
@@ -101,55 +102,10 @@ function sample(pid: number): Sample {
   };
 }
 
-// ---- what the broker says about its memory (scripts/soak-memory-probe.ts) ----
-
-type Memory = {
-  rss: number;
-  anon: number;
-  file: number;
-  brk: number;
-  heapUsed: number;
-  heapTotal: number;
-  heapPhysical: number;
-  external: number;
-  arrayBuffers: number;
-  mallocedMemory: number;
-  spaces: Record<string, { size: number; used: number }>;
-  gc: boolean;
-  snapshot?: string;
-};
+// ---- what the broker says about its memory (scripts/memory-probe.ts) ----
 
 /** One timeline row: seconds into the run (0 before it), what was happening, the figures. */
-type MemoryRow = { at: number; phase: string } & Memory;
-
-let memorySerial = 0;
-let memoryQueue: Promise<unknown> = Promise.resolve();
-
-/** One request at a time (a snapshot takes seconds), each answer matched to its request by id. */
-function askMemory(proc: ChildProcess, opts: { gc?: boolean; snapshot?: string } = {}): Promise<Memory> {
-  const asked = memoryQueue.then(() => askMemoryNow(proc, opts));
-  memoryQueue = asked.catch(() => {});
-  return asked;
-}
-
-function askMemoryNow(proc: ChildProcess, opts: { gc?: boolean; snapshot?: string }): Promise<Memory> {
-  const id = ++memorySerial;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.off('message', onMessage);
-      reject(new Error('the broker memory probe did not answer'));
-    }, 60_000);
-    const onMessage = (m: unknown) => {
-      const msg = m as ({ type?: string; id?: number } & Memory) | null;
-      if (msg?.type !== 'soak-memory' || msg.id !== id) return;
-      clearTimeout(timer);
-      proc.off('message', onMessage);
-      resolve(msg);
-    };
-    proc.on('message', onMessage);
-    proc.send({ type: 'soak-memory', id, ...opts });
-  });
-}
+type MemoryRow = { at: number; phase: string } & BrokerMemory;
 
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 

@@ -10,6 +10,7 @@ import {
   type ForgejoEmulator,
   startForgejoEmulator,
 } from '../../emulator/forgejo/emulator.ts';
+import { askMemory, type BrokerMemory } from '../../scripts/memory-ask.ts';
 import { findForm, UserAgent } from '../../test/support/user-agent.ts';
 import type { StdioServer } from '../servers.ts';
 import { freePort, type Spawned, spawnGroup, waitForPort } from '../support/processes.ts';
@@ -19,18 +20,11 @@ const FORGEJO_CLIENT_ID = 'forgejo-mcp-broker-bench';
 const FORGEJO_CLIENT_SECRET = 'bench-secret-not-for-production';
 /** The bench's MCP client never receives the redirect: the browser stops there and reads the code. */
 const CLIENT_REDIRECT_URI = 'http://127.0.0.1:9/bench/callback';
-const PROBE = join(import.meta.dirname, '..', 'support', 'memory-probe.ts');
+const PROBE = join(import.meta.dirname, '..', '..', 'scripts', 'memory-probe.ts');
 
 export const OAUTH_UNAVAILABLE = 'broker OAuth flow not available on this checkout';
 export const MCP_UNAVAILABLE = 'broker /mcp endpoint not available on this checkout';
 
-export type BrokerMemory = {
-  rss: number;
-  heapUsed: number;
-  heapTotal: number;
-  external: number;
-  gc: boolean;
-};
 export type UserTokens = { accessToken: string; refreshToken: string };
 export type Credentials = { login: string; password: string };
 
@@ -177,7 +171,8 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
         const { code, verifier } = await broker.authorize(user);
         return exchangeCode(broker.tokenUrl, await oauthClient(), code, verifier);
       },
-      memory: () => askMemory(proc),
+      // Live heap: the probe collects fully first.
+      memory: () => askMemory(proc.proc, { gc: true }, 10_000),
       stderr: proc.stderr,
       stop: cleanup,
     };
@@ -269,30 +264,6 @@ export async function exchangeCode(
   if (res.status !== 200 || typeof body.access_token !== 'string' || typeof body.refresh_token !== 'string')
     throw new Error(`code exchange: HTTP ${res.status} ${String(body.error ?? '')}`);
   return { accessToken: body.access_token, refreshToken: body.refresh_token };
-}
-
-function askMemory(spawned: Spawned): Promise<BrokerMemory> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      spawned.proc.off('message', onMessage);
-      reject(new Error('broker memory probe did not answer'));
-    }, 10_000);
-    const onMessage = (m: unknown) => {
-      const msg = m as ({ type?: string } & BrokerMemory) | null;
-      if (msg?.type !== 'bench-memory') return;
-      clearTimeout(timer);
-      spawned.proc.off('message', onMessage);
-      resolve({
-        rss: msg.rss,
-        heapUsed: msg.heapUsed,
-        heapTotal: msg.heapTotal,
-        external: msg.external,
-        gc: msg.gc,
-      });
-    };
-    spawned.proc.on('message', onMessage);
-    spawned.proc.send({ type: 'bench-memory' });
-  });
 }
 
 /** Fails with MCP_UNAVAILABLE when the checkout's broker has no /mcp gateway yet. */

@@ -1,11 +1,14 @@
-// Preloaded into the soak's broker (node --expose-gc --import this): answers memory requests on the
-// IPC channel, so the soak can tell heap that is live data from garbage not yet collected, and the
-// V8 heap from the rest of the RSS (native: malloc arenas, code, thread stacks, SQLite).
+// Preloaded into a broker under measurement (node --expose-gc --import this; `make soak`, `make
+// bench`): answers memory requests on the IPC channel, so heap that is live data can be told from
+// garbage not yet collected, and the V8 heap from the rest of the RSS (native: malloc arenas, code,
+// thread stacks, SQLite). memory-ask.ts is the other end.
 import { readFileSync } from 'node:fs';
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
+import { type MemoryRequest, PROBE_MESSAGE } from './memory-ask.ts';
 
 type Gc = () => void;
-type Request = { type: 'soak-memory'; id: number; gc?: boolean; snapshot?: string };
+
+type Request = MemoryRequest & { type: typeof PROBE_MESSAGE; id: number };
 
 /**
  * Parts of the RSS, in bytes: anonymous (V8 heap pages, malloc) and file-backed (the node binary's
@@ -39,7 +42,7 @@ function answer(req: Request): Record<string, unknown> {
   // Written after the figures were taken: making a snapshot allocates a lot outside the V8 heap.
   const snapshot = req.snapshot ? writeHeapSnapshot(req.snapshot) : undefined;
   return {
-    type: 'soak-memory',
+    type: PROBE_MESSAGE,
     id: req.id,
     gc: Boolean(req.gc && gc),
     rss: u.rss,
@@ -60,7 +63,7 @@ function answer(req: Request): Record<string, unknown> {
 if (process.send) {
   process.on('message', (m: unknown) => {
     const req = m as Request | null;
-    if (req?.type !== 'soak-memory') return;
+    if (req?.type !== PROBE_MESSAGE) return;
     process.send?.(answer(req));
   });
   // The channel must not keep the broker alive on its own.
