@@ -16,7 +16,7 @@ type Answer = {
   body: {
     id: unknown;
     result?: Record<string, unknown>;
-    error?: { code: number; message: string; data?: any };
+    error?: { code: number; message: string; data?: Record<string, unknown> };
   };
 };
 
