@@ -25,6 +25,7 @@ import {
 import type { Principal } from './gate.ts';
 import type { PostResponse } from './post-response.ts';
 import { RequestStateSealer } from './request-state.ts';
+import { negotiatesTasks, type Tasks } from './tasks.ts';
 import type { Parked } from './types.ts';
 
 /**
@@ -41,9 +42,11 @@ export class ParkedCalls {
   readonly #parked = new Map<string, Parked>();
   readonly #ttlMs: number;
   readonly #sealer = new RequestStateSealer();
+  readonly #tasks: Tasks;
 
-  constructor(ttlMs: number) {
+  constructor(ttlMs: number, tasks: Tasks) {
     this.#ttlMs = ttlMs;
+    this.#tasks = tasks;
   }
 
   get size(): number {
@@ -55,7 +58,14 @@ export class ParkedCalls {
    * something. Answers sent ahead (`inputResponses` without a `requestState`) are kept: a question
    * the broker would put under one of their keys is answered with it at once.
    */
-  start(r: JsonRpcRequest, post: PostResponse, p: Principal, bridge: Bridge, serverInfo: unknown): void {
+  start(
+    r: JsonRpcRequest,
+    post: PostResponse,
+    p: Principal,
+    bridge: Bridge,
+    serverInfo: unknown,
+    taskNow = false,
+  ): void {
     const x: Parked = {
       handle: newSecret(),
       userId: p.userId,
@@ -75,6 +85,37 @@ export class ParkedCalls {
     };
     this.#watch(x, post);
     bridge.call(forChild(r), this.#sink(x, serverInfo), x.origin);
+    if (taskNow) this.#toTask(x);
+    else this.#armTask(x, r);
+  }
+
+  /** A tool call of a client that negotiated tasks becomes one if it is still running in a while. */
+  #armTask(x: Parked, r: JsonRpcRequest): void {
+    clearTimeout(x.taskTimer);
+    if (this.#tasks.afterMs <= 0 || x.method !== 'tools/call' || x.task || !negotiatesTasks(r)) return;
+    x.taskTimer = setTimeout(() => this.#toTask(x), this.#tasks.afterMs);
+    x.taskTimer.unref();
+  }
+
+  #toTask(x: Parked): void {
+    const post = x.post;
+    if (!post || post.done || x.open.size > 0 || x.final) return;
+    const task = this.#tasks.create(x, {
+      open: x.open,
+      answer: (key, value) => {
+        const q = x.open.get(key);
+        if (!q) return false;
+        x.open.delete(key);
+        return x.bridge.respond({ jsonrpc: '2.0', id: q.childKey, result: value }, x.origin);
+      },
+      cancel: (reason) => this.#cancel(x, reason),
+    });
+    if (!task) return; // the user holds as many tasks as allowed: it stays an ordinary call
+    x.task = task;
+    x.post = undefined;
+    this.#parked.delete(x.handle);
+    x.bridge.extend(x.origin, x.clientId, this.#tasks.ttlMs);
+    post.send({ jsonrpc: '2.0', id: x.clientId, result: this.#tasks.created(task) }, true);
   }
 
   /**
@@ -123,7 +164,16 @@ export class ParkedCalls {
   /** The call is over: the answer goes out now, or to the retry if the client is away. */
   #finish(x: Parked, out: { msg: JsonRpcMessage; status?: number }): void {
     clearTimeout(x.settle);
+    clearTimeout(x.taskTimer);
     x.open.clear(); // questions the child no longer waits for
+    if (x.task) {
+      const m = out.msg;
+      this.#tasks.settle(
+        x.task,
+        'error' in m ? { error: m.error } : { result: 'result' in m ? m.result : {} },
+      );
+      return;
+    }
     const post = x.post;
     if (post && !post.done) {
       this.#parked.delete(x.handle);
@@ -166,6 +216,7 @@ export class ParkedCalls {
       return;
     }
     x.open.set(key, { childKey, method: msg.method, ...(msg.params ? { params: msg.params } : {}) });
+    if (x.task) this.#tasks.touch(x.task); // tasks/get now shows it, status input_required
     if (x.post && !x.post.done && !x.settle) {
       x.settle = setTimeout(() => this.#askClient(x), SETTLE_MS);
       x.settle.unref();
@@ -175,6 +226,7 @@ export class ParkedCalls {
   /** Ends the current POST with every question still open; the client retries with the answers. */
   #askClient(x: Parked): void {
     clearTimeout(x.settle);
+    clearTimeout(x.taskTimer);
     x.settle = undefined;
     const post = x.post;
     if (!post || post.done || x.open.size === 0) return;
@@ -241,6 +293,7 @@ export class ParkedCalls {
     x.caps = clientCapabilitiesOf(r);
     x.post = post;
     this.#watch(x, post);
+    this.#armTask(x, r);
     if (x.final) {
       this.#parked.delete(x.handle);
       post.send({ ...x.final, id: r.id } as JsonRpcMessage, true);
@@ -265,6 +318,7 @@ export class ParkedCalls {
 
   #cancel(x: Parked, reason: string): void {
     clearTimeout(x.settle);
+    clearTimeout(x.taskTimer);
     this.#parked.delete(x.handle);
     x.bridge.notify(
       { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: x.clientId, reason } },

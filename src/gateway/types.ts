@@ -9,6 +9,7 @@ import type { Gate, GateOptions, VerifyBearer } from './gate.ts';
 import type { PostResponse } from './post-response.ts';
 import type { SessionRegistry } from './sessions.ts';
 import type { SseOptions, SseStream } from './sse.ts';
+import type { Task, TaskOptions } from './tasks.ts';
 
 export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26'] as const;
 
@@ -21,6 +22,8 @@ export type GatewayOptions = GateOptions & {
   sessionIdleMs: number;
   /** How long a 2026 call may wait for the client to answer its server-to-client requests. */
   parkTtlMs: number;
+  /** Tasks (io.modelcontextprotocol/tasks) for slow 2026 tool calls; `afterMs: 0` turns them off. */
+  tasks: TaskOptions;
   /** Revocation announcements from the OAuth side: grantRevoked({grantId,userId}), userRevoked(userId), tokenChanged(userId). */
   events?: EventEmitter;
 };
@@ -61,6 +64,10 @@ export type Parked = {
   final?: JsonRpcMessage;
   post?: PostResponse;
   created: number;
+  /** Fires when the call has run `tasks.afterMs` on its current POST: it becomes a task. */
+  taskTimer?: NodeJS.Timeout;
+  /** The task the call became; its outcome goes there instead of to a POST. */
+  task?: Task;
 };
 
 /** A 2026 `subscriptions/listen` stream. */

@@ -1,51 +1,59 @@
-// 2026 tools/call parameters mirrored into HTTP headers: a tool whose input schema marks a property
-// with `x-mcp-header: Name` has clients send it as `Mcp-Param-Name` too, so intermediaries can
-// route on it, and a server processing the body must check that the two agree (SEP-2243). The
-// broker learns the marks from the child's own tools/list, once per child and again after it says
-// its tools changed.
+// What the broker must know of a child's tools to serve 2026 tool calls, read from the child's own
+// tools/list once per child and again after it says its tools changed:
+// - arguments mirrored into HTTP headers: a property marked `x-mcp-header: Name` is sent by clients
+//   as `Mcp-Param-Name` too, and a server processing the body must check the two agree (SEP-2243);
+// - tools the child declares `execution.taskSupport: "required"` (2025-11-25): without the tasks
+//   extension a client cannot call them, with it the call is a task from the start.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Bridge } from '../bridge/bridge.ts';
 import type { JsonRpcRequest } from '../bridge/jsonrpc.ts';
 import { callOnce } from './call-once.ts';
 import { decodeHeaderValue, type EnvelopeProblem, HEADER_MISMATCH } from './envelope.ts';
 
-/** Per tool: which argument goes in which header (the header name as the schema spells it). */
-type Marks = Map<string, { arg: string; header: string }[]>;
+export type ToolEntry = {
+  /** Which argument goes in which header (the header name as the schema spells it). */
+  headers: { arg: string; header: string }[];
+  taskRequired: boolean;
+};
+type Catalog = Map<string, ToolEntry>;
 
 /** A child's tools/list is read at most this many pages deep. */
 const MAX_PAGES = 20;
 
-export class ParamHeaders {
-  readonly #byBridge = new WeakMap<Bridge, Promise<Marks>>();
+export class ToolCatalog {
+  readonly #byBridge = new WeakMap<Bridge, Promise<Catalog>>();
 
   /** The child's tools changed: read its list again on the next call. */
   forget(bridges: readonly Bridge[]): void {
     for (const b of bridges) this.#byBridge.delete(b);
   }
 
-  /** Checks a 2026 tools/call's Mcp-Param-* headers against its arguments. */
-  async check(
-    bridge: Bridge,
-    req: JsonRpcRequest,
-    headers: IncomingHttpHeaders,
-  ): Promise<EnvelopeProblem | undefined> {
+  /** What the child's tools/list says of the tool a 2026 tools/call names. */
+  async entry(bridge: Bridge, req: JsonRpcRequest): Promise<ToolEntry | undefined> {
     const name = req.params?.['name'];
     if (typeof name !== 'string') return undefined;
-    let marks = this.#byBridge.get(bridge);
-    if (!marks) {
-      marks = readMarks(bridge);
-      this.#byBridge.set(bridge, marks);
+    let catalog = this.#byBridge.get(bridge);
+    if (!catalog) {
+      catalog = readCatalog(bridge);
+      this.#byBridge.set(bridge, catalog);
     }
-    const wanted = (await marks).get(name) ?? [];
-    const args = (req.params?.['arguments'] ?? {}) as Record<string, unknown>;
-    for (const { arg, header } of wanted) {
-      const raw = headers[`mcp-param-${header.toLowerCase()}`];
-      const value = args[arg];
-      const problem = compare(header, Array.isArray(raw) ? raw.join(',') : raw, value);
-      if (problem) return problem;
-    }
-    return undefined;
+    return (await catalog).get(name);
   }
+}
+
+/** Checks a 2026 tools/call's Mcp-Param-* headers against its arguments. */
+export function checkParamHeaders(
+  entry: ToolEntry | undefined,
+  req: JsonRpcRequest,
+  headers: IncomingHttpHeaders,
+): EnvelopeProblem | undefined {
+  const args = (req.params?.['arguments'] ?? {}) as Record<string, unknown>;
+  for (const { arg, header } of entry?.headers ?? []) {
+    const raw = headers[`mcp-param-${header.toLowerCase()}`];
+    const problem = compare(header, Array.isArray(raw) ? raw.join(',') : raw, args[arg]);
+    if (problem) return problem;
+  }
+  return undefined;
 }
 
 function compare(header: string, raw: string | undefined, value: unknown): EnvelopeProblem | undefined {
@@ -67,8 +75,8 @@ function compare(header: string, raw: string | undefined, value: unknown): Envel
   return undefined;
 }
 
-async function readMarks(bridge: Bridge): Promise<Marks> {
-  const marks: Marks = new Map();
+async function readCatalog(bridge: Bridge): Promise<Catalog> {
+  const catalog: Catalog = new Map();
   let cursor: string | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
     const answer = await callOnce(bridge, {
@@ -80,7 +88,11 @@ async function readMarks(bridge: Bridge): Promise<Marks> {
     if (!('result' in answer)) break;
     const tools = answer.result['tools'];
     if (!Array.isArray(tools)) break;
-    for (const t of tools as { name?: unknown; inputSchema?: { properties?: Record<string, unknown> } }[]) {
+    for (const t of tools as {
+      name?: unknown;
+      inputSchema?: { properties?: Record<string, unknown> };
+      execution?: { taskSupport?: unknown };
+    }[]) {
       if (typeof t?.name !== 'string') continue;
       const props = t.inputSchema?.properties ?? {};
       const list: { arg: string; header: string }[] = [];
@@ -88,11 +100,12 @@ async function readMarks(bridge: Bridge): Promise<Marks> {
         const header = (schema as Record<string, unknown> | null)?.['x-mcp-header'];
         if (typeof header === 'string' && /^[A-Za-z0-9-]{1,64}$/.test(header)) list.push({ arg, header });
       }
-      if (list.length) marks.set(t.name, list);
+      const taskRequired = t.execution?.taskSupport === 'required';
+      if (list.length || taskRequired) catalog.set(t.name, { headers: list, taskRequired });
     }
     const next = answer.result['nextCursor'];
     if (typeof next !== 'string' || next === '') break;
     cursor = next;
   }
-  return marks;
+  return catalog;
 }
