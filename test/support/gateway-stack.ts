@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { BearerResult, Principal } from '../../src/gateway/gate.ts';
 import { Gateway } from '../../src/gateway/gateway.ts';
 import { registerMcpRoutes } from '../../src/gateway/routes.ts';
+import type { TaskOptions } from '../../src/gateway/tasks.ts';
 import { type App, createHttpServer, listen } from '../../src/http/server.ts';
 import { Pool, type PoolOptions } from '../../src/pool/pool.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
@@ -73,6 +74,7 @@ export async function startGatewayStack(
     pool?: Partial<PoolOptions>;
     callTimeoutMs?: number;
     maxSessionsPerUser?: number;
+    tasks?: Partial<TaskOptions>;
   } = {},
 ): Promise<GatewayStack> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
@@ -127,6 +129,7 @@ export async function startGatewayStack(
     maxSessionsPerUser: opts.maxSessionsPerUser ?? 50,
     sessionIdleMs: 3_600_000,
     parkTtlMs: 60_000,
+    tasks: { afterMs: 300, ttlMs: 60_000, maxPerUser: 5, ...opts.tasks },
   });
   return {
     url: `${publicUrl}/mcp`,
