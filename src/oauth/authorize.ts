@@ -1,6 +1,6 @@
-// GET /oauth/authorize and the consent POST (design flow 3, decision 4). Until the client and its
-// redirect URI are trusted, errors are a page, never a redirect; after that, they go back to the
-// client with `error`, `state` and `iss`. Nothing reaches Forgejo before the user approved.
+// GET /oauth/authorize and the consent POST (design flow 3, decision 4). Errors in the request are a
+// page, never a redirect; the user's decision goes back to the client with `error`, `state` and
+// `iss`. Nothing reaches Forgejo before the user approved.
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { AuthRequestRecord, ClientRecord } from '../store/store.ts';
 import { isCimdClientId } from './cimd.ts';
@@ -61,26 +61,28 @@ async function trustedClient(
   return { client, redirectUri };
 }
 
+/**
+ * Every client here registered itself (or is described by a document anyone can host), so its
+ * redirect URI is whatever a stranger chose. RFC 9700 §4.11.2: an error found in the request is
+ * therefore shown here, not sent back there, or the broker's address would be a redirector to any
+ * site. Only the user's own decision on the consent page (which names that site) goes back.
+ */
+function invalidRequestPage(e: OAuthError): OAuthResponse {
+  return errorPage(
+    400,
+    'This authorization request is not valid',
+    `${e.error}: ${e.message}. Nothing was sent to the application; start again from it.`,
+  );
+}
+
 export async function authorize(
   ctx: AuthContext,
   req: OAuthRequest,
   now = Date.now(),
 ): Promise<OAuthResponse> {
   const q = req.query;
-  let trusted: { client: ClientRecord; redirectUri: string };
   try {
-    trusted = await trustedClient(ctx, q);
-  } catch (e) {
-    if (!(e instanceof OAuthError)) throw e;
-    return errorPage(
-      400,
-      'This authorization request is not valid',
-      `${e.message}. Nothing was sent to the application.`,
-    );
-  }
-  const { client, redirectUri } = trusted;
-  const state = typeof q['state'] === 'string' && q['state'].length <= 4096 ? q['state'] : undefined;
-  try {
+    const { client, redirectUri } = await trustedClient(ctx, q);
     if (one(q, 'response_type', true) !== 'code')
       throw new OAuthError('unsupported_response_type', 'response_type must be code');
     const method = one(q, 'code_challenge_method');
@@ -89,7 +91,7 @@ export async function authorize(
     if (method !== 'S256') throw new OAuthError('invalid_request', 'code_challenge_method must be S256');
     if (!/^[A-Za-z0-9_-]{43}$/.test(challenge))
       throw new OAuthError('invalid_request', 'code_challenge is not an S256 challenge');
-    one(q, 'state');
+    const state = one(q, 'state');
     const resource = one(q, 'resource') ?? resourceUrl(ctx.publicUrl);
     if (resource !== resourceUrl(ctx.publicUrl)) {
       throw new OAuthError('invalid_target', `resource must be ${resourceUrl(ctx.publicUrl)}`);
@@ -137,7 +139,7 @@ export async function authorize(
     return res;
   } catch (e) {
     if (!(e instanceof OAuthError)) throw e;
-    return clientRedirect(ctx, redirectUri, { error: e.error, error_description: e.message, state });
+    return invalidRequestPage(e);
   }
 }
 
