@@ -19,7 +19,8 @@ import {
   redirect,
 } from './respond.ts';
 
-export const BROWSER_COOKIE = '__Host-fmb-browser';
+/** One cookie per sign-in, named after its request: see `browserCookieName`. */
+export const BROWSER_COOKIE_PREFIX = '__Host-fmb-browser-';
 const REQUEST_TTL_MS = 10 * 60_000;
 /** Pending authorizations are a buffer strangers can fill: it is bounded. */
 const MAX_PENDING = 10_000;
@@ -37,13 +38,27 @@ export function clientRedirect(
   return redirect(url.href);
 }
 
-function browserCookie(value: string): string {
-  return `${BROWSER_COOKIE}=${value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${REQUEST_TTL_MS / 1000}`;
+/**
+ * The browser binding is a fresh random value for every sign-in, in a cookie named after that
+ * sign-in's request: a value the browser sent is never adopted and set back (fixation), and two
+ * sign-ins in one browser do not overwrite each other's binding.
+ */
+function browserCookieName(requestIdHash: string): string {
+  return `${BROWSER_COOKIE_PREFIX}${requestIdHash.slice(0, 16)}`;
 }
 
-/** The hash of this browser's binding cookie, if it sent a well-formed one. */
-export function browserHash(req: OAuthRequest): string | undefined {
-  const v = readCookie(req, BROWSER_COOKIE);
+function browserCookie(requestIdHash: string, value: string, maxAgeS = REQUEST_TTL_MS / 1000): string {
+  return `${browserCookieName(requestIdHash)}=${value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${maxAgeS}`;
+}
+
+/** The `Set-Cookie` that removes a finished sign-in's binding from the browser. */
+export function clearBrowserCookie(requestIdHash: string): string {
+  return browserCookie(requestIdHash, '', 0);
+}
+
+/** The hash of the binding cookie this browser holds for that request, if it sent a well-formed one. */
+export function browserHash(req: OAuthRequest, requestIdHash: string): string | undefined {
+  const v = readCookie(req, browserCookieName(requestIdHash));
   return v && SECRET_SHAPE.test(v) ? hashSecret(v) : undefined;
 }
 
@@ -100,8 +115,7 @@ export async function authorize(
     const asked = (one(q, 'scope') ?? '').split(' ');
     const scopes = SCOPES.filter((s) => asked.includes(s));
 
-    const cookie = readCookie(req, BROWSER_COOKIE);
-    const browser = cookie && SECRET_SHAPE.test(cookie) ? cookie : newSecret();
+    const browser = newSecret();
     const requestId = newSecret();
     const csrf = newSecret();
     const record: AuthRequestRecord = {
@@ -135,7 +149,7 @@ export async function authorize(
       csrf,
       cimd: isCimdClientId(client.clientId),
     });
-    res.headers['set-cookie'] = browserCookie(browser);
+    res.headers['set-cookie'] = browserCookie(record.idHash, browser);
     return res;
   } catch (e) {
     if (!(e instanceof OAuthError)) throw e;
@@ -161,7 +175,7 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
   if (!ar || ar.expiresAt <= now || ar.upstreamStateHash !== null) {
     return bad(400, 'The request expired or was already answered. Start again from your application.');
   }
-  const browser = browserHash(req);
+  const browser = browserHash(req, ar.idHash);
   if (!browser || !safeEqual(browser, ar.browserHash) || !safeEqual(hashSecret(csrf), ar.csrfHash)) {
     return bad(403, 'The form did not come from this browser’s consent page.');
   }
@@ -169,11 +183,13 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
     return bad(403, 'Cross-site form submissions are refused.');
   if (decision !== 'approve') {
     await ctx.store.deleteAuthRequest(ar.idHash);
-    return clientRedirect(ctx, ar.redirectUri, {
+    const res = clientRedirect(ctx, ar.redirectUri, {
       error: 'access_denied',
       error_description: 'the user denied access',
       state: ar.clientState,
     });
+    res.headers['set-cookie'] = clearBrowserCookie(ar.idHash);
+    return res;
   }
   const upstreamState = newSecret();
   const verifier = newSecret();

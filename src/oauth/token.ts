@@ -137,16 +137,26 @@ async function codeGrant(
   const row = await ctx.store.getCode(codeHash);
   if (!row || row.clientId !== client.clientId)
     throw new OAuthError('invalid_grant', 'unknown authorization code');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const verified = safeEqual(challenge, row.codeChallenge);
   if (row.usedAt !== null) {
-    await ctx.store.redeemCode(codeHash, now, newPair(ctx, now).pair); // revokes what it issued
-    throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens are revoked');
+    // A used code seen again means it leaked (RFC 6749 §4.1.2), but revoking is the victim's loss
+    // if anyone can trigger it: only a replay by the authenticated client, or one that proves it
+    // holds the verifier, revokes what the code issued.
+    if (client.authMethod !== 'none' || verified) {
+      await ctx.store.revokeGrant(row.grantId);
+      throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens are revoked');
+    }
+    ctx.log.warn(
+      { clientId: client.clientId, grantId: row.grantId },
+      'a used authorization code was presented again without its verifier; refused, its tokens kept',
+    );
+    throw new OAuthError('invalid_grant', 'authorization code was already used');
   }
   if (row.expiresAt <= now) throw new OAuthError('invalid_grant', 'authorization code expired');
   if (row.redirectUri !== redirectUri)
     throw new OAuthError('invalid_grant', 'redirect_uri differs from the authorization request');
-  const challenge = createHash('sha256').update(verifier).digest('base64url');
-  if (!safeEqual(challenge, row.codeChallenge))
-    throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
+  if (!verified) throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
   checkResource(form, row.resource);
   const t = newPair(ctx, now);
   if ((await ctx.store.redeemCode(codeHash, now, t.pair)) !== 'ok') {

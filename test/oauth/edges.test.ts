@@ -4,10 +4,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CimdResolver } from '../../src/oauth/cimd.ts';
 import { OAuthError } from '../../src/oauth/respond.ts';
+import { hashSecret, newSecret } from '../../src/store/secrets.ts';
 import { pkce, registerClient } from '../support/oauth-harness.ts';
-import { authorizeUrl, type Stack, startStack } from '../support/oauth-stack.ts';
+import { authorizeUrl, fullFlow, type Stack, startStack, tokenRequest } from '../support/oauth-stack.ts';
 import { selfSignedCert, startHttpsServer } from '../support/tls.ts';
-import { UserAgent } from '../support/user-agent.ts';
+import { findForm, UserAgent } from '../support/user-agent.ts';
 
 const EVIL = 'https://evil.example/landing';
 
@@ -131,5 +132,139 @@ describe('authorize is not an open redirector (RFC 9700 §4.11.2)', () => {
     const ok = await new UserAgent().get(valid());
     assert.equal(ok.status, 200, 'the same client’s valid request reaches the consent page');
     assert.match(ok.body, /consent-form/);
+  });
+});
+
+describe('browser-binding cookie', () => {
+  let s: Stack;
+  let client: { client_id: string };
+  const CB = 'https://app.example/cb';
+  before(async () => {
+    s = await startStack();
+    client = await registerClient(s.url, { redirect_uris: [CB] });
+  });
+  after(() => s.closeAll());
+
+  const url = () =>
+    authorizeUrl(s.url, { clientId: client.client_id, redirectUri: CB, challenge: pkce().challenge });
+  const binding = (page: { headers: Headers }) => {
+    const [line = ''] = page.headers.getSetCookie();
+    return /^(__Host-fmb-browser-[^=]+)=([^;]+)/.exec(line)?.slice(1) ?? [];
+  };
+
+  it('is a fresh value for every sign-in, never one the browser sent, and a planted value binds nothing', async () => {
+    const planted = newSecret();
+    const res = await fetch(url(), {
+      headers: { cookie: `__Host-fmb-browser=${planted}; __Host-fmb-browser-0123456789abcdef=${planted}` },
+    });
+    assert.equal(res.status, 200);
+    assert.ok(!res.headers.getSetCookie().join('\n').includes(planted), 'the sent value is not set back');
+
+    // An attacker who planted a value and knows the form's fields still cannot consent as the victim.
+    const victim = new UserAgent();
+    const page = await victim.get(url());
+    const [name] = binding(page);
+    assert.ok(name);
+    const own = await victim.submit(page, 'consent-form', { button: 'consent-approve', stop: () => true });
+    assert.equal(own.status, 303, 'the victim’s own browser consents');
+    const attacker = new UserAgent();
+    const other = await victim.get(url());
+    const stolen = await attacker.fetch(`${s.url}/oauth/consent`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: `${binding(other)[0]}=${planted}`,
+      },
+      body: new URLSearchParams([
+        ...(findForm(other.body, 'consent-form')?.fields ?? []),
+        ['decision', 'approve'],
+      ]).toString(),
+    });
+    assert.equal(stolen.status, 403, 'a value the attacker chose does not bind the victim’s sign-in');
+  });
+
+  it('two sign-ins in one browser get different values and both still complete', async () => {
+    const ua = new UserAgent();
+    const first = await ua.get(url());
+    const second = await ua.get(url());
+    const [n1, v1] = binding(first);
+    const [n2, v2] = binding(second);
+    assert.ok(v1 && v2);
+    assert.notEqual(v2, v1, 'the second sign-in does not reuse the first one’s value');
+    assert.notEqual(n2, n1);
+    for (const page of [first, second]) {
+      const res = await ua.submit(page, 'consent-form', { button: 'consent-approve', stop: () => true });
+      assert.equal(res.status, 303);
+      assert.ok(res.location?.startsWith(`${s.emulator.url}/login/oauth/authorize?`));
+    }
+  });
+});
+
+describe('authorization code replay', () => {
+  let s: Stack;
+  let pub: { client_id: string };
+  let conf: { client_id: string; client_secret?: string };
+  const CB = 'https://app.example/cb';
+  before(async () => {
+    s = await startStack();
+    pub = await registerClient(s.url, { redirect_uris: [CB], token_endpoint_auth_method: 'none' });
+    conf = await registerClient(s.url, {
+      redirect_uris: [CB],
+      token_endpoint_auth_method: 'client_secret_post',
+    });
+  });
+  after(() => s.closeAll());
+
+  const exchange = (code: string, verifier: string, auth: Record<string, string>) =>
+    tokenRequest(s.url, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: CB,
+      code_verifier: verifier,
+      ...auth,
+    });
+  const alive = async (access: string) => (await s.broker.auth.verifyBearer(`Bearer ${access}`)).ok;
+
+  it('a replay without the verifier (public client) is refused and logged, and the victim’s tokens live on', async () => {
+    const { tokens, code, verifier } = await fullFlow(s.url, { clientId: pub.client_id, redirectUri: CB });
+    const replay = await exchange(code, pkce().verifier, { client_id: pub.client_id });
+    assert.equal(replay.status, 400);
+    assert.equal(replay.body['error'], 'invalid_grant');
+    assert.ok(await alive(tokens.access_token), 'a stranger holding only the code revokes nothing');
+    const logged = s.logs.lines().find((l) => String(l['msg']).includes('without its verifier'));
+    assert.ok(logged, 'the refused replay is logged');
+    assert.ok(!s.logs.text().includes(code), 'the code itself is not logged');
+
+    const proven = await exchange(code, verifier, { client_id: pub.client_id });
+    assert.equal(proven.body['error'], 'invalid_grant');
+    assert.equal(
+      await alive(tokens.access_token),
+      false,
+      'a replay with the verifier proves a leak: revoked',
+    );
+  });
+
+  it('a replay by the authenticated client revokes even without the verifier', async () => {
+    const auth = { client_id: conf.client_id, client_secret: conf.client_secret as string };
+    const { tokens, code } = await fullFlow(s.url, {
+      clientId: conf.client_id,
+      redirectUri: CB,
+      clientSecret: conf.client_secret,
+    });
+    assert.equal((await exchange(code, pkce().verifier, auth)).body['error'], 'invalid_grant');
+    assert.equal(await alive(tokens.access_token), false);
+  });
+
+  it('a used code is still recognised after its 60 s lifetime and the purge, while its tokens live', async () => {
+    const { tokens, code, verifier } = await fullFlow(s.url, { clientId: pub.client_id, redirectUri: CB });
+    s.broker.store.db.prepare('UPDATE auth_code SET expires_at = ?').run(Date.now() - 3_600_000);
+    await s.broker.auth.purge();
+    assert.ok(await alive(tokens.access_token));
+    const replay = await exchange(code, verifier, { client_id: pub.client_id });
+    assert.match(String(replay.body['error_description']), /already used/);
+    assert.equal(await alive(tokens.access_token), false, 'the late replay still revokes');
+    await s.broker.auth.purge();
+    const left = s.broker.store.db.prepare('SELECT COUNT(*) AS n FROM auth_code WHERE code_hash = ?');
+    assert.equal(left.get(hashSecret(code))?.['n'], 0, 'the code goes with its revoked grant');
   });
 });

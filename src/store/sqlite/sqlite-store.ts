@@ -427,13 +427,15 @@ export class SqliteStore implements OAuthStore {
   async purgeExpired(now: number, unusedClientsBefore: number): Promise<number> {
     return this.#tx(() => {
       let n = this.#run('DELETE FROM auth_request WHERE expires_at <= ?', now);
-      n += this.#run('DELETE FROM auth_code WHERE expires_at <= ?', now);
+      // A used code stays as long as its grant (it cascades away with it), so a replay is
+      // recognised for as long as the tokens it issued live.
+      n += this.#run('DELETE FROM auth_code WHERE expires_at <= ? AND used_at IS NULL', now);
       n += this.#run('DELETE FROM oauth_token WHERE expires_at <= ?', now);
-      // A grant with no token and no code left can never be used again.
+      // A grant with no token and no unused code left can never be used again.
       n += this.#run(
         `DELETE FROM oauth_grant WHERE
            NOT EXISTS (SELECT 1 FROM oauth_token t WHERE t.grant_id = oauth_grant.grant_id)
-           AND NOT EXISTS (SELECT 1 FROM auth_code c WHERE c.grant_id = oauth_grant.grant_id)`,
+           AND NOT EXISTS (SELECT 1 FROM auth_code c WHERE c.grant_id = oauth_grant.grant_id AND c.used_at IS NULL)`,
       );
       n += this.#run(
         'DELETE FROM oauth_client WHERE used_at IS NULL AND created_at <= ?',
