@@ -268,3 +268,58 @@ describe('authorization code replay', () => {
     assert.equal(left.get(hashSecret(code))?.['n'], 0, 'the code goes with its revoked grant');
   });
 });
+
+describe('refresh grace window', () => {
+  let s: Stack;
+  let client: { client_id: string; client_secret?: string };
+  const CB = 'https://app.example/cb';
+  before(async () => {
+    s = await startStack();
+    client = await registerClient(s.url, {
+      redirect_uris: [CB],
+      token_endpoint_auth_method: 'client_secret_post',
+    });
+  });
+  after(() => s.closeAll());
+
+  const refresh = (rt: string) =>
+    tokenRequest(s.url, {
+      grant_type: 'refresh_token',
+      refresh_token: rt,
+      client_id: client.client_id,
+      client_secret: client.client_secret as string,
+    });
+  const alive = async (access: unknown) => (await s.broker.auth.verifyBearer(`Bearer ${access}`)).ok;
+
+  it('a second presentation within the grace returns the same pair, so a thief cannot start a second chain', async () => {
+    const { tokens } = await fullFlow(s.url, {
+      clientId: client.client_id,
+      redirectUri: CB,
+      clientSecret: client.client_secret,
+    });
+    const mine = await refresh(tokens.refresh_token);
+    assert.equal(mine.status, 200);
+    const thief = await refresh(tokens.refresh_token);
+    assert.equal(thief.status, 200, 'a retry within the grace is still answered');
+    assert.equal(
+      thief.body['refresh_token'],
+      mine.body['refresh_token'],
+      'the same successor, not a new chain',
+    );
+    assert.equal(thief.body['access_token'], mine.body['access_token']);
+    assert.ok(Number(thief.body['expires_in']) <= Number(mine.body['expires_in']));
+    const tokenRows = s.broker.store.db.prepare('SELECT COUNT(*) AS n FROM oauth_token').get()?.['n'];
+    assert.equal(tokenRows, 4, 'the retry stored nothing: one pair from the code, one successor');
+
+    // The client goes on; the thief's copy is the client's own, rotated token: reuse after the grace.
+    const next = await refresh(mine.body['refresh_token'] as string);
+    assert.equal(next.status, 200);
+    s.broker.store.db
+      .prepare('UPDATE oauth_token SET rotated_at = ? WHERE rotated_at IS NOT NULL')
+      .run(Date.now() - 31_000);
+    const late = await refresh(thief.body['refresh_token'] as string);
+    assert.equal(late.body['error'], 'invalid_grant');
+    assert.match(String(late.body['error_description']), /revoked/);
+    assert.equal(await alive(next.body['access_token']), false, 'reuse after the grace revokes the family');
+  });
+});

@@ -368,17 +368,27 @@ export class SqliteStore implements OAuthStore {
       if (grant.clientId !== clientId) return { ok: false, reason: 'wrong_client' };
       if ((r['token_expires_at'] as number) <= now) return { ok: false, reason: 'expired' };
       const rotatedAt = r['rotated_at'] as number | null;
-      if (rotatedAt !== null) {
-        if (now - rotatedAt > graceMs || r['grace_used'] !== 0) {
-          this.#deleteGrant(grant.grantId, emit);
-          return { ok: false, reason: 'reused' };
-        }
-        this.#run('UPDATE oauth_token SET grace_used = 1 WHERE token_hash = ?', refreshHash);
-      } else {
+      if (rotatedAt === null) {
         this.#run('UPDATE oauth_token SET rotated_at = ? WHERE token_hash = ?', now, refreshHash);
+        this.#insertPair(grant.grantId, next);
+        return { ok: true, grant, graceReuse: false, accessExpiresAt: next.accessExpiresAt };
       }
-      this.#insertPair(grant.grantId, next);
-      return { ok: true, grant, graceReuse: rotatedAt !== null };
+      if (now - rotatedAt > graceMs || r['grace_used'] !== 0) {
+        this.#deleteGrant(grant.grantId, emit);
+        return { ok: false, reason: 'reused' };
+      }
+      this.#run('UPDATE oauth_token SET grace_used = 1 WHERE token_hash = ?', refreshHash);
+      const successor = 'SELECT expires_at FROM oauth_token WHERE token_hash = ? AND grant_id = ?';
+      // The successor is never re-created: an access token revoked alone stays revoked. It is absent
+      // altogether only for a token rotated before successors were derived.
+      if (!this.#row(successor, next.refreshHash, grant.grantId)) this.#insertPair(grant.grantId, next);
+      const access = this.#row(successor, next.accessHash, grant.grantId);
+      return {
+        ok: true,
+        grant,
+        graceReuse: true,
+        accessExpiresAt: (access?.['expires_at'] as number) ?? now,
+      };
     });
   }
 
