@@ -28,8 +28,6 @@ export interface ChildChannel {
   /** A stdout line over the size cap, skipped; head and tail help find whose response it was. */
   onOversize(cb: (o: { bytes: number; head: string; tail: string }) => void): void;
   readonly exited: Promise<ChildExit>;
-  /** The last lines the child wrote on stderr, to explain an exit. */
-  stderrTail(): string[];
 }
 
 /** Where messages for one client request go: the HTTP stream that carried it. */
@@ -401,10 +399,10 @@ export class Bridge {
     }
   }
 
+  /** What clients are told: the child's own output (its stderr) is for the log only. */
   #exitReason(exit: ChildExit): string {
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
-    const tail = this.#ch.stderrTail();
-    return `the MCP server ${how}${tail.length ? `; its last output: ${tail.join(' | ')}` : ''}`;
+    return `the MCP server ${how}`;
   }
 
   /** Fails every call still in flight with `reason`; later calls fail at once. */

@@ -19,6 +19,8 @@ export type ChildSpec = {
   /** ...except these names, copied from the broker's environment when set there; `env` wins. */
   inheritEnv?: readonly string[];
   cwd: string;
+  /** Values never to be logged or repeated in an error (the child's token): its stderr is scrubbed of them. */
+  secrets?: readonly string[];
 };
 
 export type ChildLimits = {
@@ -149,7 +151,7 @@ export class Child {
     this.exited = new Promise((resolve) => {
       this.#resolveExited = resolve;
     });
-    this.#stderr = new StderrDrain({ log, name: spec.name, limits: limits.stderr });
+    this.#stderr = new StderrDrain({ log, name: spec.name, limits: limits.stderr, secrets: spec.secrets });
 
     // Every stream gets an 'error' listener: an EPIPE on a dead child's stdin must not become an
     // uncaught exception that takes the broker (and every other user's child) down.
