@@ -102,7 +102,7 @@ export function scrubText(text: string, secrets: readonly string[] = []): string
   let out = text;
   for (const s of secrets) if (s.length >= MIN_SECRET) out = out.split(s).join(CENSOR);
   for (const re of TOKEN_SHAPES)
-    out = out.replace(re, (match, key?: unknown, sep?: unknown) =>
+    out = out.replace(re, (_match, key?: unknown, sep?: unknown) =>
       typeof key === 'string' && typeof sep === 'string' ? `${key}${sep}${CENSOR}` : CENSOR,
     );
   for (const s of secrets) {

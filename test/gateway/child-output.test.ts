@@ -55,7 +55,7 @@ describe("a child's stderr", () => {
   it('of a child that dies at start stays out of the answer too', async () => {
     const s = await stack([
       '-e',
-      'process.stderr.write(`bad token ${process.env.FORGEJO_ACCESS_TOKEN} eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl\\n`); process.exit(1)',
+      'process.stderr.write("bad token " + process.env.FORGEJO_ACCESS_TOKEN + " eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl\\n"); process.exit(1)',
     ]);
     const res = await rawInitialize(s.url, 'token-alice');
     const sessionId = res.headers.get('mcp-session-id') ?? undefined;
