@@ -4,6 +4,7 @@ import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/log.ts';
 import { ChildExitError, ChildGoneError, type ExitInfo, SpawnError, StdinFullError } from './errors.ts';
+import { type Isolation, NO_ISOLATION } from './isolation.ts';
 import { LineSplitter, TAIL_BYTES } from './line-splitter.ts';
 import { DEFAULT_STDERR_LIMITS, StderrDrain, type StderrLimits } from './stderr-drain.ts';
 
@@ -69,12 +70,14 @@ export function launchChild(
   spec: ChildSpec,
   log: Logger,
   limits: ChildLimits = DEFAULT_CHILD_LIMITS,
+  isolation: Isolation = NO_ISOLATION,
 ): Launch {
   const refused = checkSpec(spec);
   if (refused) return { failure: Promise.resolve(refused) };
+  const run = isolation.wrap(spec.command, spec.args ?? [], spec.cwd);
   let cp: ChildProcessWithoutNullStreams;
   try {
-    cp = spawn(spec.command, spec.args ?? [], {
+    cp = spawn(run.command, run.args, {
       cwd: spec.cwd,
       env: childEnv(spec),
       stdio: ['pipe', 'pipe', 'pipe'],
