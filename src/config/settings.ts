@@ -100,7 +100,7 @@ export const gatewaySettings = {
     env: 'BROKER_CHILD_COMMAND',
     default: 'forgejo-mcp --transport stdio',
     example: '/usr/local/bin/forgejo-mcp --transport stdio',
-    help: 'The MCP server started for each Forgejo user (no shell; quotes group words). It gets only FORGEJO_URL, FORGEJO_ACCESS_TOKEN, PATH and HOME.',
+    help: 'The MCP server started for each Forgejo user (no shell; quotes group words). It gets only FORGEJO_URL, FORGEJO_ACCESS_TOKEN, PATH and HOME (and PWD under bubblewrap).',
     parse: parseCommand,
   }),
   childIsolation: setting<ChildIsolation>({

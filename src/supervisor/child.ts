@@ -1,5 +1,5 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readdirSync, readFileSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/log.ts';
@@ -100,7 +100,7 @@ export function launchChild(
     });
     return { failure };
   }
-  return { child: new Child(cp, spec, log, limits) };
+  return { child: new Child(cp, spec, log, limits, isolation.wrapper) };
 }
 
 /** Like launchChild, as a promise: resolves with the running child or rejects with a SpawnError. */
@@ -142,10 +142,18 @@ export class Child {
   #killSent = false;
   #stopTimer: NodeJS.Timeout | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
+  readonly #wrapper: boolean;
 
-  constructor(cp: ChildProcessWithoutNullStreams, spec: ChildSpec, log: Logger, limits: ChildLimits) {
+  constructor(
+    cp: ChildProcessWithoutNullStreams,
+    spec: ChildSpec,
+    log: Logger,
+    limits: ChildLimits,
+    wrapper = false,
+  ) {
     if (cp.pid === undefined) throw new Error('Child needs a spawned process');
     this.#cp = cp;
+    this.#wrapper = wrapper;
     this.pid = cp.pid;
     this.name = spec.name;
     this.command = spec.command;
@@ -335,6 +343,15 @@ export class Child {
 
   #signalGroup(signal: NodeJS.Signals): void {
     if (this.#reaped) return;
+    const inside = this.#wrapper ? groupMembersBut(this.pid) : [];
+    for (const pid of inside) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // ESRCH: it ended meanwhile.
+      }
+    }
+    if (inside.length > 0) return;
     try {
       // Negative pid: the whole group, which the child leads since `detached` made it call setsid().
       process.kill(-this.pid, signal);
@@ -405,6 +422,26 @@ export class Child {
     else if (code === 0) this.#log.info(fields, 'child exited');
     else this.#log.warn({ ...fields, stderrTail: info.stderrTail }, 'child exited');
   }
+}
+
+/**
+ * The other live members of the process group `leader` leads. While the leader is not reaped its
+ * pid, and so the group id, cannot be reused: every pid found is one of ours.
+ */
+function groupMembersBut(leader: number): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === leader) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === leader && fields[0] !== 'Z') found.push(Number(name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
 }
 
 function where(spec: ChildSpec): { command: string; cwd: string } {

@@ -14,6 +14,11 @@ export type IsolationMode = 'auto' | 'bwrap' | 'none';
 /** How a child's command line is run. */
 export type Isolation = {
   readonly kind: 'bwrap' | 'none';
+  /**
+   * The spawned process is a wrapper that must outlive the child it runs: signals go to the rest
+   * of its process group (the sandbox's init and the child), and the wrapper ends when they do.
+   */
+  readonly wrapper: boolean;
   /** What a child can and cannot see, for the startup log line. */
   readonly summary: string;
   wrap(command: string, args: readonly string[], cwd: string): { command: string; args: string[] };
@@ -21,6 +26,7 @@ export type Isolation = {
 
 export const NO_ISOLATION: Isolation = {
   kind: 'none',
+  wrapper: false,
   summary:
     "children are not isolated: each can read its siblings' environments (their Forgejo tokens), the broker's environment, database and key file",
   wrap: (command, args) => ({ command, args: [...args] }),
@@ -45,6 +51,10 @@ export function bwrapIsolation(bwrap: string, hide: readonly string[]): Isolatio
   const fixed = [
     // The child dies with the broker: no child outlives it holding a token.
     '--die-with-parent',
+    // The child itself is the namespace's init, so bubblewrap waits for (and reaps) it directly.
+    // As an init it ignores signals it has no handler for: forgejo-mcp (Go) handles SIGTERM; a
+    // child that does not is stopped by stdin's end, or SIGKILL after the grace.
+    '--as-pid-1',
     '--unshare-pid',
     '--unshare-ipc',
     '--ro-bind',
@@ -60,6 +70,9 @@ export function bwrapIsolation(bwrap: string, hide: readonly string[]): Isolatio
   const root = process.geteuid?.() === 0;
   return {
     kind: 'bwrap',
+    // Killed first, bubblewrap would leave the sandbox's init to the host's init to reap, which
+    // some container inits never do.
+    wrapper: true,
     summary: `each child runs under bubblewrap in its own PID namespace: it sees no other process, a read-only host, an empty /tmp, and empty folders in place of ${hidden.join(', ') || '(nothing)'}${root ? '; the broker runs as root, so children are root without capabilities and can read root-only files elsewhere on the host' : ''}`,
     wrap: (command, args, cwd) => ({
       command: bwrap,

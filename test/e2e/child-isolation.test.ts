@@ -11,7 +11,12 @@ import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forge
 import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
 import { FAULT_SERVER } from '../support/gateway-stack.ts';
 import { brokerToken, connectV1, textOf } from '../support/mcp-oauth-client.ts';
-import { FORGEJO_CLIENT_ID, FORGEJO_CLIENT_SECRET, freePort, testBrokerEnv } from '../support/oauth-harness.ts';
+import {
+  FORGEJO_CLIENT_ID,
+  FORGEJO_CLIENT_SECRET,
+  freePort,
+  testBrokerEnv,
+} from '../support/oauth-harness.ts';
 import { E2E_USERS } from './support.ts';
 
 type Peek = { processes: number; otherTokens: number; found: string[]; readable: string[] };
@@ -93,6 +98,10 @@ describe('child isolation', () => {
     const peek = await attack(broker, dir);
     assert.ok(peek.otherTokens >= 1, JSON.stringify(peek));
     assert.deepEqual(peek.found, [`FORGEJO_CLIENT_SECRET=${FORGEJO_CLIENT_SECRET}`]);
-    assert.deepEqual(peek.readable, [join(dir, 'broker.db'), join(dir, 'broker.db-wal'), join(dir, 'secret.key')]);
+    assert.deepEqual(peek.readable, [
+      join(dir, 'broker.db'),
+      join(dir, 'broker.db-wal'),
+      join(dir, 'secret.key'),
+    ]);
   });
 });
