@@ -56,7 +56,6 @@ export function bwrapIsolation(bwrap: string, hide: readonly string[]): Isolatio
     // child that does not is stopped by stdin's end, or SIGKILL after the grace.
     '--as-pid-1',
     '--unshare-pid',
-    '--unshare-ipc',
     '--ro-bind',
     '/',
     '/',

@@ -93,7 +93,9 @@ describe('broker process', () => {
     assert.equal(lines.filter((l) => l['msg'] === 'broker started').length, 1);
     assert.equal(lines.filter((l) => l['msg'] === 'broker stopped').length, 1);
     assert.deepEqual(
-      lines.filter((l) => l['msg'] !== 'request').map((l) => String(l['msg']).replace(/^child isolation.*/s, 'child isolation')),
+      lines
+        .filter((l) => l['msg'] !== 'request')
+        .map((l) => String(l['msg']).replace(/^child isolation.*/s, 'child isolation')),
       ['child isolation', 'broker started', 'broker stopped'],
     );
   });
