@@ -4,7 +4,14 @@
 // requests (stateless-transport.ts). Nothing here speaks to a child directly: the bridge does.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Sink } from '../bridge/bridge.ts';
-import { type JsonRpcNotification, PARSE_ERROR, SERVER_ERROR } from '../bridge/jsonrpc.ts';
+import {
+  INVALID_REQUEST,
+  type JsonRpcNotification,
+  MAX_NESTING,
+  nestedDeeperThan,
+  PARSE_ERROR,
+  SERVER_ERROR,
+} from '../bridge/jsonrpc.ts';
 import type { PoolUser } from '../pool/pool.ts';
 import { envelopeVersion, MODERN_VERSION } from './envelope.ts';
 import { Gate, type Principal } from './gate.ts';
@@ -127,6 +134,12 @@ export class Gateway {
     } catch {
       throw new HttpError(400, PARSE_ERROR, 'Parse error: Invalid JSON');
     }
+    if (nestedDeeperThan(parsed))
+      throw new HttpError(
+        400,
+        INVALID_REQUEST,
+        `Invalid Request: nested more than ${MAX_NESTING} levels deep`,
+      );
     const user: PoolUser = { id: p.userId, login: p.login };
     const modern =
       envelopeVersion(parsed) !== undefined ||
