@@ -14,6 +14,7 @@ import {
   type JsonRpcRequest,
 } from '../bridge/jsonrpc.ts';
 import { newSecret } from '../store/secrets.ts';
+import { type CallObserver, observedSink } from './call-observer.ts';
 import {
   capabilityFor,
   clientCapabilitiesOf,
@@ -43,8 +44,10 @@ export class ParkedCalls {
   readonly #ttlMs: number;
   readonly #sealer = new RequestStateSealer();
   readonly #tasks: Tasks;
+  readonly #onCall: CallObserver | undefined;
 
-  constructor(ttlMs: number, tasks: Tasks) {
+  constructor(ttlMs: number, tasks: Tasks, onCall?: CallObserver) {
+    this.#onCall = onCall;
     this.#ttlMs = ttlMs;
     this.#tasks = tasks;
   }
@@ -84,7 +87,7 @@ export class ParkedCalls {
       created: Date.now(),
     };
     this.#watch(x, post);
-    bridge.call(forChild(r), this.#sink(x, serverInfo), x.origin);
+    bridge.call(forChild(r), observedSink(r, p, this.#sink(x, serverInfo), this.#onCall), x.origin);
     if (taskNow) this.#toTask(x);
     else this.#armTask(x, r);
   }
