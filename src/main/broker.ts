@@ -7,6 +7,7 @@ import { Gateway } from '../gateway/gateway.ts';
 import { registerMcpRoutes } from '../gateway/routes.ts';
 import { type BuildInfo, readBuildInfo } from '../http/build-info.ts';
 import { registerOAuthRoutes } from '../http/oauth-routes.ts';
+import { RateLimiter } from '../http/rate-limit.ts';
 import { type App, createHttpServer } from '../http/server.ts';
 import type { Logger } from '../log/log.ts';
 import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
@@ -55,6 +56,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     log,
     refreshMarginMs: config.forgejoRefreshMargin,
   });
+  const rateLimits = new RateLimiter(config.rateLimit);
   const auth = createAuthServer(
     {
       publicUrl: config.publicUrl,
@@ -67,6 +69,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       accessTokenTtlMs: config.accessTokenTtl,
       refreshTokenTtlMs: config.refreshTokenTtl,
       refreshReuseGraceMs: config.refreshReuseGrace,
+      rateLimits,
       successorKey: deriveKey(config.secretKey, 'forgejo-mcp-broker refresh successor v1'),
       allowedUsers: config.allowedUsers,
       allowedOrgs: config.allowedOrgs,
@@ -80,7 +83,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     buildInfo,
     trustedProxies: config.trustedProxies,
   });
-  registerOAuthRoutes(app, auth, config.rateLimit);
+  registerOAuthRoutes(app, auth, { perKey: rateLimits, perIp: new RateLimiter(config.rateLimit * 10) });
   const supervisor = new Supervisor({ log, limits: { graceMs: CHILD_STOP_GRACE_MS } });
   let gateway: Gateway | undefined;
   const pool = new Pool({
