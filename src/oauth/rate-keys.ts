@@ -21,10 +21,16 @@ export type RateLimits = {
 };
 
 export function rateKeys(
-  endpoint: 'register' | 'authorize' | 'token' | 'consent',
+  endpoint: 'register' | 'manage' | 'authorize' | 'token' | 'consent',
   req: OAuthRequest,
 ): RateKeys {
   const ip = `ip:${req.ip}`;
+  // A registration's management calls come from the client's own software; the client id in the
+  // path is not authenticated yet, so the source is part of the key (as for authorize).
+  if (endpoint === 'manage') {
+    const clientId = (req.params?.['clientId'] ?? '').slice(0, 200);
+    return { key: `manage:${clientId}:${req.ip}`, ip, failures: undefined };
+  }
   // Registration has its own per-IP bucket; consent and callback are browser navigations, where
   // the IP is the user's own (or their office's), so only the generous IP ceiling applies.
   if (endpoint === 'register') return { key: undefined, ip: `register:${req.ip}`, failures: undefined };

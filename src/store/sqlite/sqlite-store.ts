@@ -5,6 +5,7 @@ import {
   type AuthMethod,
   type AuthRequestRecord,
   type ClientRecord,
+  type ClientUpdate,
   type CodeRecord,
   type ForgejoCredential,
   type GrantRecord,
@@ -122,8 +123,8 @@ export class SqliteStore implements OAuthStore {
 
   async insertClient(c: ClientRecord): Promise<void> {
     this.#run(
-      `INSERT INTO oauth_client (client_id, secret_hash, auth_method, name, redirect_uris, metadata, created_at, used_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO oauth_client (client_id, secret_hash, auth_method, name, redirect_uris, metadata, created_at,
+         used_at, registration_token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       c.clientId,
       c.secretHash,
       c.authMethod,
@@ -132,6 +133,7 @@ export class SqliteStore implements OAuthStore {
       JSON.stringify(c.metadata),
       c.createdAt,
       c.usedAt,
+      c.registrationTokenHash ?? null,
     );
   }
 
@@ -147,7 +149,29 @@ export class SqliteStore implements OAuthStore {
       metadata: JSON.parse(r['metadata'] as string),
       createdAt: r['created_at'] as number,
       usedAt: r['used_at'] as number | null,
+      registrationTokenHash: r['registration_token_hash'] as string | null,
     };
+  }
+
+  async updateClient(clientId: string, u: ClientUpdate): Promise<boolean> {
+    return (
+      this.#run(
+        'UPDATE oauth_client SET name = ?, redirect_uris = ?, metadata = ? WHERE client_id = ?',
+        u.name,
+        JSON.stringify(u.redirectUris),
+        JSON.stringify(u.metadata),
+        clientId,
+      ) === 1
+    );
+  }
+
+  async deleteClient(clientId: string): Promise<boolean> {
+    return this.#tx((emit) => {
+      const grants = this.#stmt('SELECT grant_id FROM oauth_grant WHERE client_id = ?').all(clientId);
+      for (const g of grants) this.#deleteGrant(g['grant_id'] as string, emit);
+      this.#run('DELETE FROM auth_request WHERE client_id = ?', clientId);
+      return this.#run('DELETE FROM oauth_client WHERE client_id = ?', clientId) === 1;
+    });
   }
 
   async insertAuthRequest(q: AuthRequestRecord, now: number, maxPending: number): Promise<boolean> {
