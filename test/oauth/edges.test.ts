@@ -385,4 +385,17 @@ describe('rate limits keyed on a client id nobody proved', () => {
     assert.equal(await refresh('198.51.100.3', right), 400);
     assert.equal(await refresh('198.51.100.4', right), 429, 'its own bucket still limits it');
   });
+
+  it('a stranger’s failing calls to a registration’s management URI do not lock out the client', async () => {
+    const c = await registerClient(h.url, { redirect_uris: ['https://c.example/cb'] });
+    const read = async (from: string, token: string) => {
+      const res = await fetch(String(c['registration_client_uri']), {
+        headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': from },
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    assert.deepEqual(await times(3, () => read('203.0.113.99', 'not-the-token')), [401, 401, 429]);
+    assert.equal(await read('198.51.100.9', String(c['registration_access_token'])), 200);
+  });
 });
