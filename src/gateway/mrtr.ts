@@ -36,6 +36,9 @@ import type { Parked } from './types.ts';
  */
 export const SETTLE_MS = 25;
 
+/** Whether a tool call may become a task: at once (task-only tools), when slow, or never. */
+export type TaskMode = 'now' | 'when-slow' | 'never';
+
 /** A call may leave at most this many questions open; more is a child gone wrong. */
 const MAX_OPEN = 32;
 
@@ -67,7 +70,7 @@ export class ParkedCalls {
     p: Principal,
     bridge: Bridge,
     serverInfo: unknown,
-    taskNow = false,
+    taskMode: TaskMode = 'when-slow',
   ): void {
     const x: Parked = {
       handle: newSecret(),
@@ -85,17 +88,25 @@ export class ParkedCalls {
       round: 0,
       post,
       created: Date.now(),
+      mayBecomeTask: taskMode === 'when-slow',
     };
     this.#watch(x, post);
     bridge.call(forChild(r), observedSink(r, p, this.#sink(x, serverInfo), this.#onCall), x.origin);
-    if (taskNow) this.#toTask(x);
+    if (taskMode === 'now') this.#toTask(x);
     else this.#armTask(x, r);
   }
 
   /** A tool call of a client that negotiated tasks becomes one if it is still running in a while. */
   #armTask(x: Parked, r: JsonRpcRequest): void {
     clearTimeout(x.taskTimer);
-    if (this.#tasks.afterMs <= 0 || x.method !== 'tools/call' || x.task || !negotiatesTasks(r)) return;
+    if (
+      !x.mayBecomeTask ||
+      this.#tasks.afterMs <= 0 ||
+      x.method !== 'tools/call' ||
+      x.task ||
+      !negotiatesTasks(r)
+    )
+      return;
     x.taskTimer = setTimeout(() => this.#toTask(x), this.#tasks.afterMs);
     x.taskTimer.unref();
   }
@@ -221,7 +232,9 @@ export class ParkedCalls {
     x.open.set(key, { childKey, method: msg.method, ...(msg.params ? { params: msg.params } : {}) });
     if (x.task) this.#tasks.touch(x.task); // tasks/get now shows it, status input_required
     if (x.post && !x.post.done && !x.settle) {
-      x.settle = setTimeout(() => this.#askClient(x), SETTLE_MS);
+      // setImmediate after the window: whatever the child wrote meanwhile is read (poll phase)
+      // before the client is asked (check phase), however late the timer fires on a busy machine.
+      x.settle = setTimeout(() => setImmediate(() => this.#askClient(x)), SETTLE_MS);
       x.settle.unref();
     }
   }

@@ -15,7 +15,7 @@ import { checkEnvelope, discoverResult, envelopeVersion, FORWARDED, MISSING_CAPA
 import type { Principal } from './gate.ts';
 import { bridgeFor, HttpError, writeJson } from './http-errors.ts';
 import { listen } from './listen.ts';
-import type { ParkedCalls } from './mrtr.ts';
+import type { ParkedCalls, TaskMode } from './mrtr.ts';
 import { type Accepts, PostResponse } from './post-response.ts';
 import type { Routing } from './routing.ts';
 import { negotiatesTasks, TASK_METHODS, TASKS_EXTENSION, type Tasks } from './tasks.ts';
@@ -81,17 +81,18 @@ export class StatelessTransport {
     const bridge = await bridgeFor(this.#ctx, user, [r], false, res, req.headers.origin);
     if (!bridge) return;
     const serverInfo = bridge.initializeResult?.['serverInfo'];
-    let taskNow = false;
+    let taskMode: TaskMode = 'when-slow';
     if (r.method === 'tools/call') {
       const tool = await this.#tools.entry(bridge, r);
       const mismatch = checkParamHeaders(tool, r, req.headers);
       if (mismatch) throw new HttpError(mismatch.status, mismatch.code, mismatch.message, mismatch.data);
-      if (tool?.taskRequired && this.#tasks.afterMs > 0) {
+      if (tool?.taskSupport === 'forbidden') taskMode = 'never';
+      if (tool?.taskSupport === 'required' && this.#tasks.afterMs > 0) {
         if (!negotiatesTasks(r))
           throw new HttpError(400, MISSING_CAPABILITY, `${String(r.params?.['name'])} runs only as a task`, {
             requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } },
           });
-        taskNow = true;
+        taskMode = 'now';
       }
     }
     if (r.method === 'server/discover') {
@@ -126,6 +127,6 @@ export class StatelessTransport {
       this.#parked.resume(r, state, post, p, serverInfo);
       return;
     }
-    this.#parked.start(r, post, p, bridge, serverInfo, taskNow);
+    this.#parked.start(r, post, p, bridge, serverInfo, taskMode);
   }
 }

@@ -2,8 +2,10 @@
 // tools/list once per child and again after it says its tools changed:
 // - arguments mirrored into HTTP headers: a property marked `x-mcp-header: Name` is sent by clients
 //   as `Mcp-Param-Name` too, and a server processing the body must check the two agree (SEP-2243);
-// - tools the child declares `execution.taskSupport: "required"` (2025-11-25): without the tasks
-//   extension a client cannot call them, with it the call is a task from the start.
+// - what the child declares of a tool's `execution.taskSupport` (2025-11-25): "required" tools
+//   cannot be called without the tasks extension and are a task from the start with it;
+//   "forbidden" ones never become tasks; undeclared ones may, when they run long (the broker's
+//   own tasks, which forgejo-mcp knows nothing of).
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Bridge } from '../bridge/bridge.ts';
 import type { JsonRpcRequest } from '../bridge/jsonrpc.ts';
@@ -13,7 +15,7 @@ import { decodeHeaderValue, type EnvelopeProblem, HEADER_MISMATCH } from './enve
 export type ToolEntry = {
   /** Which argument goes in which header (the header name as the schema spells it). */
   headers: { arg: string; header: string }[];
-  taskRequired: boolean;
+  taskSupport?: 'required' | 'optional' | 'forbidden';
 };
 type Catalog = Map<string, ToolEntry>;
 
@@ -100,8 +102,10 @@ async function readCatalog(bridge: Bridge): Promise<Catalog> {
         const header = (schema as Record<string, unknown> | null)?.['x-mcp-header'];
         if (typeof header === 'string' && /^[A-Za-z0-9-]{1,64}$/.test(header)) list.push({ arg, header });
       }
-      const taskRequired = t.execution?.taskSupport === 'required';
-      if (list.length || taskRequired) catalog.set(t.name, { headers: list, taskRequired });
+      const ts = t.execution?.taskSupport;
+      const taskSupport = ts === 'required' || ts === 'optional' || ts === 'forbidden' ? ts : undefined;
+      if (list.length || taskSupport)
+        catalog.set(t.name, { headers: list, ...(taskSupport ? { taskSupport } : {}) });
     }
     const next = answer.result['nextCursor'];
     if (typeof next !== 'string' || next === '') break;

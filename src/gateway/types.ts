@@ -67,6 +67,8 @@ export type Parked = {
   final?: JsonRpcMessage;
   post?: PostResponse;
   created: number;
+  /** Whether the call becomes a task when it runs long (not for a tool the child forbids it). */
+  mayBecomeTask: boolean;
   /** Fires when the call has run `tasks.afterMs` on its current POST: it becomes a task. */
   taskTimer?: NodeJS.Timeout;
   /** The task the call became; its outcome goes there instead of to a POST. */

@@ -63,7 +63,7 @@ describe('tasks', () => {
     assert.equal(textOf(done['result'] as Record<string, unknown>), 'computed a after 1s');
   });
 
-  it('a fast call, or a client that did not negotiate tasks, gets the plain result', async () => {
+  it('a tool the child says never runs as a task, or a client that did not negotiate tasks, gets the plain result', async () => {
     const fast = await tool('greet', { name: 'W' });
     assert.equal(fast.body.result?.['resultType'], 'complete');
     assert.equal(textOf(fast), 'Hello, W!');
