@@ -24,7 +24,11 @@ export function documentedDifferences(markdown: string): Documented[] {
     const cells = line.split('|').map((c) => c.trim());
     if (cells.length < 5 || !cells[2]?.startsWith('`')) continue;
     const code = (c: string) => c.replace(/^`|`$/g, '');
-    rows.push({ request: cells[1] as string, forgejo: code(cells[2] as string), gitea: code(cells[3] as string) });
+    rows.push({
+      request: cells[1] as string,
+      forgejo: code(cells[2] as string),
+      gitea: code(cells[3] as string),
+    });
   }
   return rows;
 }
@@ -58,13 +62,16 @@ describe('differential: the emulator against a real Gitea', () => {
       const real = onGitea.get(request);
       const doc = byRequest.get(request);
       if (doc === undefined) {
-        if (real !== emulated) problems.push(`undocumented difference: ${request}\n  emulator: ${emulated}\n  gitea:    ${real}`);
+        if (real !== emulated)
+          problems.push(`undocumented difference: ${request}\n  emulator: ${emulated}\n  gitea:    ${real}`);
         continue;
       }
-      if (emulated !== doc.forgejo) problems.push(`${request}: emulator answers ${emulated}, README says ${doc.forgejo}`);
+      if (emulated !== doc.forgejo)
+        problems.push(`${request}: emulator answers ${emulated}, README says ${doc.forgejo}`);
       if (real !== doc.gitea) problems.push(`${request}: Gitea answers ${real}, README says ${doc.gitea}`);
     }
-    for (const d of documented) if (!onEmulator.has(d.request)) problems.push(`README documents an unknown request: ${d.request}`);
+    for (const d of documented)
+      if (!onEmulator.has(d.request)) problems.push(`README documents an unknown request: ${d.request}`);
     assert.deepEqual(problems, []);
   });
 
@@ -82,7 +89,8 @@ describe('differential: the emulator against a real Gitea', () => {
       'refresh grant: token already used': '400 unauthorized_client: token was already used',
       'unsupported grant_type':
         '400 unsupported_grant_type: Only refresh_token or authorization_code grant type is supported',
-      'refresh token of the first login after the second login': '400 unauthorized_client: token was already used',
+      'refresh token of the first login after the second login':
+        '400 unauthorized_client: token was already used',
     };
     for (const [request, line] of Object.entries(expectations)) {
       assert.equal(onGitea.get(request), line, `Gitea: ${request}`);

@@ -27,7 +27,9 @@ export async function emulatorForge(): Promise<Forge> {
   const otherApp = { clientId: 'diff-other', clientSecret: 'gto_diff-other-secret-0123456789' };
   const who = { login: 'alice', password: 'alice-pw' };
   const emulator = await startForgejoEmulator({
-    users: [{ id: 1001, ...who, email: 'alice@example.com', orgs: [{ name: 'wonderland', teams: ['tea-party'] }] }],
+    users: [
+      { id: 1001, ...who, email: 'alice@example.com', orgs: [{ name: 'wonderland', teams: ['tea-party'] }] },
+    ],
     apps: [
       { ...app, name: 'diff app', redirectUris: [...REDIRECTS] },
       { ...otherApp, name: 'diff other', redirectUris: [...REDIRECTS] },

@@ -1,8 +1,9 @@
 // The same requests, sent to one Forgejo side, reduced to comparable one-line observations: the
 // status with `error: error_description` for token errors, the shape of successes, the redirect
 // parameters of the authorize endpoint, userinfo's fields and the API's 401.
-import { pkce } from '../support/oauth-harness.ts';
+
 import { walkForge } from '../support/forge-walk.ts';
+import { pkce } from '../support/oauth-harness.ts';
 import { UserAgent } from '../support/user-agent.ts';
 import { type Forge, type ForgeApp, REDIRECTS } from './forges.ts';
 
@@ -10,7 +11,10 @@ type Tokens = { access_token: string; refresh_token: string };
 
 export type Observations = Map<string, string>;
 
-async function tokenCall(forge: Forge, fields: Record<string, string>): Promise<{ line: string; body: Record<string, unknown> }> {
+async function tokenCall(
+  forge: Forge,
+  fields: Record<string, string>,
+): Promise<{ line: string; body: Record<string, unknown> }> {
   const res = await fetch(`${forge.url}/login/oauth/access_token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
@@ -92,7 +96,10 @@ export async function observe(forge: Forge): Promise<Observations> {
     ['code grant: no redirect_uri', exchange(c1, p1.verifier, { redirect_uri: '' })],
     [
       'code grant: code of another app',
-      exchange(c1, p1.verifier, { client_id: forge.otherApp.clientId, client_secret: forge.otherApp.clientSecret }),
+      exchange(c1, p1.verifier, {
+        client_id: forge.otherApp.clientId,
+        client_secret: forge.otherApp.clientSecret,
+      }),
     ],
     ['unsupported grant_type', tokenCall(forge, { grant_type: 'password', client_id: forge.app.clientId })],
   ];
@@ -139,8 +146,14 @@ export async function observe(forge: Forge): Promise<Observations> {
   seen.set('second code exchange', t3.line);
   const tok3 = t3.body as unknown as Tokens;
   // Grant-wide rotation: the second login's exchange killed the refresh token of the first login.
-  seen.set('refresh token of the first login after the second login', (await refresh(tok2.refresh_token)).line);
-  seen.set('API with the first login’s access token after the second login', await apiLine(forge, tok2.access_token));
+  seen.set(
+    'refresh token of the first login after the second login',
+    (await refresh(tok2.refresh_token)).line,
+  );
+  seen.set(
+    'API with the first login’s access token after the second login',
+    await apiLine(forge, tok2.access_token),
+  );
 
   // userinfo and the API's authentication.
   seen.set('userinfo with a valid token', await userinfoLine(forge, `Bearer ${tok3.access_token}`));
@@ -152,7 +165,10 @@ export async function observe(forge: Forge): Promise<Observations> {
   // The user revokes the app in their settings: every token of the grant fails.
   await forge.revoke(ua, grantIdOf(tok3.access_token));
   seen.set('refresh after the user revoked the app', (await refresh(tok3.refresh_token)).line);
-  seen.set('API with an access token after the user revoked the app', await apiLine(forge, tok3.access_token));
+  seen.set(
+    'API with an access token after the user revoked the app',
+    await apiLine(forge, tok3.access_token),
+  );
   return seen;
 }
 
@@ -169,9 +185,12 @@ async function userinfoLine(forge: Forge, authorization: string | undefined): Pr
   const type = (res.headers.get('content-type') ?? '').split(';')[0];
   const challenge = res.headers.get('www-authenticate');
   const text = await res.text();
-  if (res.status !== 200) return `${res.status} ${type} ${JSON.stringify(text.trim())} www-authenticate=${challenge}`;
+  if (res.status !== 200)
+    return `${res.status} ${type} ${JSON.stringify(text.trim())} www-authenticate=${challenge}`;
   const body = JSON.parse(text) as Record<string, unknown>;
-  const groups = Array.isArray(body['groups']) ? (body['groups'] as string[]).sort().join(',') : String(body['groups']);
+  const groups = Array.isArray(body['groups'])
+    ? (body['groups'] as string[]).sort().join(',')
+    : String(body['groups']);
   return `200 ${type} ${Object.keys(body).sort().join(',')} sub-is-user-id=${body['sub'] === String(forge.userId)} preferred_username=${body['preferred_username']} groups=${groups}`;
 }
 
@@ -186,7 +205,8 @@ async function apiLine(forge: Forge, token: string | undefined, path = '/user'):
   } catch {
     return `${res.status} (not JSON)`;
   }
-  if (res.status === 200) return `200 ${Object.keys(body).includes('version') ? 'version' : `login=${body['login']}`}`;
+  if (res.status === 200)
+    return `200 ${Object.keys(body).includes('version') ? 'version' : `login=${body['login']}`}`;
   const url = typeof body['url'] === 'string' ? body['url'].replace(forge.url, '<root>') : body['url'];
   return `${res.status} ${JSON.stringify(body['message'])} url=${url}`;
 }

@@ -3,7 +3,8 @@
 import type { Login } from './scripted-oauth.ts';
 import { type FormButton, type HtmlForm, type Page, parseForms, type UserAgent } from './user-agent.ts';
 
-const postsTo = (suffix: string) => (f: HtmlForm) => new URL(f.action || '/', 'http://x').pathname.endsWith(suffix);
+const postsTo = (suffix: string) => (f: HtmlForm) =>
+  new URL(f.action || '/', 'http://x').pathname.endsWith(suffix);
 export const isLoginForm = postsTo('/user/login');
 export const isGrantForm = postsTo('/login/oauth/grant');
 const approves = (b: FormButton) => b.name === 'granted' && b.value === 'true';
@@ -32,7 +33,10 @@ export async function walkForge(
       page = await ua.submit(page, 'consent-form', { button: 'consent-approve', stop });
     } else if (hasForm(page, isLoginForm)) {
       walk.sawLogin = true;
-      page = await ua.submit(page, isLoginForm, { fields: { user_name: who.login, password: who.password }, stop });
+      page = await ua.submit(page, isLoginForm, {
+        fields: { user_name: who.login, password: who.password },
+        stop,
+      });
     } else if (hasForm(page, isGrantForm)) {
       walk.sawGrant = true;
       page = await ua.submit(page, isGrantForm, { button: approves, stop });
@@ -40,7 +44,9 @@ export async function walkForge(
       break;
     }
   }
-  throw new Error(`the walk did not reach the callback: ${page.status} ${page.url}\n${page.body.slice(0, 600)}`);
+  throw new Error(
+    `the walk did not reach the callback: ${page.status} ${page.url}\n${page.body.slice(0, 600)}`,
+  );
 }
 
 function hasForm(page: Page, match: (f: HtmlForm) => boolean): boolean {

@@ -13,7 +13,9 @@ import { eventually, groupAlive } from './wait.ts';
 
 const REAL_DEPS = join(import.meta.dirname, '..', '..', 'scripts', 'real-deps.sh');
 
-export type GiteaBuild = { ready: true; bin: string; root: string; version: string } | { ready: false; reason: string };
+export type GiteaBuild =
+  | { ready: true; bin: string; root: string; version: string }
+  | { ready: false; reason: string };
 
 /** Where scripts/real-deps.sh put (or would put) Gitea; nothing is built here. */
 export function giteaBuild(): GiteaBuild {
@@ -45,7 +47,11 @@ export type RealGitea = {
   /** The broker's confidential OAuth2 application, owned by the admin. */
   app: { id: number; clientId: string; clientSecret: string; name: string };
   /** An API call as a user (Basic with their password) or with a token. */
-  api(method: string, path: string, o?: { as?: GiteaUser; token?: string; body?: unknown }): Promise<ApiResult>;
+  api(
+    method: string,
+    path: string,
+    o?: { as?: GiteaUser; token?: string; body?: unknown },
+  ): Promise<ApiResult>;
   setRedirectUris(uris: string[]): Promise<void>;
   /** Gitea's own log lines so far. */
   log(): string;
@@ -163,19 +169,38 @@ export async function startRealGitea(opts: RealGiteaOptions): Promise<RealGitea>
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const conf = join(dir, 'app.ini');
-  writeFileSync(conf, appIni({ dir, root: build.root, port, accessTtl: opts.accessTokenTtlSeconds ?? 3600 }), {
-    mode: 0o600,
-  });
-  const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: dir, GITEA_WORK_DIR: dir, USER: userInfo().username };
+  writeFileSync(
+    conf,
+    appIni({ dir, root: build.root, port, accessTtl: opts.accessTokenTtlSeconds ?? 3600 }),
+    {
+      mode: 0o600,
+    },
+  );
+  const env = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    HOME: dir,
+    GITEA_WORK_DIR: dir,
+    USER: userInfo().username,
+  };
   const cli = (args: string[]) =>
-    execFileSync(build.bin, [...args, '--config', conf, '--work-path', dir], { env, cwd: dir, encoding: 'utf8' });
+    execFileSync(build.bin, [...args, '--config', conf, '--work-path', dir], {
+      env,
+      cwd: dir,
+      encoding: 'utf8',
+    });
   cli(['migrate']);
 
   // A watchdog shell owns the group: when the test process goes away its stdin closes and it
   // stops Gitea, so even a killed test run leaves no Gitea behind.
   const proc = spawn(
     'sh',
-    ['-c', '"$0" web --config "$1" --work-path "$2" </dev/null & g=$!; cat >/dev/null; kill -TERM $g 2>/dev/null; wait $g', build.bin, conf, dir],
+    [
+      '-c',
+      '"$0" web --config "$1" --work-path "$2" </dev/null & g=$!; cat >/dev/null; kill -TERM $g 2>/dev/null; wait $g',
+      build.bin,
+      conf,
+      dir,
+    ],
     { env, cwd: dir, detached: true, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let log = '';
@@ -235,7 +260,8 @@ export async function startRealGitea(opts: RealGiteaOptions): Promise<RealGitea>
       as: admin,
       body: { name: 'forgejo-mcp-broker', confidential_client: true, redirect_uris: opts.redirectUris },
     });
-    if (created.status !== 201) throw new Error(`OAuth2 app: ${created.status} ${JSON.stringify(created.body)}`);
+    if (created.status !== 201)
+      throw new Error(`OAuth2 app: ${created.status} ${JSON.stringify(created.body)}`);
     const a = created.body as { id: number; client_id: string; client_secret: string; name: string };
     await seed(api, alice, bob);
 
@@ -284,7 +310,8 @@ function apiFor(url: string) {
     o: { as?: GiteaUser; token?: string; body?: unknown } = {},
   ): Promise<ApiResult> => {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (o.as) headers['authorization'] = `Basic ${Buffer.from(`${o.as.login}:${o.as.password}`).toString('base64')}`;
+    if (o.as)
+      headers['authorization'] = `Basic ${Buffer.from(`${o.as.login}:${o.as.password}`).toString('base64')}`;
     if (o.token) headers['authorization'] = `token ${o.token}`;
     if (o.body !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(`${url}/api/v1${path}`, {
@@ -345,13 +372,20 @@ async function seed(api: ReturnType<typeof apiFor>, alice: GiteaUser, bob: Gitea
     [alice, 'alice/alice-notes', 'Second note'],
     [bob, 'bob/bob-secrets', 'Only bob sees this'],
   ] as const) {
-    await must(`issue ${title}`, api('POST', `/repos/${r}/issues`, { as, body: { title, body: `${title}.` } }));
+    await must(
+      `issue ${title}`,
+      api('POST', `/repos/${r}/issues`, { as, body: { title, body: `${title}.` } }),
+    );
   }
   await must(
     'branch file',
     api('POST', '/repos/alice/alice-notes/contents/notes/idea.md', {
       as: alice,
-      body: { content: Buffer.from('# An idea\n').toString('base64'), message: 'An idea', new_branch: 'idea' },
+      body: {
+        content: Buffer.from('# An idea\n').toString('base64'),
+        message: 'An idea',
+        new_branch: 'idea',
+      },
     }),
   );
   await must(

@@ -105,11 +105,15 @@ export class UserAgent {
   async submit(
     page: Page,
     formId: string | ((f: HtmlForm) => boolean),
-    options: { fields?: Record<string, string>; button?: string | ((b: FormButton) => boolean) } & FollowOptions = {},
+    options: {
+      fields?: Record<string, string>;
+      button?: string | ((b: FormButton) => boolean);
+    } & FollowOptions = {},
   ): Promise<Page> {
     const form =
       typeof formId === 'string' ? findForm(page.body, formId) : parseForms(page.body).find(formId);
-    if (!form) throw new Error(`no form ${typeof formId === 'string' ? `#${formId}` : 'matching'} on ${page.url}`);
+    if (!form)
+      throw new Error(`no form ${typeof formId === 'string' ? `#${formId}` : 'matching'} on ${page.url}`);
     const params = new URLSearchParams();
     for (const [k, v] of form.fields) if (!(options.fields && k in options.fields)) params.append(k, v);
     for (const [k, v] of Object.entries(options.fields ?? {})) params.append(k, v);
