@@ -20,7 +20,11 @@ export function documentedDifferences(markdown: string): Documented[] {
   assert.ok(start >= 0, `emulator/README.md has a "${HEADING}" section`);
   const section = markdown.slice(start + HEADING.length).split(/\n## /)[0] ?? '';
   const rows: Documented[] = [];
-  for (const line of section.split('\n')) {
+  // The first table of the section only: the one after it lists behaviours, not requests.
+  const lines = section.split('\n');
+  const first = lines.findIndex((l) => l.startsWith('|'));
+  const end = lines.findIndex((l, i) => i > first && !l.startsWith('|'));
+  for (const line of lines.slice(first, end < 0 ? undefined : end)) {
     const cells = line.split('|').map((c) => c.trim());
     if (cells.length < 5 || !cells[2]?.startsWith('`')) continue;
     const code = (c: string) => c.replace(/^`|`$/g, '');

@@ -28,7 +28,12 @@ export async function emulatorForge(): Promise<Forge> {
   const who = { login: 'alice', password: 'alice-pw' };
   const emulator = await startForgejoEmulator({
     users: [
-      { id: 1001, ...who, email: 'alice@example.com', orgs: [{ name: 'wonderland', teams: ['tea-party'] }] },
+      {
+        id: 1001,
+        ...who,
+        email: 'alice@example.com',
+        orgs: [{ name: 'wonderland', teams: ['Owners', 'tea-party'] }],
+      },
     ],
     apps: [
       { ...app, name: 'diff app', redirectUris: [...REDIRECTS] },

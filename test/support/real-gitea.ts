@@ -137,10 +137,6 @@ ADAPTER = memory
 [queue]
 TYPE = channel
 
-[picture]
-DISABLE_GRAVATAR = true
-ENABLE_FEDERATED_AVATAR = false
-
 [cron]
 ENABLED = false
 
