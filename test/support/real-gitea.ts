@@ -183,6 +183,7 @@ export async function startRealGitea(opts: RealGiteaOptions): Promise<RealGitea>
       env,
       cwd: dir,
       encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
   cli(['migrate']);
 
