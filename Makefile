@@ -44,9 +44,12 @@ docs: deps
 COVERAGE := --experimental-test-coverage --test-coverage-include='src/oauth/**' --test-coverage-lines=80
 NODE_TEST := node --test --test-concurrency=2 --test-timeout=300000
 
+# The real-server batch (test/real: the broker on a real Gitea built by scripts/real-deps.sh) runs
+# last, one file at a time (each starts its own Gitea); without Go it reports NOT RUN and why.
 test: typecheck lint
-	$(NODE_TEST) $(filter-out test/oauth/%,$(wildcard $(TEST_FILES)))
+	$(NODE_TEST) $(filter-out test/oauth/% test/real/%,$(wildcard $(TEST_FILES)))
 	$(NODE_TEST) $(COVERAGE) 'test/oauth/*.test.ts'
+	NODE_TEST='$(NODE_TEST)' ./scripts/real-suite.sh
 
 # Not part of `make test` (which runs a 60-second version: test/soak/soak.test.ts).
 soak: deps
