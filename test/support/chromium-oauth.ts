@@ -87,45 +87,72 @@ export class ChromiumOAuthProvider<Info, Tokens, Discovery> {
     const page = await context.newPage();
     this.page = page;
     this.steps = [];
-    // Where the client would be sent: any scheme (https://claude.ai, cursor://, loopback).
-    const back = page.waitForResponse((r) => r.url().startsWith(`${this.#brokerUrl}/oauth/callback`), {
-      timeout: 60_000,
+    // The broker's redirect to the client, whatever its scheme (https://claude.ai, cursor://,
+    // loopback), is read from the raw response headers Chromium reports over CDP: a redirect to a
+    // custom scheme never becomes a request Playwright could see or route.
+    let answer: ((a: { status: number; location?: string; body: string }) => void) | undefined;
+    const back = new Promise<{ status: number; location?: string; body: string }>((r) => {
+      answer = r;
+    });
+    let done = false;
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    cdp.on('Network.responseReceivedExtraInfo', (ev) => {
+      const headers = Object.fromEntries(Object.entries(ev.headers).map(([k, v]) => [k.toLowerCase(), String(v)]));
+      const location = headers['location'];
+      if (location?.startsWith(`${this.shape.redirectUrl}?`) && !done) {
+        done = true;
+        answer?.({ status: ev.statusCode, location, body: '' });
+      }
+    });
+    // A broker error page instead of a redirect ends the walk too.
+    page.on('response', (r) => {
+      const redirect = r.status() >= 300 && r.status() < 400;
+      if (r.url().startsWith(`${this.#brokerUrl}/oauth/callback`) && !redirect && !done) {
+        done = true;
+        void r.text().then((body) => answer?.({ status: r.status(), body }));
+      }
     });
     await page.goto(url.href);
-    let done = false;
-    void back.then(() => {
-      done = true;
-    });
-    for (let i = 0; i < 8 && !done; i++) {
-      await page.waitForLoadState('domcontentloaded');
-      if (done) break;
-      if (await page.$('#consent-approve')) {
-        this.steps.push('broker consent');
-        await Promise.all([page.waitForNavigation().catch(() => {}), page.click('#consent-approve')]);
-      } else if (await page.$('form[action*="/user/login"] input[name="user_name"]')) {
-        this.steps.push('forge login');
-        await page.fill('input[name="user_name"]', this.#who.login);
-        await page.fill('input[name="password"]', this.#who.password);
-        await Promise.all([
-          page.waitForNavigation().catch(() => {}),
-          page.click('form[action*="/user/login"] button.primary'),
-        ]);
-      } else if (await page.$('form[action$="/login/oauth/grant"] button[name="granted"][value="true"]')) {
-        this.steps.push('forge authorize');
-        await Promise.all([
-          page.waitForNavigation().catch(() => {}),
-          page.click('form[action$="/login/oauth/grant"] button[name="granted"][value="true"]'),
-        ]);
-      } else {
-        await Promise.race([back, page.waitForNavigation({ timeout: 10_000 })]).catch(() => {});
+    const login = 'form[action*="/user/login"]';
+    const grant = 'form[action$="/login/oauth/grant"] button[name="granted"][value="true"]';
+    // Each step clicks, then waits for the page to change; a check that races a navigation is retried.
+    const act = async (step: BrowserStep, run: () => Promise<void>) => {
+      const before = page.url();
+      this.steps.push(step);
+      await run();
+      await page.waitForURL((u) => u.href !== before, { timeout: 15_000 }).catch(() => {});
+    };
+    for (let i = 0; i < 40 && !done; i++) {
+      try {
+        await page.waitForLoadState('domcontentloaded');
+        if (done) break;
+        if (await page.$('#consent-approve')) {
+          await act('broker consent', () => page.click('#consent-approve'));
+        } else if (await page.$(`${login} input[name="user_name"]`)) {
+          await act('forge login', async () => {
+            await page.fill(`${login} input[name="user_name"]`, this.#who.login);
+            await page.fill(`${login} input[name="password"]`, this.#who.password);
+            await page.click(`${login} button.primary`);
+          });
+        } else if (await page.$(grant)) {
+          await act('forge authorize', () => page.click(grant));
+        } else {
+          await page.waitForTimeout(100);
+        }
+      } catch (e) {
+        if (!/context was destroyed|navigation/i.test((e as Error).message)) throw e;
       }
     }
-    const response = await back;
-    const location = response.headers()['location'];
+    const response = await Promise.race([
+      back,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`the walk stopped at ${page.url()} (${this.steps.join(', ')})`)), 15_000),
+      ),
+    ]);
+    const location = response.location;
     if (!location) {
-      throw new Error(
-        `the broker's callback answered ${response.status()}: ${(await response.text()).slice(0, 400)}`,
-      );
+      throw new Error(`the broker's callback answered ${response.status}: ${response.body.slice(0, 400)}`);
     }
     this.callback = new URL(location);
   }
