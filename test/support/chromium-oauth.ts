@@ -80,6 +80,14 @@ export class ChromiumOAuthProvider<Info, Tokens, Discovery> {
     return this.discovery;
   }
 
+  /** What a real client does when the server refuses its credentials: forget them. */
+  invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): void {
+    if (scope === 'all' || scope === 'tokens') this.stored = undefined;
+    if (scope === 'all' || scope === 'client') this.info = undefined;
+    if (scope === 'all' || scope === 'verifier') this.verifier = '';
+    if (scope === 'all' || scope === 'discovery') this.discovery = undefined;
+  }
+
   async redirectToAuthorization(url: URL): Promise<void> {
     this.redirects++;
     if (this.refuse) throw new Error('the user declined to sign in again');
@@ -98,7 +106,9 @@ export class ChromiumOAuthProvider<Info, Tokens, Discovery> {
     const cdp = await context.newCDPSession(page);
     await cdp.send('Network.enable');
     cdp.on('Network.responseReceivedExtraInfo', (ev) => {
-      const headers = Object.fromEntries(Object.entries(ev.headers).map(([k, v]) => [k.toLowerCase(), String(v)]));
+      const headers = Object.fromEntries(
+        Object.entries(ev.headers).map(([k, v]) => [k.toLowerCase(), String(v)]),
+      );
       const location = headers['location'];
       if (location?.startsWith(`${this.shape.redirectUrl}?`) && !done) {
         done = true;
@@ -147,7 +157,10 @@ export class ChromiumOAuthProvider<Info, Tokens, Discovery> {
     const response = await Promise.race([
       back,
       new Promise<never>((_, reject) =>
-        setTimeout(() => reject(new Error(`the walk stopped at ${page.url()} (${this.steps.join(', ')})`)), 15_000),
+        setTimeout(
+          () => reject(new Error(`the walk stopped at ${page.url()} (${this.steps.join(', ')})`)),
+          15_000,
+        ),
       ),
     ]);
     const location = response.location;
