@@ -1,11 +1,14 @@
 // POST /oauth/token (authorization_code, refresh_token) and POST /oauth/revoke (RFC 7009).
 // Client authentication follows the registered method; any failure is 401 invalid_client, which
 // makes Claude.ai register afresh instead of looping.
-import { createHash } from 'node:crypto';
+
+import { createHash, createHmac } from 'node:crypto';
+import { metrics } from '../metrics/metrics.ts';
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { AuthMethod, ClientRecord, GrantRecord, TokenPair } from '../store/store.ts';
 import { type AuthContext, resolveClient } from './context.ts';
 import { resourceUrl } from './metadata.ts';
+import { clientKey, failureKey, slowDown } from './rate-keys.ts';
 import {
   errorJson,
   header,
@@ -83,9 +86,25 @@ export async function authenticateClient(
   return client;
 }
 
-function newPair(ctx: AuthContext, now: number): { pair: TokenPair; access: string; refresh: string } {
-  const access = newSecret('mcpat_');
-  const refresh = newSecret('mcprt_');
+type IssuedPair = { pair: TokenPair; access: string; refresh: string };
+
+function newPair(ctx: AuthContext, now: number): IssuedPair {
+  return pairOf(ctx, newSecret('mcpat_'), newSecret('mcprt_'), now);
+}
+
+/**
+ * The pair that succeeds a refresh token is derived from it (an HMAC under a key of the broker's),
+ * so a retry within the grace window gets the very same pair back while only hashes are stored:
+ * whoever presents the old token then, client or thief, continues the one chain that reuse
+ * detection watches, and cannot start a second one.
+ */
+function successorPair(ctx: AuthContext, refreshToken: string, now: number): IssuedPair {
+  const derive = (prefix: string) =>
+    prefix + createHmac('sha256', ctx.successorKey).update(`${prefix}${refreshToken}`).digest('base64url');
+  return pairOf(ctx, derive('mcpat_'), derive('mcprt_'), now);
+}
+
+function pairOf(ctx: AuthContext, access: string, refresh: string, now: number): IssuedPair {
   return {
     access,
     refresh,
@@ -99,16 +118,16 @@ function newPair(ctx: AuthContext, now: number): { pair: TokenPair; access: stri
 }
 
 function tokenResponse(
-  ctx: AuthContext,
   t: { access: string; refresh: string },
   scopes: string[],
+  expiresInMs: number,
 ): OAuthResponse {
   return json(
     200,
     {
       access_token: t.access,
       token_type: 'Bearer',
-      expires_in: Math.floor(ctx.accessTokenTtlMs / 1000),
+      expires_in: Math.max(0, Math.floor(expiresInMs / 1000)),
       refresh_token: t.refresh,
       scope: scopes.join(' '),
     },
@@ -137,23 +156,42 @@ async function codeGrant(
   const row = await ctx.store.getCode(codeHash);
   if (!row || row.clientId !== client.clientId)
     throw new OAuthError('invalid_grant', 'unknown authorization code');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const verified = safeEqual(challenge, row.codeChallenge);
   if (row.usedAt !== null) {
-    await ctx.store.redeemCode(codeHash, now, newPair(ctx, now).pair); // revokes what it issued
-    throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens are revoked');
+    // A used code seen again means it leaked (RFC 6749 §4.1.2), but revoking is the victim's loss
+    // if anyone can trigger it: only a replay by the authenticated client, or one that proves it
+    // holds the verifier, revokes what the code issued.
+    if (client.authMethod !== 'none' || verified) {
+      ctx.audit?.record({ event: 'code_replay_detected', clientId: client.clientId, grantId: row.grantId });
+      await ctx.store.revokeGrant(row.grantId);
+      throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens are revoked');
+    }
+    ctx.log.warn(
+      { clientId: client.clientId, grantId: row.grantId },
+      'a used authorization code was presented again without its verifier; refused, its tokens kept',
+    );
+    throw new OAuthError('invalid_grant', 'authorization code was already used');
   }
   if (row.expiresAt <= now) throw new OAuthError('invalid_grant', 'authorization code expired');
   if (row.redirectUri !== redirectUri)
     throw new OAuthError('invalid_grant', 'redirect_uri differs from the authorization request');
-  const challenge = createHash('sha256').update(verifier).digest('base64url');
-  if (!safeEqual(challenge, row.codeChallenge))
-    throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
+  if (!verified) throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
   checkResource(form, row.resource);
   const t = newPair(ctx, now);
   if ((await ctx.store.redeemCode(codeHash, now, t.pair)) !== 'ok') {
     throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens are revoked');
   }
   const grant = await grantOf(ctx, t.access);
-  return tokenResponse(ctx, t, grant.scopes);
+  metrics.tokens.inc({ grant_type: 'authorization_code' });
+  ctx.audit?.record({
+    event: 'token_issued',
+    grantType: 'authorization_code',
+    login: grant.login,
+    clientId: client.clientId,
+    grantId: grant.grantId,
+  });
+  return tokenResponse(t, grant.scopes, ctx.accessTokenTtlMs);
 }
 
 async function grantOf(ctx: AuthContext, access: string): Promise<GrantRecord> {
@@ -170,7 +208,7 @@ async function refreshGrant(
 ): Promise<OAuthResponse> {
   const refresh = one(form, 'refresh_token', true);
   checkResource(form, resourceUrl(ctx.publicUrl)); // the broker has one resource; every grant is for it
-  const t = newPair(ctx, now);
+  const t = successorPair(ctx, refresh, now);
   const outcome = await ctx.store.rotateRefreshToken(
     hashSecret(refresh),
     client.clientId,
@@ -185,40 +223,91 @@ async function refreshGrant(
       wrong_client: 'refresh token was not issued to this client',
       reused: 'refresh token was already used; the grant is revoked',
     }[outcome.reason];
+    if (outcome.reason === 'reused')
+      ctx.audit?.record({ event: 'refresh_reuse_detected', clientId: client.clientId });
     throw new OAuthError('invalid_grant', why);
   }
-  return tokenResponse(ctx, t, outcome.grant.scopes);
+  metrics.tokens.inc({ grant_type: 'refresh_token' });
+  ctx.audit?.record({
+    event: 'token_issued',
+    grantType: 'refresh_token',
+    login: outcome.grant.login,
+    clientId: client.clientId,
+    grantId: outcome.grant.grantId,
+  });
+  return tokenResponse(t, outcome.grant.scopes, outcome.accessExpiresAt - now);
+}
+
+/**
+ * A client id in a request proves nothing, so its rate-limit bucket is charged only once the
+ * request proved it is that client: a confidential client when it authenticated (then its bucket
+ * pays at once, and an empty one refuses), a public client when its grant checked out (its bucket
+ * is only looked at here, and paid in `settle`). This keeps a stranger from locking a client out.
+ */
+function admit(ctx: AuthContext, req: OAuthRequest, client: ClientRecord): OAuthResponse | undefined {
+  const key = clientKey(client.clientId, req.ip);
+  const wait = client.authMethod === 'none' ? ctx.rateLimits.wait(key) : ctx.rateLimits.take(key);
+  return wait > 0 ? slowDown(wait) : undefined;
+}
+
+/** Charges what `admit` left open: a public client's proven request to it, any failure before that to the source. */
+function settle(
+  ctx: AuthContext,
+  req: OAuthRequest,
+  client: ClientRecord | undefined,
+  proven: boolean,
+): void {
+  if (client && client.authMethod !== 'none') return;
+  ctx.rateLimits.take(client && proven ? clientKey(client.clientId, req.ip) : failureKey(req.ip));
 }
 
 export async function token(ctx: AuthContext, req: OAuthRequest, now = Date.now()): Promise<OAuthResponse> {
+  let client: ClientRecord | undefined;
   try {
     const form = formOf(req);
     const grantType = one(form, 'grant_type', true);
-    const client = await authenticateClient(ctx, req, form);
-    if (grantType === 'authorization_code') return await codeGrant(ctx, client, form, now);
-    if (grantType === 'refresh_token') return await refreshGrant(ctx, client, form, now);
-    throw new OAuthError('unsupported_grant_type', 'grant_type must be authorization_code or refresh_token');
+    client = await authenticateClient(ctx, req, form);
+    const refused = admit(ctx, req, client);
+    if (refused) return refused;
+    let res: OAuthResponse;
+    if (grantType === 'authorization_code') res = await codeGrant(ctx, client, form, now);
+    else if (grantType === 'refresh_token') res = await refreshGrant(ctx, client, form, now);
+    else
+      throw new OAuthError(
+        'unsupported_grant_type',
+        'grant_type must be authorization_code or refresh_token',
+      );
+    settle(ctx, req, client, true);
+    return res;
   } catch (e) {
     if (!(e instanceof OAuthError)) throw e;
+    settle(ctx, req, client, false);
     return errorJson(e, e.status === 401 ? UNAUTHORIZED : {});
   }
 }
 
 export async function revoke(ctx: AuthContext, req: OAuthRequest): Promise<OAuthResponse> {
+  let client: ClientRecord | undefined;
   try {
     const form = formOf(req);
-    const client = await authenticateClient(ctx, req, form);
+    client = await authenticateClient(ctx, req, form);
+    const refused = admit(ctx, req, client);
+    if (refused) return refused;
     const value = one(form, 'token', true);
     const hint = one(form, 'token_type_hint');
     if (hint !== undefined && hint !== 'access_token' && hint !== 'refresh_token') {
       throw new OAuthError('unsupported_token_type', 'token_type_hint must be access_token or refresh_token');
     }
     // Both kinds live in one table keyed by hash, so the hint is not needed to find the token.
-    // An unknown token, or one of another client, is answered 200 like any other (RFC 7009 §2.2).
-    await ctx.store.revokeToken(hashSecret(value), client.clientId);
+    // An unknown token, or one of another client, is answered 200 like any other (RFC 7009 §2.2),
+    // but only a token of this client proves a public client is who it says.
+    const kind = await ctx.store.revokeToken(hashSecret(value), client.clientId);
+    settle(ctx, req, client, kind !== undefined);
+    if (kind) ctx.audit?.record({ event: 'token_revoked', kind, clientId: client.clientId });
     return { status: 200, headers: { 'cache-control': 'no-store' } };
   } catch (e) {
     if (!(e instanceof OAuthError)) throw e;
+    settle(ctx, req, client, false);
     return errorJson(e, e.status === 401 ? UNAUTHORIZED : {});
   }
 }
