@@ -39,9 +39,11 @@ function realSuiteNotRunBecause(): string | undefined {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   if (build.status === 3) return 'no suitable Go to build Gitea (see the real-deps ERROR line above)';
-  if (build.status === 4) return 'the Go module proxy did not give Gitea (see the real-deps ERROR line above)';
+  if (build.status === 4)
+    return 'the Go module proxy did not give Gitea (see the real-deps ERROR line above)';
   if (build.status !== 0) return `building Gitea failed (real-deps exit ${build.status ?? build.signal})`;
-  if (!existsSync('/usr/bin/chromium')) return '/usr/bin/chromium is missing (scripts/ci-packages.sh installs it)';
+  if (!existsSync('/usr/bin/chromium'))
+    return '/usr/bin/chromium is missing (scripts/ci-packages.sh installs it)';
   return undefined;
 }
 
@@ -190,7 +192,9 @@ export function summary(outcomes: Outcome[]): { text: string; ok: boolean } {
   let failed = 0;
   for (const o of outcomes) {
     if (!o.ran) {
-      lines.push(`- ${o.name}: NOT RUN (${o.why})${o.required ? ' — required here, so make test fails' : ''}`);
+      lines.push(
+        `- ${o.name}: NOT RUN (${o.why})${o.required ? ' — required here, so make test fails' : ''}`,
+      );
       continue;
     }
     passed += o.passed;

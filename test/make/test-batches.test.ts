@@ -110,7 +110,10 @@ describe('make test batches (scripts/test-batches.ts)', () => {
       echo: () => {},
     });
     assert.equal(required.ok, false);
-    assert.match(required.text, /^- real server: NOT RUN \(no suitable Go\) — required here, so make test fails$/m);
+    assert.match(
+      required.text,
+      /^- real server: NOT RUN \(no suitable Go\) — required here, so make test fails$/m,
+    );
     assert.equal(required.text.trimEnd().split('\n').at(-1), '2 passed, 0 failed');
   });
 
