@@ -77,6 +77,8 @@ export type RealGiteaOptions = {
   accessTokenTtlSeconds?: number;
   /** Default: a free port. */
   port?: number;
+  /** Where its temp folder is made (default the system's): the demo keeps it in its data folder. */
+  parentDir?: string;
 };
 
 export const ADMIN: GiteaUserSpec = { login: 'gitea-admin', password: 'gitea-admin-Pw-2026!' };
@@ -172,7 +174,7 @@ ROOT_PATH = ${o.dir}/log
 export async function startRealGitea(opts: RealGiteaOptions): Promise<RealGitea> {
   const build = giteaBuild();
   if (!build.ready) throw new Error(build.reason);
-  const dir = mkdtempSync(join(tmpdir(), 'real-gitea-'));
+  const dir = mkdtempSync(join(opts.parentDir ?? tmpdir(), 'real-gitea-'));
   mkdirSync(join(dir, 'data'), { recursive: true });
   const port = opts.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
