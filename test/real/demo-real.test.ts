@@ -3,7 +3,7 @@
 // own login and authorize pages as alice, her repositories from Gitea, then Ctrl-C leaves nothing.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
@@ -13,25 +13,11 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { freePort } from '../support/oauth-harness.ts';
 import { ScriptedOAuthProvider } from '../support/scripted-oauth.ts';
-import { eventually } from '../support/wait.ts';
+import { processesMentioning as demoProcesses, eventually } from '../support/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const data = mkdtempSync(join(tmpdir(), 'broker-demo-real-'));
 after(() => rmSync(data, { recursive: true, force: true }));
-
-/** Pids of every process whose environment mentions the demo's data folder or its Forgejo port. */
-function demoProcesses(marker: string): number[] {
-  const found: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      const env = readFileSync(`/proc/${d}/environ`, 'utf8');
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      if (env.includes(marker) || cmd.includes(marker)) found.push(Number(d));
-    } catch {}
-  }
-  return found;
-}
 
 it('DEMO_FORGEJO=real make demo: progress lines, banner, OAuth through Gitea as alice, her repositories, Ctrl-C leaves nothing', async () => {
   const port = await freePort();

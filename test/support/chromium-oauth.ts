@@ -3,7 +3,7 @@
 // on Gitea's real login form and approves its real authorize page, and reads the broker's redirect
 // to the client's redirect_uri (whatever its scheme) from the broker callback's response.
 import type { BrowserContext, Page } from 'playwright-core';
-import type { Login } from './scripted-oauth.ts';
+import { type Login, ScriptedOAuthProvider } from './scripted-oauth.ts';
 
 export type ClientShape = {
   name: string;
@@ -16,21 +16,17 @@ export type ClientShape = {
 
 export type BrowserStep = 'broker consent' | 'forge login' | 'forge authorize';
 
-export class ChromiumOAuthProvider<Info, Tokens, Discovery> {
+export class ChromiumOAuthProvider<Info, Tokens, Discovery> extends ScriptedOAuthProvider<
+  Info,
+  Tokens,
+  Discovery
+> {
   readonly shape: ClientShape;
   readonly #who: Login;
   readonly #context: () => Promise<BrowserContext>;
   readonly #brokerUrl: string;
-  info: Info | undefined;
-  stored: Tokens | undefined;
-  discovery: Discovery | undefined;
-  verifier = '';
-  callback: URL | undefined;
-  redirects = 0;
   /** The pages the last walk went through, in order. */
   steps: BrowserStep[] = [];
-  /** Set to make any further authorization attempt fail, as a user closing the browser would. */
-  refuse = false;
   /** The browser tab of the last walk, still signed in to the forge (for its settings pages). */
   page: Page | undefined;
 
@@ -40,44 +36,19 @@ export class ChromiumOAuthProvider<Info, Tokens, Discovery> {
     brokerUrl: string;
     context: () => Promise<BrowserContext>;
   }) {
+    super({ redirectUrl: o.shape.redirectUrl, who: o.who, clientName: o.shape.name });
     this.shape = o.shape;
     this.#who = o.who;
     this.#context = o.context;
     this.#brokerUrl = o.brokerUrl;
   }
 
-  get redirectUrl(): string {
-    return this.shape.redirectUrl;
-  }
-  get clientMetadata() {
-    return this.shape.metadata as { redirect_uris: string[] } & Record<string, unknown>;
+  // The shape's own registration metadata (what that client sends), not the scripted default.
+  override get clientMetadata(): ScriptedOAuthProvider<Info, Tokens, Discovery>['clientMetadata'] {
+    return this.shape.metadata as ScriptedOAuthProvider<Info, Tokens, Discovery>['clientMetadata'];
   }
   get clientMetadataUrl(): string | undefined {
     return this.shape.clientMetadataUrl;
-  }
-  clientInformation(): Info | undefined {
-    return this.info;
-  }
-  saveClientInformation(i: Info): void {
-    this.info = i;
-  }
-  tokens(): Tokens | undefined {
-    return this.stored;
-  }
-  saveTokens(t: Tokens): void {
-    this.stored = t;
-  }
-  saveCodeVerifier(v: string): void {
-    this.verifier = v;
-  }
-  codeVerifier(): string {
-    return this.verifier;
-  }
-  saveDiscoveryState(d: Discovery): void {
-    this.discovery = d;
-  }
-  discoveryState(): Discovery | undefined {
-    return this.discovery;
   }
 
   /** What a real client does when the server refuses its credentials: forget them. */
@@ -88,7 +59,7 @@ export class ChromiumOAuthProvider<Info, Tokens, Discovery> {
     if (scope === 'all' || scope === 'discovery') this.discovery = undefined;
   }
 
-  async redirectToAuthorization(url: URL): Promise<void> {
+  override async redirectToAuthorization(url: URL): Promise<void> {
     this.redirects++;
     if (this.refuse) throw new Error('the user declined to sign in again');
     const context = await this.#context();
@@ -168,11 +139,5 @@ export class ChromiumOAuthProvider<Info, Tokens, Discovery> {
       throw new Error(`the broker's callback answered ${response.status}: ${response.body.slice(0, 400)}`);
     }
     this.callback = new URL(location);
-  }
-
-  code(): string {
-    const code = this.callback?.searchParams.get('code');
-    if (!code) throw new Error(`no authorization code at the callback: ${this.callback?.href}`);
-    return code;
   }
 }
