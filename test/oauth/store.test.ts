@@ -7,13 +7,19 @@ import { hashSecret, newSecret } from '../../src/store/secrets.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import type { AuthRequestRecord, TokenPair } from '../../src/store/store.ts';
 
-describe('SqliteStore: pending authorizations', () => {
+/** A store in a temporary folder, closed and removed after the suite. */
+function openStore(): SqliteStore {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-oauth-store-'));
   const store = new SqliteStore({ path: join(tmp, 'b.db'), secretKey: Buffer.alloc(32, 9) });
   after(async () => {
     await store.close();
     rmSync(tmp, { recursive: true, force: true });
   });
+  return store;
+}
+
+describe('SqliteStore: pending authorizations', () => {
+  const store = openStore();
   const now = 1_000_000;
   const request = (expiresAt = now + 600_000): AuthRequestRecord => ({
     idHash: hashSecret(newSecret()),
@@ -70,12 +76,7 @@ describe('SqliteStore: pending authorizations', () => {
 });
 
 describe('SqliteStore: refresh grace', () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'broker-oauth-store-'));
-  const store = new SqliteStore({ path: join(tmp, 'b.db'), secretKey: Buffer.alloc(32, 9) });
-  after(async () => {
-    await store.close();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const store = openStore();
   const now = 1_000_000;
   const pair = (): TokenPair => ({
     accessHash: hashSecret(newSecret()),
