@@ -160,6 +160,8 @@ export class Gateway {
   /** One access token revoked: what it opened closes; the grant's other sessions live on. */
   #revokeToken(tokenHash: string, userId: number): void {
     for (const s of this.sessions.ofUser(userId)) {
+      // A stream opened with the revoked token ends even when the session went on with a newer one.
+      if (s.streamTokenHash === tokenHash) s.stream?.end();
       if (s.tokenHash !== tokenHash) continue;
       this.sessions.delete(s);
       this.#legacy.forget(s);

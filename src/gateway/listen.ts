@@ -47,6 +47,7 @@ export function listen(
   };
   const who = `l:${newSecret()}`;
   routing.addListener(l);
+  stream.endAt(p.expiresAt);
   stream.onClose(() => {
     routing.removeListener(l);
     routing.dropSubscriptions(p.userId, who);

@@ -168,9 +168,10 @@ export class SessionTransport {
     const id = req.headers['mcp-session-id'];
     if (typeof id !== 'string' || id === '')
       throw new HttpError(400, SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required');
-    // Another user's session id is as unknown as a made-up one.
+    // Another user's session id is as unknown as a made-up one, and so is another app's of the same
+    // user: what the child says to a session must reach only the grant that opened it.
     const s = this.#ctx.sessions.get(id, p.userId);
-    if (!s) throw new HttpError(404, -32001, 'Session not found');
+    if (!s || s.grantId !== p.grantId) throw new HttpError(404, -32001, 'Session not found');
     if (p.tokenHash) s.tokenHash = p.tokenHash;
     const v = req.headers['mcp-protocol-version'];
     if (v !== undefined && !(LEGACY_VERSIONS as readonly unknown[]).includes(v)) {
@@ -195,6 +196,9 @@ export class SessionTransport {
       throw new HttpError(409, SERVER_ERROR, 'Conflict: Only one SSE stream is allowed per session');
     const stream = new SseStream(res, this.#ctx.o.sse, this.#ctx.gate.corsHeaders(req.headers.origin));
     s.stream = stream;
+    if (p.tokenHash) s.streamTokenHash = p.tokenHash;
+    else delete s.streamTokenHash;
+    stream.endAt(p.expiresAt);
     stream.onClose(() => {
       if (s.stream === stream) s.stream = undefined;
     });

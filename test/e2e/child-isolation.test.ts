@@ -3,7 +3,7 @@
 // the broker's FORGEJO_CLIENT_SECRET from the broker's environ, the database and the key file.
 // With the sandbox nothing is within reach; without it everything is, and the broker says so.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -17,7 +17,24 @@ import {
   freePort,
   testBrokerEnv,
 } from '../support/oauth-harness.ts';
+import { eventually } from '../support/wait.ts';
 import { E2E_USERS } from './support.ts';
+
+/** Live processes (bubblewrap or the child it runs) whose command line names the fault server. */
+function childProcesses(): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(FAULT_SERVER);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 type Peek = { processes: number; otherTokens: number; found: string[]; readable: string[] };
 
@@ -85,9 +102,13 @@ describe('child isolation', () => {
     assert.equal(said?.['level'], 'info');
     assert.match(String(said?.['msg']), /own PID namespace/);
     const peek = await attack(broker, dir);
-    assert.deepEqual(peek, { processes: peek.processes, otherTokens: 0, found: [], readable: [] });
-    // Its own process and bubblewrap's init: nothing else exists for it.
-    assert.ok(peek.processes <= 2, `${peek.processes} processes visible`);
+    assert.deepEqual(peek, { processes: 1, otherTokens: 0, found: [], readable: [] });
+    // On SIGTERM the sandboxed children stop with the broker, and nothing of theirs is left.
+    assert.ok(childProcesses().length >= 2, 'both children run');
+    broker.proc.kill('SIGTERM');
+    assert.equal((await broker.exited).code, 0);
+    assert.ok(logLines(broker).filter((l) => l['msg'] === 'child stopped').length >= 2);
+    assert.ok(await eventually(() => childProcesses().length === 0), `left: ${childProcesses()}`);
   });
 
   it('none: the same child takes a sibling’s token, the broker’s secret and both files; the broker warns at startup', async () => {

@@ -1,6 +1,7 @@
 // The /mcp stack with real parts below the OAuth server: Fastify, gateway, pool, supervisor and
 // real child processes. Bearer tokens map to fixed users here; the end-to-end tests run the real
 // authorization server instead.
+import type { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +63,8 @@ export async function startGatewayStack(
     pool?: Partial<PoolOptions>;
     callTimeoutMs?: number;
     maxSessionsPerUser?: number;
+    /** Revocation announcements, as the OAuth side makes them. */
+    events?: EventEmitter;
   } = {},
 ): Promise<GatewayStack> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
@@ -116,6 +119,7 @@ export async function startGatewayStack(
     maxSessionsPerUser: opts.maxSessionsPerUser ?? 50,
     sessionIdleMs: 3_600_000,
     parkTtlMs: 60_000,
+    ...(opts.events ? { events: opts.events } : {}),
   });
   return {
     url: `${publicUrl}/mcp`,
