@@ -58,6 +58,7 @@ export function listen(
       who,
       bridge,
       p.userId,
+      p.grantId,
     );
   }
   stream.send({

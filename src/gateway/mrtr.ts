@@ -28,6 +28,7 @@ export class ParkedCalls {
     const origin = `m:${newSecret()}`;
     const parked: Parked = {
       userId: p.userId,
+      grantId: p.grantId,
       bridge,
       origin,
       method: r.method,
@@ -39,7 +40,7 @@ export class ParkedCalls {
     post.onAbort(() => {
       if (parked.post === post) this.#cancel(parked, 'client disconnected');
     });
-    bridge.call(forChild(r), this.#sink(parked, serverInfo), origin);
+    bridge.call(forChild(r), this.#sink(parked, serverInfo), origin, p.grantId);
   }
 
   /**
@@ -89,7 +90,8 @@ export class ParkedCalls {
   /** The client's retry with `requestState`: its answers go to the child, the call continues on `post`. */
   resume(r: JsonRpcRequest, state: string, post: PostResponse, p: Principal, serverInfo: unknown): void {
     const x = this.#parked.get(state);
-    if (!x || x.userId !== p.userId || x.method !== r.method) {
+    // A requestState is the client app's own: the same user's other apps cannot pick it up.
+    if (!x || x.userId !== p.userId || x.grantId !== p.grantId || x.method !== r.method) {
       post.send(
         errorResponse(
           r.id,

@@ -109,10 +109,12 @@ export class SessionTransport {
       return;
     }
     if (r.method === 'resources/subscribe' || r.method === 'resources/unsubscribe') {
-      void this.#routing.subscription(r, session.id, bridge, user.id).then((m) => post.send(m, true));
+      void this.#routing
+        .subscription(r, session.id, bridge, user.id, session.grantId)
+        .then((m) => post.send(m, true));
       return;
     }
-    bridge.call(r, post.sink, session.id);
+    bridge.call(r, post.sink, session.id, session.grantId);
   }
 
   #notify(session: Session, m: JsonRpcNotification): void {

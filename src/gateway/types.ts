@@ -35,6 +35,7 @@ export type GatewayContext = {
 /** A 2026 call waiting for the client to retry with answers to the child's requests. */
 export type Parked = {
   userId: number;
+  grantId: string;
   bridge: Bridge;
   origin: string;
   method: string;

@@ -27,6 +27,27 @@ function token(name: string, o: { grantId?: string; expiresInMs?: number } = {})
   return name;
 }
 
+type Watched = { ended: () => boolean; endedAt: () => number };
+
+/** Reads a stream to its end, noting when that came. */
+function watchEnd(res: Response): Watched {
+  let endedAt = 0;
+  void (async () => {
+    const reader = res.body?.getReader();
+    try {
+      while (reader && !(await reader.read()).done) {}
+    } catch {}
+    endedAt = Date.now();
+  })();
+  return { ended: () => endedAt > 0, endedAt: () => endedAt };
+}
+
+/** Ended by the broker, not before `expiresAt` (timers fire at or after their time). */
+async function endsAtExpiry(s: Watched, expiresAt: number): Promise<void> {
+  assert.ok(await eventually(() => s.ended(), { timeoutMs: 10_000 }), 'ended at expiry');
+  assert.ok(s.endedAt() >= expiresAt - 5, `ended ${expiresAt - s.endedAt()} ms before the expiry`);
+}
+
 async function session(bearer: string): Promise<string> {
   const res = await rawInitialize(stack.url, bearer);
   await res.text();
@@ -34,10 +55,7 @@ async function session(bearer: string): Promise<string> {
 }
 
 /** Opens a GET stream; `ended` settles when the broker ends it. */
-async function getStream(
-  bearer: string,
-  sessionId: string,
-): Promise<{ status: number; ended: () => boolean }> {
+async function getStream(bearer: string, sessionId: string): Promise<Watched & { status: number }> {
   const res = await fetch(stack.url, {
     headers: {
       authorization: `Bearer ${bearer}`,
@@ -46,20 +64,10 @@ async function getStream(
       accept: 'text/event-stream',
     },
   });
-  let ended = false;
-  if (res.body)
-    void (async () => {
-      const reader = res.body!.getReader();
-      try {
-        while (!(await reader.read()).done) {}
-      } catch {}
-      ended = true;
-    })();
-  else ended = true;
-  return { status: res.status, ended: () => ended };
+  return { status: res.status, ...watchEnd(res) };
 }
 
-async function listenStream(bearer: string): Promise<{ ended: () => boolean }> {
+async function listenStream(bearer: string): Promise<Watched> {
   const res = await fetch(stack.url, {
     method: 'POST',
     headers: {
@@ -83,15 +91,7 @@ async function listenStream(bearer: string): Promise<{ ended: () => boolean }> {
     }),
   });
   assert.equal(res.status, 200);
-  let ended = false;
-  void (async () => {
-    const reader = res.body!.getReader();
-    try {
-      while (!(await reader.read()).done) {}
-    } catch {}
-    ended = true;
-  })();
-  return { ended: () => ended };
+  return watchEnd(res);
 }
 
 /** Still open after a moment: the stream did not end by itself. */
@@ -105,8 +105,7 @@ describe('a GET stream', () => {
     const bearer = token('short-get', { expiresInMs: 1500 });
     const s = await getStream(bearer, await session(bearer));
     assert.equal(s.status, 200);
-    await stillOpen(s);
-    assert.ok(await eventually(() => s.ended(), { timeoutMs: 5000 }), 'ended at expiry');
+    await endsAtExpiry(s, USERS[bearer]?.expiresAt as number);
   });
 
   it('ends when that token is revoked, though its session went on with a newer token', async () => {
@@ -124,7 +123,7 @@ describe('a GET stream', () => {
     assert.equal(call.status, 200);
     await stillOpen(s);
     events.emit('accessTokenRevoked', { tokenHash: 'hash-first', userId: alice.userId });
-    assert.ok(await eventually(() => s.ended(), { timeoutMs: 5000 }), 'ended at revocation');
+    assert.ok(await eventually(() => s.ended(), { timeoutMs: 10_000 }), 'ended at revocation');
   });
 
   it('cannot be opened, nor the session used, with a token of another grant of the same user', async () => {
@@ -144,21 +143,20 @@ describe('a GET stream', () => {
     events.emit('grantRevoked', { grantId: 'g-app-b', userId: alice.userId });
     await stillOpen(s);
     events.emit('grantRevoked', { grantId: 'g-app-a', userId: alice.userId });
-    assert.ok(await eventually(() => s.ended(), { timeoutMs: 5000 }));
+    assert.ok(await eventually(() => s.ended(), { timeoutMs: 10_000 }));
   });
 });
 
 describe('a 2026 listen stream', () => {
   it('ends when the access token that opened it expires', async () => {
-    const s = await listenStream(token('short-listen', { expiresInMs: 1500 }));
-    await stillOpen(s);
-    assert.ok(await eventually(() => s.ended(), { timeoutMs: 5000 }), 'ended at expiry');
+    const bearer = token('short-listen', { expiresInMs: 1500 });
+    await endsAtExpiry(await listenStream(bearer), USERS[bearer]?.expiresAt as number);
   });
 
   it('ends when its grant is revoked', async () => {
     const s = await listenStream(token('listen-grant', { grantId: 'g-listen' }));
     await stillOpen(s);
     events.emit('grantRevoked', { grantId: 'g-listen', userId: alice.userId });
-    assert.ok(await eventually(() => s.ended(), { timeoutMs: 5000 }));
+    assert.ok(await eventually(() => s.ended(), { timeoutMs: 10_000 }));
   });
 });
