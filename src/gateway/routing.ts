@@ -9,6 +9,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
 } from '../bridge/jsonrpc.ts';
+import type { Logger } from '../log/log.ts';
 import type { Pool } from '../pool/pool.ts';
 import { META } from './envelope.ts';
 import type { Session, SessionRegistry } from './sessions.ts';
@@ -21,9 +22,19 @@ export class Routing {
   /** Resource subscriptions per user: uri → sessions (or listeners) that asked. */
   readonly #subs = new Map<number, Map<string, Set<string>>>();
 
-  constructor(sessions: SessionRegistry, pool: Pool) {
+  readonly #log: Logger;
+
+  constructor(sessions: SessionRegistry, pool: Pool, log: Logger) {
     this.#sessions = sessions;
     this.#pool = pool;
+    this.#log = log;
+  }
+
+  #drop(userId: number, method: string): void {
+    this.#log.info(
+      { userId, method, reason: 'no call in flight and several client apps of the user' },
+      'dropped a message no single client app may see',
+    );
   }
 
   /**
@@ -35,7 +46,10 @@ export class Routing {
    */
   broadcast(userId: number, msg: JsonRpcNotification): void {
     if (!CHILD_WIDE_NOTIFICATIONS.has(msg.method)) {
-      if (this.#grantsOf(userId) > 1) return;
+      if (this.#grantsOf(userId) > 1) {
+        this.#drop(userId, msg.method);
+        return;
+      }
       for (const s of this.#sessions.ofUser(userId)) s.stream?.send(msg);
       return;
     }
@@ -62,8 +76,11 @@ export class Routing {
    * provided the user's sessions and listen streams are all of one grant (else there is no telling
    * whose it is).
    */
-  orphanRequest(userId: number): { sink: Sink; origin: string } | undefined {
-    if (this.#grantsOf(userId) > 1) return undefined;
+  orphanRequest(userId: number, method: string): { sink: Sink; origin: string } | undefined {
+    if (this.#grantsOf(userId) > 1) {
+      this.#drop(userId, method);
+      return undefined;
+    }
     let best: Session | undefined;
     for (const s of this.#sessions.ofUser(userId))
       if (s.stream?.open && (!best || s.lastSeen > best.lastSeen)) best = s;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { type GatewayStack, startGatewayStack, USERS } from '../support/gateway-stack.ts';
+import { aliceToken, type GatewayStack, startGatewayStack, USERS } from '../support/gateway-stack.ts';
 import { rawInitialize, rawPost } from '../support/mcp-oauth-client.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -16,16 +16,7 @@ before(async () => {
 after(() => stack.close());
 
 const alice = USERS['token-alice'] as NonNullable<(typeof USERS)[string]>;
-/** A bearer token of alice's: of her usual grant unless said otherwise, expiring when told. */
-function token(name: string, o: { grantId?: string; expiresInMs?: number } = {}): string {
-  USERS[name] = {
-    ...alice,
-    grantId: o.grantId ?? alice.grantId,
-    tokenHash: `hash-${name}`,
-    expiresAt: Date.now() + (o.expiresInMs ?? 3_600_000),
-  };
-  return name;
-}
+const token = aliceToken;
 
 type Watched = { ended: () => boolean; endedAt: () => number };
 

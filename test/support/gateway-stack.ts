@@ -47,6 +47,21 @@ export const USERS: Record<string, Principal> = {
   },
 };
 
+/**
+ * Adds bearer token `name` for alice: of her usual grant unless another is named, expiring when
+ * told. Tests use it for two apps of one user, refreshed tokens and tokens about to expire.
+ */
+export function aliceToken(name: string, o: { grantId?: string; expiresInMs?: number } = {}): string {
+  const alice = USERS['token-alice'] as Principal;
+  USERS[name] = {
+    ...alice,
+    grantId: o.grantId ?? alice.grantId,
+    tokenHash: `hash-${name}`,
+    expiresAt: Date.now() + (o.expiresInMs ?? 3_600_000),
+  };
+  return name;
+}
+
 export type GatewayStack = {
   url: string;
   app: App;
@@ -93,7 +108,7 @@ export async function startGatewayStack(
     log: logs.log,
     events: {
       notification: (userId, msg) => gateway?.broadcast(userId, msg),
-      orphanRequest: (userId) => gateway?.orphanRequest(userId),
+      orphanRequest: (userId, msg) => gateway?.orphanRequest(userId, msg),
     },
     ...opts.pool,
   });
