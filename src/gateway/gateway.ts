@@ -16,8 +16,9 @@ import {
 import type { PoolUser } from '../pool/pool.ts';
 import { envelopeVersion, MODERN_VERSION } from './envelope.ts';
 import { Gate, type Principal } from './gate.ts';
-import { answerThrown, HttpError, refuse } from './http-errors.ts';
+import { answerThrown, HttpError, refuse, requestIdOf, withRequestId } from './http-errors.ts';
 import { ParkedCalls } from './mrtr.ts';
+import { ParamHeaders } from './param-headers.ts';
 import { parseAccept } from './post-response.ts';
 import { Routing } from './routing.ts';
 import { SessionTransport } from './session-transport.ts';
@@ -33,6 +34,7 @@ export class Gateway {
   readonly #ctx: GatewayContext;
   readonly #routing: Routing;
   readonly #parked: ParkedCalls;
+  readonly #params = new ParamHeaders();
   readonly #legacy: SessionTransport;
   readonly #modern: StatelessTransport;
   readonly #sweeper: NodeJS.Timeout;
@@ -45,9 +47,9 @@ export class Gateway {
     });
     this.#ctx = { o: options, gate: this.gate, sessions: this.sessions };
     this.#routing = new Routing(this.sessions, options.pool, options.log);
-    this.#parked = new ParkedCalls(options.parkTtlMs);
+    this.#parked = new ParkedCalls(options.parkTtlMs, options.onCall);
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
-    this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked);
+    this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked, this.#params);
     this.#sweeper = setInterval(() => this.#sweep(), 30_000);
     this.#sweeper.unref();
     options.events?.on('grantRevoked', (g: { grantId: string; userId: number }) =>
@@ -61,6 +63,8 @@ export class Gateway {
 
   /** Pool event: a notification that belongs to no call in flight (see Routing.broadcast). */
   broadcast(userId: number, msg: JsonRpcNotification): void {
+    if (msg.method === 'notifications/tools/list_changed')
+      this.#params.forget(this.#ctx.o.pool.bridgesOf(userId));
     this.#routing.broadcast(userId, msg);
   }
 
@@ -138,13 +142,14 @@ export class Gateway {
         `Invalid Request: nested more than ${MAX_NESTING} levels deep`,
       );
     const user: PoolUser = { id: p.userId, login: p.login };
-    if (envelopeVersion(parsed) !== undefined || req.headers['mcp-protocol-version'] === MODERN_VERSION) {
-      if (req.headers['mcp-session-id'] === undefined || envelopeVersion(parsed) !== undefined) {
-        await this.#modern.post(req, res, parsed, user, p, accepts);
-        return;
-      }
-    }
-    await this.#legacy.post(req, res, parsed, user, p, accepts);
+    const modern =
+      envelopeVersion(parsed) !== undefined ||
+      (req.headers['mcp-protocol-version'] === MODERN_VERSION && req.headers['mcp-session-id'] === undefined);
+    await withRequestId(requestIdOf(parsed), () =>
+      modern
+        ? this.#modern.post(req, res, parsed, user, p, accepts)
+        : this.#legacy.post(req, res, parsed, user, p, accepts),
+    );
   }
 
   // ---- revocation and housekeeping -----------------------------------------------------------
@@ -191,6 +196,13 @@ export class Gateway {
   #sweep(): void {
     this.sessions.sweep();
     this.#parked.sweep();
+  }
+
+  /** Open SSE streams: sessions' GET streams and 2026 listen streams (a metric). */
+  get streamCount(): number {
+    let n = this.#routing.listenerCount;
+    for (const s of this.sessions.all()) if (s.stream?.open) n++;
+    return n;
   }
 
   /** Shutdown: streams end so clients reconnect elsewhere. */

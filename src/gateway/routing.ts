@@ -7,10 +7,10 @@ import {
   type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
-  type JsonRpcResponse,
 } from '../bridge/jsonrpc.ts';
 import type { Logger } from '../log/log.ts';
 import type { Pool } from '../pool/pool.ts';
+import { callOnce } from './call-once.ts';
 import { META } from './envelope.ts';
 import type { Session, SessionRegistry } from './sessions.ts';
 import type { Listener } from './types.ts';
@@ -113,6 +113,10 @@ export class Routing {
     for (const l of this.#listeners) if (match(l)) l.stream.end();
   }
 
+  get listenerCount(): number {
+    return this.#listeners.size;
+  }
+
   hasListener(userId: number): boolean {
     for (const l of this.#listeners) if (l.userId === userId) return true;
     return false;
@@ -168,21 +172,4 @@ export class Routing {
       );
     }
   }
-}
-
-function callOnce(
-  bridge: Bridge,
-  r: JsonRpcRequest,
-  origin: string,
-  party: string,
-): Promise<JsonRpcResponse> {
-  return new Promise((resolve) => {
-    const sink: Sink = {
-      send: (m, final) => {
-        if (final) resolve(m as JsonRpcResponse);
-        return true;
-      },
-    };
-    bridge.call(r, sink, origin, party);
-  });
 }
