@@ -14,7 +14,7 @@ it('every metric a dashboard panel queries is one the broker exports', async () 
   assert.ok(d.panels.length >= 10);
   const exported = new Set(
     (await registry.getMetricsAsJSON()).flatMap((m) =>
-      m.type === 'histogram' ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name],
+      String(m.type) === 'histogram' ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name],
     ),
   );
   // The gauges read from a running broker are registered when it starts; they are named here.
