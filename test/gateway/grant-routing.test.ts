@@ -4,7 +4,7 @@
 // rather than guess. What describes the child itself (list changes) still reaches both apps.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { aliceToken, type GatewayStack, startGatewayStack } from '../support/gateway-stack.ts';
+import { aliceToken, drainBody, type GatewayStack, startGatewayStack } from '../support/gateway-stack.ts';
 import { rawInitialize } from '../support/mcp-oauth-client.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -34,18 +34,7 @@ async function app(grantId: string): Promise<App> {
     },
   });
   assert.equal(res.status, 200);
-  let buf = '';
-  void (async () => {
-    const reader = res.body!.getReader();
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buf += new TextDecoder().decode(value);
-      }
-    } catch {}
-  })();
-  return { bearer, sid, stream: () => buf, close: () => ctrl.abort() };
+  return { bearer, sid, stream: drainBody(res).text, close: () => ctrl.abort() };
 }
 
 /** A tools/call on the app's session; resolves with the whole answer (JSON or SSE) as text. */

@@ -4,7 +4,13 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { aliceToken, type GatewayStack, startGatewayStack, USERS } from '../support/gateway-stack.ts';
+import {
+  aliceToken,
+  drainBody,
+  type GatewayStack,
+  startGatewayStack,
+  USERS,
+} from '../support/gateway-stack.ts';
 import { rawInitialize, rawPost } from '../support/mcp-oauth-client.ts';
 import { eventually } from '../support/wait.ts';
 
@@ -20,17 +26,9 @@ const token = aliceToken;
 
 type Watched = { ended: () => boolean; endedAt: () => number };
 
-/** Reads a stream to its end, noting when that came. */
 function watchEnd(res: Response): Watched {
-  let endedAt = 0;
-  void (async () => {
-    const reader = res.body?.getReader();
-    try {
-      while (reader && !(await reader.read()).done) {}
-    } catch {}
-    endedAt = Date.now();
-  })();
-  return { ended: () => endedAt > 0, endedAt: () => endedAt };
+  const { endedAt } = drainBody(res);
+  return { ended: () => endedAt() > 0, endedAt };
 }
 
 /** Ended by the broker, not before `expiresAt` (timers fire at or after their time). */

@@ -73,6 +73,25 @@ export function aliceToken(name: string, o: { grantId?: string; expiresInMs?: nu
   return name;
 }
 
+/** Reads a response body to its end in the background: what came so far, and when it ended (0: not yet). */
+export function drainBody(res: Response): { text: () => string; endedAt: () => number } {
+  let buf = '';
+  let endedAt = 0;
+  void (async () => {
+    const reader = res.body?.getReader();
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        const chunk = await reader?.read();
+        if (!chunk || chunk.done) break;
+        buf += decoder.decode(chunk.value, { stream: true });
+      }
+    } catch {}
+    endedAt = Date.now();
+  })();
+  return { text: () => buf, endedAt: () => endedAt };
+}
+
 export type GatewayStack = {
   url: string;
   app: App;
