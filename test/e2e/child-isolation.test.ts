@@ -7,18 +7,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
 import { FAULT_SERVER } from '../support/gateway-stack.ts';
 import { brokerToken, connectV1, textOf } from '../support/mcp-oauth-client.ts';
-import {
-  FORGEJO_CLIENT_ID,
-  FORGEJO_CLIENT_SECRET,
-  freePort,
-  testBrokerEnv,
-} from '../support/oauth-harness.ts';
+import { FORGEJO_CLIENT_SECRET, freePort, testBrokerEnv } from '../support/oauth-harness.ts';
+import { startEmulatorFor } from '../support/oauth-stack.ts';
 import { eventually } from '../support/wait.ts';
-import { E2E_USERS } from './support.ts';
 
 /** Live processes (bubblewrap or the child it runs) whose command line names the fault server. */
 function childProcesses(): number[] {
@@ -49,14 +43,8 @@ async function brokerWith(isolation: string): Promise<{ broker: BrokerProcess; d
   // itself must be what is hidden.
   const dir = mkdtempSync(join('/var/tmp', 'broker-isolation-'));
   assert.ok(!dir.startsWith(tmpdir()));
-  const emulator: ForgejoEmulator = await startForgejoEmulator({
-    users: E2E_USERS,
-    apps: [
-      { clientId: FORGEJO_CLIENT_ID, clientSecret: FORGEJO_CLIENT_SECRET, name: 'broker', redirectUris: [] },
-    ],
-  });
   const port = await freePort();
-  emulator.setRedirectUris(FORGEJO_CLIENT_ID, [`http://127.0.0.1:${port}/oauth/callback`]);
+  const emulator = await startEmulatorFor(`http://127.0.0.1:${port}`);
   const broker = await startBroker({
     BROKER_LISTEN: `127.0.0.1:${port}`,
     ...testBrokerEnv({ publicUrl: `http://127.0.0.1:${port}`, forgejoUrl: emulator.url, dir }),
