@@ -11,6 +11,7 @@ import { Gate, type Principal } from './gate.ts';
 import { answerThrown, HttpError, refuse } from './http-errors.ts';
 import { ParkedCalls } from './mrtr.ts';
 import { parseAccept } from './post-response.ts';
+import { limitedSink } from './result-limit.ts';
 import { Routing } from './routing.ts';
 import { SessionTransport } from './session-transport.ts';
 import { SessionRegistry } from './sessions.ts';
@@ -37,7 +38,9 @@ export class Gateway {
     });
     this.#ctx = { o: options, gate: this.gate, sessions: this.sessions };
     this.#routing = new Routing(this.sessions, options.pool);
-    this.#parked = new ParkedCalls(options.parkTtlMs);
+    this.#parked = new ParkedCalls(options.parkTtlMs, (r, sink, userId) =>
+      limitedSink(r, sink, options.maxResultChars ?? 0, options.log, userId),
+    );
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
     this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked);
     this.#sweeper = setInterval(() => this.#sweep(), 30_000);

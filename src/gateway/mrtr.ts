@@ -18,9 +18,12 @@ import type { Parked } from './types.ts';
 export class ParkedCalls {
   readonly #parked = new Map<string, Parked>();
   readonly #ttlMs: number;
+  readonly #limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink;
 
-  constructor(ttlMs: number) {
+  /** `limit` wraps the child's answer to a call (tool results cut to size). */
+  constructor(ttlMs: number, limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink = (_r, s) => s) {
     this.#ttlMs = ttlMs;
+    this.#limit = limit;
   }
 
   /** Sends a new 2026 call to the child, answering on `post` until the child asks the client something. */
@@ -39,7 +42,7 @@ export class ParkedCalls {
     post.onAbort(() => {
       if (parked.post === post) this.#cancel(parked, 'client disconnected');
     });
-    bridge.call(forChild(r), this.#sink(parked, serverInfo), origin);
+    bridge.call(forChild(r), this.#limit(r, this.#sink(parked, serverInfo), p.userId), origin);
   }
 
   /**

@@ -18,6 +18,7 @@ import { MODERN_VERSION } from './envelope.ts';
 import type { Principal } from './gate.ts';
 import { bridgeFor, HttpError } from './http-errors.ts';
 import { type Accepts, PostResponse, parseAccept } from './post-response.ts';
+import { limitedSink } from './result-limit.ts';
 import type { Routing } from './routing.ts';
 import type { Session } from './sessions.ts';
 import { SseStream } from './sse.ts';
@@ -112,7 +113,8 @@ export class SessionTransport {
       void this.#routing.subscription(r, session.id, bridge, user.id).then((m) => post.send(m, true));
       return;
     }
-    bridge.call(r, post.sink, session.id);
+    const { maxResultChars = 0, log } = this.#ctx.o;
+    bridge.call(r, limitedSink(r, post.sink, maxResultChars, log, user.id), session.id);
   }
 
   #notify(session: Session, m: JsonRpcNotification): void {

@@ -62,6 +62,7 @@ export async function startGatewayStack(
     pool?: Partial<PoolOptions>;
     callTimeoutMs?: number;
     maxSessionsPerUser?: number;
+    maxResultChars?: number;
   } = {},
 ): Promise<GatewayStack> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
@@ -116,6 +117,7 @@ export async function startGatewayStack(
     maxSessionsPerUser: opts.maxSessionsPerUser ?? 50,
     sessionIdleMs: 3_600_000,
     parkTtlMs: 60_000,
+    ...(opts.maxResultChars === undefined ? {} : { maxResultChars: opts.maxResultChars }),
   });
   return {
     url: `${publicUrl}/mcp`,
