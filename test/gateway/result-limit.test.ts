@@ -72,7 +72,8 @@ describe('limitToolResult', () => {
     const emoji = '😀'.repeat(600); // 1200 UTF-16 units
     for (let limit = 300; limit < 320; limit++) {
       const cut = limitToolResult({ content: [{ type: 'text', text: emoji }] }, limit);
-      const kept = (cut?.result['content'] as Content)[0]?.text ?? '';
+      assert.ok(cut);
+      const kept = (cut.result['content'] as Content)[0]?.text ?? '';
       assert.ok(!/[\ud800-\udbff]$/.test(kept), `no lone high surrogate at limit ${limit}`);
       assert.equal(kept, emoji.slice(0, kept.length));
     }
