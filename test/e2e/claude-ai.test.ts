@@ -44,6 +44,16 @@ function mcpRequests(c: ClaudeAi) {
     }));
 }
 
+/** tools/list then tools/call on a 2025 server, each in a session of its own, as Claude.ai does now. */
+const LEGACY_LIST_THEN_CALL = [
+  'initialize 200',
+  'notifications/initialized 202',
+  'tools/list 200',
+  'initialize 200',
+  'notifications/initialized 202',
+  'tools/call 200',
+];
+
 function expireAccessTokens(): void {
   s.broker.store.db
     .prepare("UPDATE oauth_token SET expires_at = ? WHERE kind = 'access'")
@@ -120,14 +130,7 @@ describe('Claude.ai (simulated from the field reports) against the broker and th
     const sent = mcpRequests(c);
     assert.deepEqual(
       sent.map((r) => `${r.method} ${r.status}`),
-      [
-        'initialize 200',
-        'notifications/initialized 202',
-        'tools/list 200',
-        'initialize 200',
-        'notifications/initialized 202',
-        'tools/call 200',
-      ],
+      LEGACY_LIST_THEN_CALL,
     );
     assert.ok(sent.every((r) => r.ua === CLAUDE_MCP_UA));
     assert.equal(sent[5]?.name, 'list_my_repos');
@@ -250,15 +253,7 @@ describe('the simulator keeps the 2026 fallback rule (its MCP side alone, agains
       assert.equal(c.era, 'legacy');
       assert.deepEqual(
         c.sent.map((x) => `${x.headers['mcp-method']} ${x.status}`),
-        [
-          'server/discover 400',
-          'initialize 200',
-          'notifications/initialized 202',
-          'tools/list 200',
-          'initialize 200',
-          'notifications/initialized 202',
-          'tools/call 200',
-        ],
+        ['server/discover 400', ...LEGACY_LIST_THEN_CALL],
       );
       assert.equal(legacy.initializes(), 2);
     } finally {
