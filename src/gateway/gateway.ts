@@ -47,7 +47,7 @@ export class Gateway {
     });
     this.#ctx = { o: options, gate: this.gate, sessions: this.sessions };
     this.#routing = new Routing(this.sessions, options.pool);
-    this.#parked = new ParkedCalls(options.parkTtlMs, (r, sink, userId) =>
+    this.#parked = new ParkedCalls(options.parkTtlMs, options.onCall, (r, sink, userId) =>
       limitedSink(r, sink, options.maxResultChars ?? 0, options.log, userId),
     );
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
@@ -196,6 +196,13 @@ export class Gateway {
   #sweep(): void {
     this.sessions.sweep();
     this.#parked.sweep();
+  }
+
+  /** Open SSE streams: sessions' GET streams and 2026 listen streams (a metric). */
+  get streamCount(): number {
+    let n = this.#routing.listenerCount;
+    for (const s of this.sessions.all()) if (s.stream?.open) n++;
+    return n;
   }
 
   /** Shutdown: streams end so clients reconnect elsewhere. */

@@ -14,6 +14,7 @@ import {
   type JsonRpcRequest,
 } from '../bridge/jsonrpc.ts';
 import { newSecret } from '../store/secrets.ts';
+import { type CallObserver, observedSink } from './call-observer.ts';
 import {
   capabilityFor,
   clientCapabilitiesOf,
@@ -43,8 +44,15 @@ export class ParkedCalls {
   readonly #limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink;
   readonly #sealer = new RequestStateSealer();
 
+  readonly #onCall: CallObserver | undefined;
+
   /** `limit` wraps the child's answer to a call (tool results cut to size). */
-  constructor(ttlMs: number, limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink = (_r, s) => s) {
+  constructor(
+    ttlMs: number,
+    onCall?: CallObserver,
+    limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink = (_r, s) => s,
+  ) {
+    this.#onCall = onCall;
     this.#ttlMs = ttlMs;
     this.#limit = limit;
   }
@@ -77,7 +85,8 @@ export class ParkedCalls {
       created: Date.now(),
     };
     this.#watch(x, post);
-    bridge.call(forChild(r), this.#limit(r, this.#sink(x, serverInfo), p.userId), x.origin);
+    const sink = this.#limit(r, this.#sink(x, serverInfo), p.userId);
+    bridge.call(forChild(r), observedSink(r, p, sink, this.#onCall), x.origin);
   }
 
   /**

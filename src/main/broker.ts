@@ -1,15 +1,18 @@
 // Builds the broker's parts from a validated config: store, Forgejo client, credentials, the
 // authorization server and the HTTP app. main.ts adds signals and listening; tests use it as is.
 import { dirname } from 'node:path';
+import { Audit } from '../audit/audit.ts';
 import type { Config } from '../config/config.ts';
 import { ForgejoClient } from '../forgejo/client.ts';
 import { CredentialManager } from '../forgejo/credentials.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { registerMcpRoutes } from '../gateway/routes.ts';
 import { type BuildInfo, readBuildInfo } from '../http/build-info.ts';
+import { registerMetricsRoute } from '../http/metrics-route.ts';
 import { registerOAuthRoutes } from '../http/oauth-routes.ts';
 import { type App, createHttpServer } from '../http/server.ts';
 import type { Logger } from '../log/log.ts';
+import { observe } from '../metrics/metrics.ts';
 import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
 import { resolveCommand } from '../pool/command.ts';
@@ -18,6 +21,7 @@ import { deriveKey } from '../store/secrets.ts';
 import { Operations } from '../store/sqlite/operations.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { detectIsolation, type Isolation, Supervisor } from '../supervisor/supervisor.ts';
+import { callTelemetry } from './telemetry.ts';
 import { recordingChildren, startUpkeep } from './upkeep.ts';
 
 export type Broker = {
@@ -29,6 +33,7 @@ export type Broker = {
   pool: Pool;
   supervisor: Supervisor;
   buildInfo: BuildInfo;
+  audit: Audit;
   /** Stops the periodic purge (before the store closes). */
   stopPurge(): void;
   close(): Promise<void>;
@@ -72,11 +77,13 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     redirectUri: `${config.publicUrl}/oauth/callback`,
     scope: config.forgejoScope,
   });
+  const audit = new Audit({ log, file: config.auditFile, arguments: config.auditArguments });
   const credentials = new CredentialManager({
     store,
     forgejo,
     log,
     refreshMarginMs: config.forgejoRefreshMargin,
+    audit,
   });
   const auth = createAuthServer(
     {
@@ -93,6 +100,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       successorKey: deriveKey(config.secretKey, 'forgejo-mcp-broker refresh successor v1'),
       allowedUsers: config.allowedUsers,
       allowedOrgs: config.allowedOrgs,
+      audit,
     },
     credentials,
     config.unusedClientTtl,
@@ -104,6 +112,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     trustedProxies: config.trustedProxies,
   });
   registerOAuthRoutes(app, auth, config.rateLimit);
+  if (config.metricsToken) registerMetricsRoute(app, config.metricsToken);
   const supervisor = new Supervisor({
     log,
     limits: { graceMs: CHILD_STOP_GRACE_MS },
@@ -149,8 +158,16 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     parkTtlMs: config.callTimeout,
     maxResultChars: config.maxResultChars,
     events: credentials.events,
+    onCall: callTelemetry(store, audit),
   });
   registerMcpRoutes(app, gateway);
+  const live = gateway;
+  observe({
+    childrenLive: () => pool.liveChildren,
+    sessionsOpen: () => live.sessions.size,
+    streamsOpen: () => live.streamCount,
+    pendingAuthorizations: () => store.pendingAuthRequests(Date.now()),
+  });
   const purge = setInterval(() => {
     auth.purge().then(
       (n) => n > 0 && log.debug({ rows: n }, 'purged expired rows'),
@@ -167,6 +184,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     pool,
     supervisor,
     buildInfo,
+    audit,
     stopPurge: () => {
       clearInterval(purge);
       upkeep.stop();
@@ -178,6 +196,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       await app.close();
       await pool.stopAll(Date.now() + 1000);
       await supervisor.stopAll(1000, 200);
+      await audit.close();
       await store.close();
     },
   };

@@ -181,6 +181,12 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
   }
   if (header(req, 'sec-fetch-site') === 'cross-site')
     return bad(403, 'Cross-site form submissions are refused.');
+  ctx.audit?.record({
+    event: 'consent',
+    decision: decision === 'approve' ? 'granted' : 'denied',
+    clientId: ar.clientId,
+    clientName: ar.clientName,
+  });
   if (decision !== 'approve') {
     await ctx.store.deleteAuthRequest(ar.idHash);
     const res = clientRedirect(ctx, ar.redirectUri, {
