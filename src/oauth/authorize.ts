@@ -20,7 +20,7 @@ import {
 } from './respond.ts';
 
 /** One cookie per sign-in, named after its request: see `browserCookieName`. */
-export const BROWSER_COOKIE_PREFIX = '__Host-fmb-browser-';
+const BROWSER_COOKIE_PREFIX = '__Host-fmb-browser-';
 const REQUEST_TTL_MS = 10 * 60_000;
 /** Pending authorizations are a buffer strangers can fill: it is bounded. */
 const MAX_PENDING = 10_000;
