@@ -45,14 +45,22 @@ const MAX_OPEN = 32;
 export class ParkedCalls {
   readonly #parked = new Map<string, Parked>();
   readonly #ttlMs: number;
+  readonly #limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink;
   readonly #sealer = new RequestStateSealer();
   readonly #tasks: Tasks;
   readonly #onCall: CallObserver | undefined;
 
-  constructor(ttlMs: number, tasks: Tasks, onCall?: CallObserver) {
+  /** `limit` wraps the child's answer to a call (tool results cut to size). */
+  constructor(
+    ttlMs: number,
+    tasks: Tasks,
+    onCall?: CallObserver,
+    limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink = (_r, s) => s,
+  ) {
     this.#onCall = onCall;
     this.#ttlMs = ttlMs;
     this.#tasks = tasks;
+    this.#limit = limit;
   }
 
   get size(): number {
@@ -91,7 +99,8 @@ export class ParkedCalls {
       mayBecomeTask: taskMode === 'when-slow',
     };
     this.#watch(x, post);
-    bridge.call(forChild(r), observedSink(r, p, this.#sink(x, serverInfo), this.#onCall), x.origin);
+    const sink = this.#limit(r, this.#sink(x, serverInfo), p.userId);
+    bridge.call(forChild(r), observedSink(r, p, sink, this.#onCall), x.origin, p.grantId);
     if (taskMode === 'now') this.#toTask(x);
     else this.#armTask(x, r);
   }
@@ -304,7 +313,7 @@ export class ParkedCalls {
       post.send(errorResponse(r.id, -32602, `inputResponses["${bad[0]}"] must be an object`), true);
       return;
     }
-    x.bridge.rebind(x.origin, x.clientId, this.#sink(x, serverInfo), r.id);
+    x.bridge.rebind(x.origin, x.clientId, this.#limit(r, this.#sink(x, serverInfo), p.userId), r.id);
     x.clientId = r.id;
     x.caps = clientCapabilitiesOf(r);
     x.post = post;

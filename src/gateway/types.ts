@@ -25,6 +25,8 @@ export type GatewayOptions = GateOptions & {
   parkTtlMs: number;
   /** Tasks (io.modelcontextprotocol/tasks) for slow 2026 tool calls; `afterMs: 0` turns them off. */
   tasks: TaskOptions;
+  /** Most characters of text in a tool result before it is cut with a note; 0 or absent: no limit. */
+  maxResultChars?: number;
   /** Told of every call relayed to a child when its final answer leaves (metrics, audit). */
   onCall?: CallObserver;
   /** Revocation announcements from the OAuth side: grantRevoked({grantId,userId}), userRevoked(userId), tokenChanged(userId). */

@@ -145,7 +145,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     log,
     events: {
       notification: (userId, msg) => gateway?.broadcast(userId, msg),
-      orphanRequest: (userId) => gateway?.orphanRequest(userId),
+      orphanRequest: (userId, msg) => gateway?.orphanRequest(userId, msg),
     },
   });
   gateway = new Gateway({
@@ -160,6 +160,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     sessionIdleMs: config.sessionIdle,
     parkTtlMs: config.callTimeout,
     tasks: { afterMs: config.taskAfter, ttlMs: config.taskTtl, maxPerUser: config.maxTasksPerUser },
+    maxResultChars: config.maxResultChars,
     events: credentials.events,
     onCall: callTelemetry(store, audit),
   });
