@@ -194,3 +194,19 @@ export function discoverResult(
     _meta: { [`${META}serverInfo`]: init['serverInfo'] },
   };
 }
+
+const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+/** The log level a 2026 request asked for in its `_meta`; without one it gets no log messages. */
+export function logLevelOf(r: JsonRpcRequest): number | undefined {
+  const meta = (r.params?.['_meta'] ?? {}) as Record<string, unknown>;
+  const i = LOG_LEVELS.indexOf(String(meta[`${META}logLevel`]));
+  return i < 0 ? undefined : i;
+}
+
+/** Whether a log message of `level` goes to a request that asked for `wanted`. */
+export function wantsLog(wanted: number | undefined, level: unknown): boolean {
+  if (wanted === undefined) return false;
+  const i = LOG_LEVELS.indexOf(String(level));
+  return i < 0 || i >= wanted;
+}

@@ -4,11 +4,11 @@
 // requestState. The client's retry carries the answers to the child and the call continues on the
 // new POST. Questions the client did not declare the capability for are refused back to the child,
 // and a call that then fails says so with -32021.
-import { createHash } from 'node:crypto';
 import type { Bridge, Sink } from '../bridge/bridge.ts';
 import {
   errorResponse,
   INTERNAL_ERROR,
+  isNotification,
   isRequest,
   type JsonRpcMessage,
   type JsonRpcRequest,
@@ -20,11 +20,14 @@ import {
   clientCapabilitiesOf,
   decorateResult,
   forChild,
+  logLevelOf,
   MISSING_CAPABILITY,
   translateError,
+  wantsLog,
 } from './envelope.ts';
 import type { Principal } from './gate.ts';
 import type { PostResponse } from './post-response.ts';
+import { answersAhead, questionKey } from './questions.ts';
 import { RequestStateSealer } from './request-state.ts';
 import { negotiatesTasks, type Tasks } from './tasks.ts';
 import type { Parked } from './types.ts';
@@ -92,11 +95,12 @@ export class ParkedCalls {
       caps: clientCapabilitiesOf(r),
       refused: {},
       open: new Map(),
-      ahead: answersAhead(r.params?.['inputResponses']),
+      ahead: answersAhead(r.params?.['inputResponses'], MAX_OPEN),
       round: 0,
       post,
       created: Date.now(),
       mayBecomeTask: taskMode === 'when-slow',
+      logLevel: logLevelOf(r),
     };
     this.#watch(x, post);
     const sink = this.#limit(r, this.#sink(x, serverInfo), p.userId);
@@ -156,6 +160,13 @@ export class ParkedCalls {
           this.#question(x, msg);
           return true;
         }
+        // A 2026 client gets log messages only when, and from the level, it asked for them.
+        if (
+          isNotification(msg) &&
+          msg.method === 'notifications/message' &&
+          !wantsLog(x.logLevel, msg.params?.['level'])
+        )
+          return true;
         return x.post && !x.post.done && x.open.size === 0 ? x.post.send(msg, false) : false;
       },
     };
@@ -316,6 +327,7 @@ export class ParkedCalls {
     x.bridge.rebind(x.origin, x.clientId, this.#limit(r, this.#sink(x, serverInfo), p.userId), r.id);
     x.clientId = r.id;
     x.caps = clientCapabilitiesOf(r);
+    x.logLevel = logLevelOf(r);
     x.post = post;
     this.#watch(x, post);
     this.#armTask(x, r);
@@ -363,30 +375,4 @@ export class ParkedCalls {
     for (const x of [...this.#parked.values()])
       if (now - x.created > this.#ttlMs) this.#cancel(x, 'no answer in time');
   }
-}
-
-/**
- * The key a question goes under: named after what it asks and derived from its content, so the
- * same question gets the same key every time. A client that lost its requestState and sends the
- * answers again with a fresh request has them used instead of being asked again.
- */
-function questionKey(msg: JsonRpcRequest, taken: Map<string, unknown>): string {
-  const kind = capabilityFor(msg.method) ?? 'input';
-  const digest = createHash('sha256')
-    .update(JSON.stringify([msg.method, msg.params ?? {}]))
-    .digest('base64url')
-    .slice(0, 12);
-  let key = `${kind}_${digest}`;
-  for (let n = 2; taken.has(key); n++) key = `${kind}_${digest}_${n}`;
-  return key;
-}
-
-/** `inputResponses` of a fresh request, kept only where each answer is an object. */
-function answersAhead(v: unknown): Map<string, Record<string, unknown>> {
-  const out = new Map<string, Record<string, unknown>>();
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return out;
-  for (const [k, a] of Object.entries(v).slice(0, MAX_OPEN)) {
-    if (typeof a === 'object' && a !== null && !Array.isArray(a)) out.set(k, a as Record<string, unknown>);
-  }
-  return out;
 }

@@ -69,6 +69,8 @@ export type Parked = {
   final?: JsonRpcMessage;
   post?: PostResponse;
   created: number;
+  /** The lowest log level the latest request asked for (`_meta` logLevel); none: no log messages. */
+  logLevel?: number;
   /** Whether the call becomes a task when it runs long (not for a tool the child forbids it). */
   mayBecomeTask: boolean;
   /** Fires when the call has run `tasks.afterMs` on its current POST: it becomes a task. */

@@ -180,6 +180,19 @@ describe('what 2026 adds to a 2025 child', () => {
     }
   });
 
+  it('passes the child’s log messages only to a request that asked for them, from its level up', async () => {
+    const logs = async (level?: string) => {
+      const a = await call('tools/call', tool('test_tool_with_logging'), {
+        ...(level ? { meta: { 'io.modelcontextprotocol/logLevel': level } } : {}),
+      });
+      assert.equal(textOf(a), 'Tool with logging executed successfully');
+      return a.frames.filter((f) => f['method'] === 'notifications/message').length;
+    };
+    assert.equal(await logs(), 0);
+    assert.equal(await logs('error'), 0);
+    assert.equal(await logs('info'), 3);
+  });
+
   it('says a missing resource the 2026 way: -32602 with the URI', async () => {
     const a = await call('resources/read', { uri: 'test://nope' });
     assert.equal(a.body.error?.code, -32602);

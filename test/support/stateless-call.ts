@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 
 export type Answer = {
   status: number;
+  /** Everything an SSE answer carried before (and including) the response; empty for JSON. */
+  frames: Record<string, unknown>[];
   body: {
     id: unknown;
     result?: Record<string, unknown>;
@@ -20,6 +22,8 @@ export type CallOptions = {
   token?: string;
   headers?: Record<string, string>;
   id?: number;
+  /** Extra `_meta` keys (e.g. the log level). */
+  meta?: Record<string, unknown>;
 };
 
 export async function call2026(
@@ -55,6 +59,7 @@ export async function call2026(
         _meta: {
           'io.modelcontextprotocol/protocolVersion': '2026-07-28',
           'io.modelcontextprotocol/clientCapabilities': o.caps ?? ALL_CAPS,
+          ...o.meta,
         },
       },
     }),
@@ -65,9 +70,9 @@ export async function call2026(
       .split('\n')
       .filter((l) => l.startsWith('data:'))
       .map((l) => JSON.parse(l.slice(5)));
-    return { status: res.status, body: frames.find((f) => f.id === id) };
+    return { status: res.status, frames, body: frames.find((f) => f.id === id) };
   }
-  return { status: res.status, body: JSON.parse(text) };
+  return { status: res.status, frames: [], body: JSON.parse(text) };
 }
 
 /** The text of a result's first content block. */
