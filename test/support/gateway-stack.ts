@@ -110,6 +110,7 @@ export async function startGatewayStack(
     maxSessionsPerUser?: number;
     /** Revocation announcements, as the OAuth side makes them. */
     events?: EventEmitter;
+    maxResultChars?: number;
   } = {},
 ): Promise<GatewayStack> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
@@ -165,6 +166,7 @@ export async function startGatewayStack(
     sessionIdleMs: 3_600_000,
     parkTtlMs: 60_000,
     ...(opts.events ? { events: opts.events } : {}),
+    ...(opts.maxResultChars === undefined ? {} : { maxResultChars: opts.maxResultChars }),
   });
   return {
     url: `${publicUrl}/mcp`,
