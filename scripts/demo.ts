@@ -1,12 +1,19 @@
 // `make demo`: the Forgejo emulator seeded with two users, and the real broker in front of it, on
-// loopback. The child is the real forgejo-mcp when one is on PATH, else the stand-in. Ctrl-C stops
-// everything and leaves no process behind.
+// loopback. The child is the real forgejo-mcp when one is on PATH, else the stand-in. The broker's
+// log goes to a file; the terminal shows the banner and the broker's warnings only, and Enter shows
+// the banner again. Ctrl-C stops everything and leaves no process behind.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startForgejoEmulator } from '../emulator/forgejo/emulator.ts';
-import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demoSeedFor } from '../emulator/forgejo/seed.ts';
+import {
+  DEMO_CLIENT_ID,
+  DEMO_CLIENT_SECRET,
+  demoSeedFor,
+  EMULATOR_DEFAULT_PORT,
+} from '../emulator/forgejo/seed.ts';
 import { resolveCommand } from '../src/pool/command.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -14,13 +21,75 @@ const ROOT = join(import.meta.dirname, '..');
 const { values } = parseArgs({
   options: {
     port: { type: 'string', default: process.env['DEMO_PORT'] ?? '8080' },
-    'forgejo-port': { type: 'string', default: process.env['DEMO_FORGEJO_PORT'] ?? '3000' },
+    'forgejo-port': {
+      type: 'string',
+      default: process.env['DEMO_FORGEJO_PORT'] ?? String(EMULATOR_DEFAULT_PORT),
+    },
     data: { type: 'string', default: process.env['DEMO_DATA'] ?? join(ROOT, 'data', 'demo') },
   },
   strict: true,
 });
 const port = Number(values.port);
+const forgejoPort = Number(values['forgejo-port']);
 const publicUrl = `http://127.0.0.1:${port}`;
+const data = values.data as string;
+const logPath = join(data, 'broker.log');
+
+/** The Forgejo the demo's broker signs users in with. */
+type DemoForgejo = {
+  url: string;
+  label: string;
+  clientId: string;
+  clientSecret: string;
+  users: string;
+  close: () => Promise<void>;
+};
+
+async function emulatedForgejo(): Promise<DemoForgejo> {
+  const emulator = await startForgejoEmulator({
+    ...demoSeedFor(`${publicUrl}/oauth/callback`),
+    port: forgejoPort,
+  });
+  return {
+    url: emulator.url,
+    label: 'emulator',
+    clientId: DEMO_CLIENT_ID,
+    clientSecret: DEMO_CLIENT_SECRET,
+    users: 'alice / alice-password    bob / bob-password',
+    close: () => emulator.close(),
+  };
+}
+
+function fail(message: string): never {
+  process.stderr.write(`demo: ${message}\n`);
+  process.exit(1);
+}
+
+/** Which setting moves each of the demo's ports, for the hint when one is taken. */
+const PORT_SETTINGS = [
+  { port, what: 'the broker', env: 'DEMO_PORT', example: 8090 },
+  { port: forgejoPort, what: 'the Forgejo emulator', env: 'DEMO_FORGEJO_PORT', example: 8091 },
+];
+
+function portInUseHint(p: { port: number; what: string; env: string; example: number }): string {
+  return (
+    `port ${p.port} (${p.what}) is already in use on 127.0.0.1; ` +
+    `choose another with ${p.env}, e.g. \`${p.env}=${p.example} make demo\``
+  );
+}
+
+/** Refuses early, with the setting to change, when a port is taken (the broker would only fail later). */
+async function checkPortsFree(): Promise<void> {
+  for (const p of PORT_SETTINGS) {
+    if (p.port === 0) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(p.port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (!free) fail(portInUseHint(p));
+  }
+}
 
 function realForgejoMcp(): string | undefined {
   try {
@@ -30,26 +99,26 @@ function realForgejoMcp(): string | undefined {
   }
 }
 
+await checkPortsFree();
 const real = realForgejoMcp();
 const childCommand = real
   ? `"${real}" --transport stdio`
   : `"${process.execPath}" "${join(ROOT, 'emulator', 'forgejo-mcp', 'main.ts')}" --transport stdio`;
 
-let emulator: Awaited<ReturnType<typeof startForgejoEmulator>>;
+let forgejo: DemoForgejo;
 try {
-  emulator = await startForgejoEmulator({
-    ...demoSeedFor(`${publicUrl}/oauth/callback`),
-    port: Number(values['forgejo-port']),
-  });
+  forgejo = await emulatedForgejo();
 } catch (e) {
-  process.stderr.write(
-    `demo: cannot start the Forgejo emulator on port ${values['forgejo-port']}: ${(e as Error).message}\n`,
+  const busy = (e as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test((e as Error).message);
+  fail(
+    busy
+      ? portInUseHint(PORT_SETTINGS[1]!)
+      : `cannot start the Forgejo emulator on port ${forgejoPort}: ${(e as Error).message}`,
   );
-  process.stderr.write('demo: set DEMO_FORGEJO_PORT (and DEMO_PORT for the broker) to free ports.\n');
-  process.exit(1);
 }
 
-mkdirSync(values.data as string, { recursive: true });
+mkdirSync(data, { recursive: true });
+const logFile = createWriteStream(logPath, { flags: 'a' });
 const broker: ChildProcess = spawn(
   process.execPath,
   ['--import', join(ROOT, 'scripts', 'exit-with-parent.ts'), join(ROOT, 'src', 'main', 'main.ts')],
@@ -58,10 +127,10 @@ const broker: ChildProcess = spawn(
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       BROKER_PUBLIC_URL: publicUrl,
       BROKER_LISTEN: `127.0.0.1:${port}`,
-      FORGEJO_URL: emulator.url,
-      FORGEJO_CLIENT_ID: DEMO_CLIENT_ID,
-      FORGEJO_CLIENT_SECRET: DEMO_CLIENT_SECRET,
-      BROKER_DB: join(values.data as string, 'broker.db'),
+      FORGEJO_URL: forgejo.url,
+      FORGEJO_CLIENT_ID: forgejo.clientId,
+      FORGEJO_CLIENT_SECRET: forgejo.clientSecret,
+      BROKER_DB: join(data, 'broker.db'),
       BROKER_CHILD_COMMAND: childCommand,
       LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
     },
@@ -73,13 +142,41 @@ const broker: ChildProcess = spawn(
   },
 );
 
+const SHOWN_LEVELS = new Set(['warn', 'error', 'fatal']);
 let started = false;
 let stopping = false;
-broker.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-  process.stderr.write(chunk);
-  if (!started && chunk.includes('"msg":"broker started"')) {
+let sawPortInUse = false;
+
+/** One line of the broker's stderr: all of it goes to the log file, warnings and worse to the terminal. */
+function brokerLine(line: string): void {
+  logFile.write(`${line}\n`);
+  let entry: { level?: string; msg?: string; [k: string]: unknown } | undefined;
+  try {
+    entry = JSON.parse(line) as typeof entry;
+  } catch {}
+  if (/EADDRINUSE/.test(line)) sawPortInUse = true;
+  if (!entry || typeof entry !== 'object') {
+    // Not a log entry: the broker's own plain message before it could log (a configuration error).
+    if (line.trim()) process.stderr.write(`broker: ${line}\n`);
+    return;
+  }
+  if (!started && entry.msg === 'broker started') {
     started = true;
     banner();
+  }
+  if (SHOWN_LEVELS.has(String(entry.level))) {
+    const { level, msg, time: _t, pid: _p, ...rest } = entry;
+    const details = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
+    process.stderr.write(`broker ${level}: ${msg}${details}\n`);
+  }
+}
+
+let pending = '';
+broker.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+  pending += chunk;
+  for (let i = pending.indexOf('\n'); i >= 0; i = pending.indexOf('\n')) {
+    brokerLine(pending.slice(0, i));
+    pending = pending.slice(i + 1);
   }
 });
 
@@ -91,9 +188,10 @@ function banner(): void {
       '  forgejo-mcp-broker demo is running',
       '',
       `  MCP URL        ${mcp}`,
-      `  Forgejo        ${emulator.url}  (emulator)`,
+      `  Forgejo        ${forgejo.url}  (${forgejo.label})`,
       `  MCP server     ${real ? `forgejo-mcp from PATH (${real})` : 'the forgejo-mcp stand-in (no forgejo-mcp on PATH)'}`,
-      '  Demo users     alice / alice-password    bob / bob-password',
+      `  Demo users     ${forgejo.users}`,
+      `  Broker log     ${logPath}  (here: warnings and errors only)`,
       '',
       '  Connect with the MCP Inspector:',
       '    npx @modelcontextprotocol/inspector',
@@ -102,11 +200,17 @@ function banner(): void {
       '  Connect with mcp-remote (stdio bridge for Claude Desktop and others):',
       `    npx mcp-remote ${mcp}`,
       '',
-      '  Ctrl-C stops everything.',
+      '  Enter shows this again; Ctrl-C stops everything.',
       '',
     ].join('\n'),
   );
 }
+
+// Enter (any line on stdin) repeats the banner once the broker is up.
+process.stdin.setEncoding('utf8').on('data', (d: string) => {
+  if (started && d.includes('\n')) banner();
+});
+process.stdin.on('error', () => {});
 
 async function stop(code: number): Promise<void> {
   if (stopping) return;
@@ -124,13 +228,17 @@ async function stop(code: number): Promise<void> {
       });
     });
   }
-  await emulator.close();
+  await forgejo.close();
+  if (pending) brokerLine(pending);
+  await new Promise<void>((resolve) => logFile.end(() => resolve()));
   process.exit(code);
 }
 
-broker.once('exit', (code) => {
+// 'close', not 'exit': the last of its stderr (a port in use, say) has been read by then.
+broker.once('close', (code) => {
   if (!stopping) {
-    process.stderr.write(`demo: the broker exited (status ${code}); stopping\n`);
+    process.stderr.write(`demo: the broker exited (status ${code}); its log: ${logPath}\n`);
+    if (sawPortInUse) process.stderr.write(`demo: ${portInUseHint(PORT_SETTINGS[0]!)}\n`);
     void stop(code === 0 ? 0 : 1);
   }
 });
