@@ -13,6 +13,7 @@ import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
 import { resolveCommand } from '../pool/command.ts';
 import { Pool } from '../pool/pool.ts';
+import { deriveKey } from '../store/secrets.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 
@@ -66,6 +67,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       accessTokenTtlMs: config.accessTokenTtl,
       refreshTokenTtlMs: config.refreshTokenTtl,
       refreshReuseGraceMs: config.refreshReuseGrace,
+      successorKey: deriveKey(config.secretKey, 'forgejo-mcp-broker refresh successor v1'),
       allowedUsers: config.allowedUsers,
       allowedOrgs: config.allowedOrgs,
     },

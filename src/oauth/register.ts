@@ -8,12 +8,17 @@ import { errorJson, json, OAuthError, type OAuthResponse } from './respond.ts';
 const AUTH_METHODS: AuthMethod[] = ['client_secret_post', 'client_secret_basic', 'none'];
 const GRANT_TYPES = ['authorization_code', 'refresh_token'];
 
+// The consent page shows the name: bidi controls (U+202E and kin) and zero-width or other invisible
+// characters would let it read as another application's name, so they are refused, with every
+// other control, format, private-use or unassigned character and line separator.
+const UNSAFE_NAME_CHARACTER = /[\p{C}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+
 export function cleanClientName(raw: unknown, fallback: string): string {
   if (raw === undefined) return fallback;
-  if (typeof raw !== 'string' || raw.trim() === '' || raw.length > 200 || /\p{Cc}/u.test(raw)) {
+  if (typeof raw !== 'string' || raw.trim() === '' || raw.length > 200 || UNSAFE_NAME_CHARACTER.test(raw)) {
     throw new OAuthError(
       'invalid_client_metadata',
-      'client_name must be a printable string of at most 200 characters',
+      'client_name must be printable text of at most 200 characters, without control, bidi or invisible characters',
     );
   }
   return raw.trim();

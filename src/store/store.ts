@@ -87,7 +87,8 @@ export type StoreEventMap = {
 };
 
 export type RefreshOutcome =
-  | { ok: true; grant: GrantRecord; graceReuse: boolean }
+  /** `accessExpiresAt`: of the successor's access token (a grace retry gets the existing one). */
+  | { ok: true; grant: GrantRecord; graceReuse: boolean; accessExpiresAt: number }
   | { ok: false; reason: 'unknown' | 'expired' | 'wrong_client' | 'reused' };
 
 export interface Store {
@@ -128,7 +129,11 @@ export interface OAuthStore extends Store {
   getCode(codeHash: string): Promise<CodeRecord | undefined>;
   /** Marks the code used and stores the tokens; a code used before revokes its grant instead. */
   redeemCode(codeHash: string, now: number, tokens: TokenPair): Promise<'ok' | 'reused'>;
-  /** Rotates a refresh token (tolerating one reuse within `graceMs`); later reuse revokes the grant. */
+  /**
+   * Rotates a refresh token to `next`. Presented once more within `graceMs`, it answers the same
+   * successor (`next` must be derived from the token, so it is the same pair) without storing
+   * anything; any later reuse revokes the grant.
+   */
   rotateRefreshToken(
     refreshHash: string,
     clientId: string,

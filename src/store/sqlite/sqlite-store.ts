@@ -368,17 +368,27 @@ export class SqliteStore implements OAuthStore {
       if (grant.clientId !== clientId) return { ok: false, reason: 'wrong_client' };
       if ((r['token_expires_at'] as number) <= now) return { ok: false, reason: 'expired' };
       const rotatedAt = r['rotated_at'] as number | null;
-      if (rotatedAt !== null) {
-        if (now - rotatedAt > graceMs || r['grace_used'] !== 0) {
-          this.#deleteGrant(grant.grantId, emit);
-          return { ok: false, reason: 'reused' };
-        }
-        this.#run('UPDATE oauth_token SET grace_used = 1 WHERE token_hash = ?', refreshHash);
-      } else {
+      if (rotatedAt === null) {
         this.#run('UPDATE oauth_token SET rotated_at = ? WHERE token_hash = ?', now, refreshHash);
+        this.#insertPair(grant.grantId, next);
+        return { ok: true, grant, graceReuse: false, accessExpiresAt: next.accessExpiresAt };
       }
-      this.#insertPair(grant.grantId, next);
-      return { ok: true, grant, graceReuse: rotatedAt !== null };
+      if (now - rotatedAt > graceMs || r['grace_used'] !== 0) {
+        this.#deleteGrant(grant.grantId, emit);
+        return { ok: false, reason: 'reused' };
+      }
+      this.#run('UPDATE oauth_token SET grace_used = 1 WHERE token_hash = ?', refreshHash);
+      const successor = 'SELECT expires_at FROM oauth_token WHERE token_hash = ? AND grant_id = ?';
+      // The successor is never re-created: an access token revoked alone stays revoked. It is absent
+      // altogether only for a token rotated before successors were derived.
+      if (!this.#row(successor, next.refreshHash, grant.grantId)) this.#insertPair(grant.grantId, next);
+      const access = this.#row(successor, next.accessHash, grant.grantId);
+      return {
+        ok: true,
+        grant,
+        graceReuse: true,
+        accessExpiresAt: (access?.['expires_at'] as number) ?? now,
+      };
     });
   }
 
@@ -427,13 +437,15 @@ export class SqliteStore implements OAuthStore {
   async purgeExpired(now: number, unusedClientsBefore: number): Promise<number> {
     return this.#tx(() => {
       let n = this.#run('DELETE FROM auth_request WHERE expires_at <= ?', now);
-      n += this.#run('DELETE FROM auth_code WHERE expires_at <= ?', now);
+      // A used code stays as long as its grant (it cascades away with it), so a replay is
+      // recognised for as long as the tokens it issued live.
+      n += this.#run('DELETE FROM auth_code WHERE expires_at <= ? AND used_at IS NULL', now);
       n += this.#run('DELETE FROM oauth_token WHERE expires_at <= ?', now);
-      // A grant with no token and no code left can never be used again.
+      // A grant with no token and no unused code left can never be used again.
       n += this.#run(
         `DELETE FROM oauth_grant WHERE
            NOT EXISTS (SELECT 1 FROM oauth_token t WHERE t.grant_id = oauth_grant.grant_id)
-           AND NOT EXISTS (SELECT 1 FROM auth_code c WHERE c.grant_id = oauth_grant.grant_id)`,
+           AND NOT EXISTS (SELECT 1 FROM auth_code c WHERE c.grant_id = oauth_grant.grant_id AND c.used_at IS NULL)`,
       );
       n += this.#run(
         'DELETE FROM oauth_client WHERE used_at IS NULL AND created_at <= ?',
