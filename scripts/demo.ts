@@ -14,7 +14,7 @@ import {
   demoSeedFor,
   EMULATOR_DEFAULT_PORT,
 } from '../emulator/forgejo/seed.ts';
-import { resolveCommand } from '../src/pool/command.ts';
+import { resolveCommand } from '../src/config/command.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 

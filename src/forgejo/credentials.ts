@@ -4,7 +4,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Logger } from '../log/log.ts';
 import type { OAuthStore, StoreEventMap } from '../store/store.ts';
-import { type ForgejoClient, UpstreamGrantError } from './client.ts';
+import { type ForgejoClient, forgejoErrorFields, UpstreamGrantError } from './client.ts';
 
 export class CredentialRevokedError extends Error {
   override name = 'CredentialRevokedError';
@@ -69,7 +69,10 @@ export class CredentialManager {
     if (!(await this.#opts.forgejo.accessTokenRejected(token))) return 'valid';
     const cred = await this.#opts.store.getCredential(userId);
     if (cred && cred.accessToken !== token) return 'refreshed';
-    this.#opts.log.warn({ userId }, 'Forgejo refuses the user’s access token; refreshing it');
+    this.#opts.log.warn(
+      { userId, login: cred?.login },
+      'Forgejo refuses the user’s access token; refreshing it',
+    );
     await this.accessToken(userId, { forceRefresh: true });
     return 'refreshed';
   }
@@ -83,7 +86,7 @@ export class CredentialManager {
     try {
       const t = await forgejo.refresh(refreshToken);
       await store.putCredential({ userId, login, ...t, updatedAt: Date.now() });
-      log.info({ userId }, 'Forgejo token refreshed');
+      log.info({ userId, login }, 'Forgejo token refreshed');
       return { token: t.accessToken, expiresAt: t.expiresAt };
     } catch (e) {
       if (!(e instanceof UpstreamGrantError)) throw e;
@@ -91,7 +94,10 @@ export class CredentialManager {
       const now = await store.getCredential(userId);
       if (now && now.refreshToken !== refreshToken)
         return { token: now.accessToken, expiresAt: now.expiresAt };
-      log.warn({ userId, reason: e.message }, 'Forgejo credential is dead; revoking the user’s grants');
+      log.warn(
+        { userId, login, reason: e.message, ...forgejoErrorFields(e.cause) },
+        'Forgejo credential is dead; revoking the user’s grants',
+      );
       await store.revokeUser(userId);
       throw new CredentialRevokedError(e.message);
     }

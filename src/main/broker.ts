@@ -11,7 +11,6 @@ import { type App, createHttpServer } from '../http/server.ts';
 import type { Logger } from '../log/log.ts';
 import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
-import { resolveCommand } from '../pool/command.ts';
 import { Pool } from '../pool/pool.ts';
 import { deriveKey } from '../store/secrets.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
@@ -37,8 +36,8 @@ const ROTATE_MARGIN_MS = 60_000;
 const CHILD_STOP_GRACE_MS = 3_000;
 
 export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: string[] } = {}): Broker {
-  const [command, ...args] = config.childCommand as [string, ...string[]];
-  const commandPath = resolveCommand(command);
+  const [, ...args] = config.childCommand;
+  const commandPath = config.childCommandPath;
   // Read once: it may run `git rev-parse`.
   const buildInfo = readBuildInfo();
   const store = new SqliteStore({ path: config.db, secretKey: config.secretKey });

@@ -3,7 +3,7 @@
 // identified and checked against the allow-lists, their one Forgejo credential replaced, and the
 // client gets a single-use broker code.
 import { randomUUID } from 'node:crypto';
-import type { ForgejoUser } from '../forgejo/client.ts';
+import { type ForgejoUser, forgejoErrorFields } from '../forgejo/client.ts';
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { AuthRequestRecord } from '../store/store.ts';
 import { browserHash, clearBrowserCookie, clientRedirect } from './authorize.ts';
@@ -74,11 +74,14 @@ async function finish(
     tokens = await ctx.forgejo.exchangeCode(params, state, ar.upstreamVerifier);
     user = await ctx.forgejo.userinfo(tokens.accessToken);
   } catch (e) {
-    ctx.log.warn({ err: { name: (e as Error).name, message: (e as Error).message } }, 'Forgejo login failed');
+    ctx.log.warn(
+      { err: { name: (e as Error).name, message: (e as Error).message }, ...forgejoErrorFields(e) },
+      'Forgejo login failed',
+    );
     return back({ error: 'server_error', error_description: 'signing in to Forgejo failed' });
   }
   if (!isAllowed(ctx, user)) {
-    ctx.log.info({ userId: user.id }, 'user refused by the allow-list');
+    ctx.log.info({ userId: user.id, login: user.login }, 'user refused by the allow-list');
     const url = clientRedirect(ctx, ar.redirectUri, {
       error: 'access_denied',
       error_description: 'this Forgejo user may not use this server',
@@ -119,6 +122,9 @@ async function finish(
       usedAt: null,
     },
   );
-  ctx.log.info({ userId: user.id, clientId: ar.clientId, grantId }, 'authorization granted');
+  ctx.log.info(
+    { userId: user.id, login: user.login, clientId: ar.clientId, grantId },
+    'authorization granted',
+  );
   return back({ code });
 }
