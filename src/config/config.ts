@@ -126,6 +126,9 @@ function databaseFileProblem(db: string): string | undefined {
     if (!up.isDirectory()) return `${p} is a file, not a folder, so nothing can be created under it`;
     break;
   }
+  // Asked before any mkdir: Node's recursive mkdir loops forever on procfs's ENOENT.
+  const special = specialFileSystem(dirname(db));
+  if (special) return `${dirname(db)} is on ${special}, a kernel file system where no database can be kept`;
   return undefined;
 }
 
@@ -144,8 +147,6 @@ function specialFileSystem(path: string): string | undefined {
 /** An errno code in words, for a folder the broker must create or write. */
 function folderError(folder: string, e: unknown, doing: 'create' | 'write files in'): string {
   const code = (e as NodeJS.ErrnoException).code;
-  const special = specialFileSystem(folder);
-  if (special) return `${folder} is on ${special}, a kernel file system where no database can be kept`;
   const uid = typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
   switch (code) {
     case 'EACCES':
