@@ -32,6 +32,10 @@ describe('seed walk-through', () => {
     assert.equal(params.get('iss'), s.url);
     const code = params.get('code') as string;
     assert.match(code, /^mcpac_/);
+    // An admin reading the log sees who signed in, not only a number.
+    const granted = s.logs.lines().filter((l) => l['msg'] === 'authorization granted').at(-1);
+    assert.equal(granted?.['login'], 'alice');
+    assert.equal(typeof granted?.['userId'], 'number');
 
     const tokenRes = await tokenRequest(s.url, {
       grant_type: 'authorization_code',
@@ -505,7 +509,10 @@ describe('callback failures and purging', () => {
       const { params } = await browserFlow(s.url, { clientId: c.client_id, redirectUri: CB });
       assert.equal(params.get('error'), 'server_error');
       assert.equal(params.get('code'), null);
-      assert.ok(s.logs.lines().some((l) => l['msg'] === 'Forgejo login failed'));
+      const failed = s.logs.lines().find((l) => l['msg'] === 'Forgejo login failed');
+      // Forgejo's own words, not only oauth4webapi's "server responded with an error in the response body".
+      assert.equal(failed?.['forgejoError'], 'unauthorized_client');
+      assert.equal(failed?.['forgejoErrorDescription'], 'invalid client secret');
       assert.ok(!s.logs.text().includes('not-the-secret'));
     } finally {
       await s.closeAll();
