@@ -110,6 +110,9 @@ export function parseList(raw: string): string[] {
 const FORGEJO_SCOPE_WORD =
   /^(read|write):(activitypub|admin|misc|notification|organization|package|issue|repository|user)$/;
 
+const CHILD_ISOLATION = ['auto', 'bwrap', 'none'] as const;
+export type ChildIsolation = (typeof CHILD_ISOLATION)[number];
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -132,8 +135,20 @@ export const gatewaySettings = {
     env: 'BROKER_CHILD_COMMAND',
     default: 'forgejo-mcp --transport stdio',
     example: '/usr/local/bin/forgejo-mcp --transport stdio',
-    help: 'The MCP server started for each Forgejo user (no shell; quotes group words). It gets only FORGEJO_URL, FORGEJO_ACCESS_TOKEN, PATH and HOME.',
+    help: 'The MCP server started for each Forgejo user (no shell; quotes group words). It gets only FORGEJO_URL, FORGEJO_ACCESS_TOKEN, PATH and HOME (and PWD under bubblewrap).',
     parse: parseCommand,
+  }),
+  childIsolation: setting<ChildIsolation>({
+    env: 'BROKER_CHILD_ISOLATION',
+    default: 'auto',
+    example: 'bwrap',
+    help: "How each user's MCP server is walled off from the others and from the broker. bwrap: bubblewrap, its own PID namespace, a read-only host, the database folder hidden (the broker refuses to start without it); auto: bwrap where the host allows it, else none; none: every child can read its siblings' tokens. The startup log says which is in force (docs/deploy.md).",
+    parse: (raw) => {
+      const v = raw.trim().toLowerCase();
+      if (!(CHILD_ISOLATION as readonly string[]).includes(v))
+        throw new Error(`must be one of ${CHILD_ISOLATION.join(', ')}`);
+      return v as ChildIsolation;
+    },
   }),
   childIdle: durationSetting({
     env: 'BROKER_CHILD_IDLE',
@@ -245,6 +260,51 @@ export const settings = {
     parse: (raw) => (raw === '' ? undefined : parseSecretKey(raw)),
     secret: true,
   }),
+  previousSecretKeys: setting<Buffer[]>({
+    env: 'BROKER_PREVIOUS_SECRET_KEYS',
+    default: '',
+    example: 'old-key-base64',
+    help: 'Key rotation: earlier BROKER_SECRET_KEY values (comma-separated, base64) that still open what they sealed. The broker re-seals everything under the current key in the background; `admin keys` says when none is needed any more (docs/operations.md).',
+    parse: (raw) => parseList(raw).map(parseSecretKey),
+    secret: true,
+  }),
+  metricsListen: setting<{ host: string; port: number } | undefined>({
+    env: 'BROKER_METRICS_LISTEN',
+    default: '',
+    example: '127.0.0.1:9464',
+    help: 'Serve Prometheus metrics at /metrics on this separate address (keep it private). Unset: no metrics listener.',
+    parse: (raw) => (raw.trim() === '' ? undefined : parseListen(raw.trim())),
+  }),
+  metricsToken: setting<string | undefined>({
+    env: 'BROKER_METRICS_TOKEN',
+    default: '',
+    example: '$(openssl rand -hex 32)',
+    help: 'Also serve /metrics on the main address, to requests with `Authorization: Bearer <this>` (at least 32 characters). Unset: /metrics is not on the main address.',
+    parse: (raw) => {
+      if (raw === '') return undefined;
+      if (raw.length < 32) throw new Error('must be at least 32 characters');
+      return raw;
+    },
+    secret: true,
+  }),
+  auditFile: setting<string | undefined>({
+    env: 'BROKER_AUDIT_FILE',
+    default: '',
+    example: '/var/lib/forgejo-mcp-broker/audit.jsonl',
+    help: 'Also append every audit event, one JSON line each, to this file (created 0600). Audit events always go to the log with "audit": true.',
+    parse: (raw) => (raw.trim() === '' ? undefined : raw.trim()),
+  }),
+  auditArguments: setting<'off' | 'names' | 'hashes'>({
+    env: 'BROKER_AUDIT_ARGUMENTS',
+    default: 'off',
+    example: 'names',
+    help: 'What a tool call’s audit event says of its arguments: off, names (the argument names) or hashes (names with a SHA-256 of each value).',
+    parse: (raw) => {
+      const v = raw.trim();
+      if (v !== 'off' && v !== 'names' && v !== 'hashes') throw new Error('must be off, names or hashes');
+      return v;
+    },
+  }),
   logLevel: setting<LogLevel>({
     env: 'LOG_LEVEL',
     default: 'info',
@@ -298,7 +358,7 @@ export const settings = {
     env: 'BROKER_REFRESH_REUSE_GRACE',
     default: '30s',
     example: '10s',
-    help: 'A rotated refresh token presented again within this window is honoured once (a client retrying after a lost response); later reuse revokes the grant.',
+    help: 'A rotated refresh token presented again within this window is answered once more, with the same successor pair (a client retrying after a lost response); later reuse revokes the grant.',
     min: '0s',
     max: '10m',
   }),

@@ -4,7 +4,14 @@
 // requests (stateless-transport.ts). Nothing here speaks to a child directly: the bridge does.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Sink } from '../bridge/bridge.ts';
-import { type JsonRpcNotification, PARSE_ERROR, SERVER_ERROR } from '../bridge/jsonrpc.ts';
+import {
+  INVALID_REQUEST,
+  type JsonRpcNotification,
+  MAX_NESTING,
+  nestedDeeperThan,
+  PARSE_ERROR,
+  SERVER_ERROR,
+} from '../bridge/jsonrpc.ts';
 import type { PoolUser } from '../pool/pool.ts';
 import { envelopeVersion, MODERN_VERSION } from './envelope.ts';
 import { Gate, type Principal } from './gate.ts';
@@ -39,7 +46,7 @@ export class Gateway {
     });
     this.#ctx = { o: options, gate: this.gate, sessions: this.sessions };
     this.#routing = new Routing(this.sessions, options.pool);
-    this.#parked = new ParkedCalls(options.parkTtlMs);
+    this.#parked = new ParkedCalls(options.parkTtlMs, options.onCall);
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
     this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked, this.#params);
     this.#sweeper = setInterval(() => this.#sweep(), 30_000);
@@ -127,6 +134,12 @@ export class Gateway {
     } catch {
       throw new HttpError(400, PARSE_ERROR, 'Parse error: Invalid JSON');
     }
+    if (nestedDeeperThan(parsed))
+      throw new HttpError(
+        400,
+        INVALID_REQUEST,
+        `Invalid Request: nested more than ${MAX_NESTING} levels deep`,
+      );
     const user: PoolUser = { id: p.userId, login: p.login };
     const modern =
       envelopeVersion(parsed) !== undefined ||
@@ -180,6 +193,13 @@ export class Gateway {
   #sweep(): void {
     this.sessions.sweep();
     this.#parked.sweep();
+  }
+
+  /** Open SSE streams: sessions' GET streams and 2026 listen streams (a metric). */
+  get streamCount(): number {
+    let n = this.#routing.listenerCount;
+    for (const s of this.sessions.all()) if (s.stream?.open) n++;
+    return n;
   }
 
   /** Shutdown: streams end so clients reconnect elsewhere. */

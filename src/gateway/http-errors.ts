@@ -133,7 +133,9 @@ export async function bridgeFor(
       return undefined;
     }
     const full = e instanceof PoolFullError;
-    const answers = requests.map((r) => errorResponse(r.id, SERVER_ERROR, (e as Error).message));
+    // Why a child would not start (its command, its exit, its output) is for the log only.
+    const message = full ? (e as Error).message : 'the MCP server is unavailable; try again shortly';
+    const answers = requests.map((r) => errorResponse(r.id, SERVER_ERROR, message));
     const headers: Record<string, string> = { ...ctx.gate.corsHeaders(origin) };
     if (full) headers['retry-after'] = String((e as PoolFullError).retryAfterSeconds);
     else ctx.o.log.warn({ user: user.login, err: (e as Error).message }, 'MCP server unavailable');

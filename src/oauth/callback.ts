@@ -82,6 +82,12 @@ async function finish(
   }
   if (!isAllowed(ctx, user)) {
     ctx.log.info({ userId: user.id, login: user.login }, 'user refused by the allow-list');
+    ctx.audit?.record({
+      event: 'sign_in_refused',
+      login: user.login,
+      clientId: ar.clientId,
+      reason: 'allow-list',
+    });
     const url = clientRedirect(ctx, ar.redirectUri, {
       error: 'access_denied',
       error_description: 'this Forgejo user may not use this server',
@@ -126,5 +132,12 @@ async function finish(
     { userId: user.id, login: user.login, clientId: ar.clientId, grantId },
     'authorization granted',
   );
+  ctx.audit?.record({
+    event: 'sign_in',
+    login: user.login,
+    userId: user.id,
+    clientId: ar.clientId,
+    clientName: ar.clientName,
+  });
   return back({ code });
 }

@@ -16,7 +16,12 @@ export type ClientRecord = {
   metadata: Record<string, unknown>;
   createdAt: number;
   usedAt: number | null;
+  /** SHA-256 of the RFC 7592 registration access token; absent for metadata-document clients. */
+  registrationTokenHash?: string | null;
 };
+
+/** What an RFC 7592 update replaces; the client id, secret and auth method stay. */
+export type ClientUpdate = Pick<ClientRecord, 'name' | 'redirectUris' | 'metadata'>;
 
 /** A browser's authorization in progress; `upstream*` are set once the user approved. */
 export type AuthRequestRecord = {
@@ -104,6 +109,13 @@ export interface OAuthStore extends Store {
 
   insertClient(client: ClientRecord): Promise<void>;
   getClient(clientId: string): Promise<ClientRecord | undefined>;
+  /** Replaces a registered client's metadata; false if it is gone. */
+  updateClient(clientId: string, update: ClientUpdate): Promise<boolean>;
+  /**
+   * Deletes a registered client with its grants (each announced as `grantRevoked`, so sessions
+   * close) and its sign-ins in progress; false if it was already gone.
+   */
+  deleteClient(clientId: string): Promise<boolean>;
 
   /** Stores a pending authorization unless `maxPending` live ones exist already (then false). */
   insertAuthRequest(request: AuthRequestRecord, now: number, maxPending: number): Promise<boolean>;

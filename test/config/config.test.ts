@@ -268,10 +268,7 @@ describe('config: every rule reports its variable, the problem and an example', 
       /^BROKER_DB \(--db\): \/proc\/self is on procfs, a kernel file system where no database can be kept \(got/,
     );
     const deeper = errorsOf(validEnv({ BROKER_DB: '/proc/self/new/broker.db' }));
-    assert.match(
-      deeper[0] as string,
-      /^BROKER_DB \(--db\): \/proc\/self\/new is on procfs/,
-    );
+    assert.match(deeper[0] as string, /^BROKER_DB \(--db\): \/proc\/self\/new is on procfs/);
   });
 
   it('refuses a database path that is a device', () => {

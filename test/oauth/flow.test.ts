@@ -33,7 +33,10 @@ describe('seed walk-through', () => {
     const code = params.get('code') as string;
     assert.match(code, /^mcpac_/);
     // An admin reading the log sees who signed in, not only a number.
-    const granted = s.logs.lines().filter((l) => l['msg'] === 'authorization granted').at(-1);
+    const granted = s.logs
+      .lines()
+      .filter((l) => l['msg'] === 'authorization granted')
+      .at(-1);
     assert.equal(granted?.['login'], 'alice');
     assert.equal(typeof granted?.['userId'], 'number');
 
