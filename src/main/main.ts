@@ -11,8 +11,8 @@ import { installSignalHandlers } from './lifecycle.ts';
 const CONFIG_ERROR_EXIT = 2;
 
 /** The configuration, or every problem with it on stderr and exit status 2. */
-function configOrExit(argv: string[]): Config {
-  const loaded = loadConfig(process.env, argv);
+function configOrExit(argv: string[], opts: { prepare?: boolean } = {}): Config {
+  const loaded = loadConfig(process.env, argv, opts);
   if (loaded.ok) return loaded.config;
   process.stderr.write(
     `forgejo-mcp-broker: invalid configuration\n${loaded.errors.map((e) => `  ${e}\n`).join('')}`,
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     return;
   }
   if (argv[0] === 'check') {
-    const config = configOrExit(argv.slice(1));
+    const config = configOrExit(argv.slice(1), { prepare: false });
     process.exitCode = await runCheck(config, (line) => process.stdout.write(`${line}\n`));
     return;
   }

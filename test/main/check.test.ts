@@ -2,7 +2,7 @@
 // real entry point as a child process, in front of the Forgejo emulator.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -59,8 +59,10 @@ describe('the Forgejo check', () => {
       p.once('close', (code) => resolve({ code, out, err }));
     });
 
-  it('`check` passes with the right settings and exits 0', async () => {
-    const r = await check(env());
+  it('`check` passes with the right settings and exits 0, creating nothing', async () => {
+    const db = join(tmp, 'untouched', 'broker.db');
+    const r = await check(env({ BROKER_DB: db }));
+    assert.equal(existsSync(join(tmp, 'untouched')), false, 'no database folder or key file was made');
     assert.equal(r.code, 0, r.out + r.err);
     assert.equal(
       r.out,
