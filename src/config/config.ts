@@ -211,8 +211,11 @@ function readOrCreateKeyFile(path: string): { key: Buffer; created: boolean } {
 
 export function helpText(): string {
   const lines = [
-    'Usage: forgejo-mcp-broker [--flag value ...]',
+    'Usage: forgejo-mcp-broker [--flag value ...]      run the broker',
+    '       forgejo-mcp-broker check [--flag value ...] check the settings and Forgejo, then exit',
+    '       forgejo-mcp-broker admin <command>          see forgejo-mcp-broker admin --help',
     '',
+    'Durations are a number with a unit: 500ms, 30s, 15m, 1h, 7d; a bare number means seconds.',
     'Every setting is an environment variable or a flag:',
   ];
   for (const s of Object.values(settings)) {
