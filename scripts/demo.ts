@@ -1,9 +1,11 @@
 // `make demo`: the Forgejo emulator seeded with two users, and the real broker in front of it, on
-// loopback. The child is the real forgejo-mcp when one is on PATH, else the stand-in. The broker's
-// log goes to a file; the terminal shows the banner and the broker's warnings only, and Enter shows
-// the banner again. Ctrl-C stops everything and leaves no process behind.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+// loopback. `DEMO_FORGEJO=real make demo` runs a real Gitea instead (built first by
+// scripts/real-deps.sh when needed; Forgejo cannot be built here), seeded with the same users. The
+// child is the real forgejo-mcp when one is on PATH, else the stand-in. The broker's log goes to a
+// file; the terminal shows the banner and the broker's warnings only, and Enter shows the banner
+// again. Ctrl-C stops everything and leaves no process behind.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,6 +17,7 @@ import {
   EMULATOR_DEFAULT_PORT,
 } from '../emulator/forgejo/seed.ts';
 import { resolveCommand } from '../src/config/command.ts';
+import { type GiteaWorld, seedWorld, startRealGitea } from './real-gitea.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -32,8 +35,11 @@ const { values } = parseArgs({
 const port = Number(values.port);
 const forgejoPort = Number(values['forgejo-port']);
 const publicUrl = `http://127.0.0.1:${port}`;
-const data = values.data as string;
+const useReal = process.env['DEMO_FORGEJO'] === 'real';
+// A real Gitea starts empty every time: the broker's state of an earlier run would point at it.
+const data = useReal ? join(values.data as string, 'real') : (values.data as string);
 const logPath = join(data, 'broker.log');
+const callback = `${publicUrl}/oauth/callback`;
 
 /** The Forgejo the demo's broker signs users in with. */
 type DemoForgejo = {
@@ -47,7 +53,7 @@ type DemoForgejo = {
 
 async function emulatedForgejo(): Promise<DemoForgejo> {
   const emulator = await startForgejoEmulator({
-    ...demoSeedFor(`${publicUrl}/oauth/callback`),
+    ...demoSeedFor(callback),
     port: forgejoPort,
   });
   return {
@@ -60,6 +66,70 @@ async function emulatedForgejo(): Promise<DemoForgejo> {
   };
 }
 
+/** The demo seed's users, repositories, issues and organisations, created in a real Gitea. */
+async function realGitea(): Promise<DemoForgejo> {
+  process.stderr.write('demo: DEMO_FORGEJO=real: building (or reusing) Gitea\n');
+  const build = spawnSync('bash', [join(ROOT, 'scripts', 'real-deps.sh')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (build.status !== 0) {
+    process.stderr.write(
+      'demo: no Gitea to run (above); `make demo` without DEMO_FORGEJO=real uses the emulator.\n',
+    );
+    process.exit(1);
+  }
+  const { users } = demoSeedFor(callback);
+  const world: GiteaWorld = {
+    // Gitea puts an organisation's creator in its Owners team by itself.
+    orgs: users.flatMap((u) =>
+      (u.orgs ?? []).map((o) => ({
+        name: o.name,
+        by: u.login,
+        teams: (o.teams ?? [])
+          .filter((t) => t.toLowerCase() !== 'owners')
+          .map((t) => ({ name: t, members: [u.login] })),
+      })),
+    ),
+    repos: users.flatMap((u) =>
+      (u.repos ?? []).map((r) => ({
+        owner: u.login,
+        name: r.name,
+        private: r.private ?? false,
+        description: r.description ?? '',
+        issues: (r.issues ?? []).map((i) => ({
+          title: i.title,
+          body: i.body ?? '',
+          closed: i.state === 'closed',
+        })),
+      })),
+    ),
+    pulls: [],
+  };
+  process.stderr.write(
+    `demo: starting Gitea on port ${forgejoPort} and seeding ${users.map((u) => u.login).join(', ')}\n`,
+  );
+  const g = await startRealGitea({
+    port: forgejoPort,
+    parentDir: values.data as string,
+    redirectUris: [callback],
+    users: users.map((u) => ({
+      login: u.login,
+      password: u.password,
+      ...(u.fullName ? { fullName: u.fullName } : {}),
+    })),
+    seed: (api, made) => seedWorld(api, made, world),
+  });
+  process.stderr.write(`demo: Gitea ${g.version} is up at ${g.url}\n`);
+  return {
+    url: g.url,
+    clientId: g.app.clientId,
+    clientSecret: g.app.clientSecret,
+    label: `real Gitea ${g.version}; admin ${g.admin.login} / ${g.admin.password}`,
+    users: 'alice / alice-password    bob / bob-password',
+    close: () => g.close(),
+  };
+}
+
 function fail(message: string): never {
   process.stderr.write(`demo: ${message}\n`);
   process.exit(1);
@@ -68,7 +138,12 @@ function fail(message: string): never {
 /** Which setting moves each of the demo's ports, for the hint when one is taken. */
 const PORT_SETTINGS = [
   { port, what: 'the broker', env: 'DEMO_PORT', example: 8090 },
-  { port: forgejoPort, what: 'the Forgejo emulator', env: 'DEMO_FORGEJO_PORT', example: 8091 },
+  {
+    port: forgejoPort,
+    what: useReal ? 'Gitea' : 'the Forgejo emulator',
+    env: 'DEMO_FORGEJO_PORT',
+    example: 8091,
+  },
 ];
 
 function portInUseHint(p: { port: number; what: string; env: string; example: number }): string {
@@ -107,16 +182,17 @@ const childCommand = real
 
 let forgejo: DemoForgejo;
 try {
-  forgejo = await emulatedForgejo();
+  forgejo = useReal ? await realGitea() : await emulatedForgejo();
 } catch (e) {
   const busy = (e as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test((e as Error).message);
   fail(
     busy
       ? portInUseHint(PORT_SETTINGS[1]!)
-      : `cannot start the Forgejo emulator on port ${forgejoPort}: ${(e as Error).message}`,
+      : `cannot start ${PORT_SETTINGS[1]!.what} on port ${forgejoPort}: ${(e as Error).message}`,
   );
 }
 
+if (useReal) rmSync(data, { recursive: true, force: true });
 mkdirSync(data, { recursive: true });
 const logFile = createWriteStream(logPath, { flags: 'a' });
 const broker: ChildProcess = spawn(

@@ -144,7 +144,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     log,
     events: {
       notification: (userId, msg) => gateway?.broadcast(userId, msg),
-      orphanRequest: (userId) => gateway?.orphanRequest(userId),
+      orphanRequest: (userId, msg) => gateway?.orphanRequest(userId, msg),
     },
   });
   gateway = new Gateway({
@@ -158,6 +158,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     maxSessionsPerUser: config.maxSessionsPerUser,
     sessionIdleMs: config.sessionIdle,
     parkTtlMs: config.callTimeout,
+    maxResultChars: config.maxResultChars,
     events: credentials.events,
     onCall: callTelemetry(store, audit),
   });
