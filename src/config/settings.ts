@@ -56,6 +56,7 @@ export function parseDuration(raw: string): number {
 
 /** The shortest spelling of a duration, for messages: 90000 → 90s, 3600000 → 1h. */
 export function formatDuration(ms: number): string {
+  if (ms === 0) return '0';
   for (const unit of ['d', 'h', 'm', 's'] as const) {
     if (ms >= DURATION_UNITS[unit] && ms % DURATION_UNITS[unit] === 0)
       return `${ms / DURATION_UNITS[unit]}${unit}`;

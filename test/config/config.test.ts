@@ -281,8 +281,8 @@ describe('config: durations', () => {
   it('refuses a zero access-token lifetime and call timeout, giving the range', () => {
     const errors = errorsOf(validEnv({ BROKER_ACCESS_TOKEN_TTL: '0', BROKER_CALL_TIMEOUT: '0s' }));
     assert.deepEqual(errors, [
-      'BROKER_ACCESS_TOKEN_TTL (--access-token-ttl): must be between 1m and 30d (0ms is too short) (got "0"); example: BROKER_ACCESS_TOKEN_TTL=1h',
-      'BROKER_CALL_TIMEOUT (--call-timeout): must be between 1s and 1h (0ms is too short) (got "0s"); example: BROKER_CALL_TIMEOUT=5m',
+      'BROKER_ACCESS_TOKEN_TTL (--access-token-ttl): must be between 1m and 30d (0 is too short) (got "0"); example: BROKER_ACCESS_TOKEN_TTL=1h',
+      'BROKER_CALL_TIMEOUT (--call-timeout): must be between 1s and 1h (0 is too short) (got "0s"); example: BROKER_CALL_TIMEOUT=5m',
     ]);
   });
 
