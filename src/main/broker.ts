@@ -16,7 +16,6 @@ import type { Logger } from '../log/log.ts';
 import { observe } from '../metrics/metrics.ts';
 import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
-import { resolveCommand } from '../pool/command.ts';
 import { Pool } from '../pool/pool.ts';
 import { deriveKey } from '../store/secrets.ts';
 import { Operations } from '../store/sqlite/operations.ts';
@@ -59,8 +58,8 @@ function childIsolation(config: Config, log: Logger): Isolation {
 }
 
 export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: string[] } = {}): Broker {
-  const [command, ...args] = config.childCommand as [string, ...string[]];
-  const commandPath = resolveCommand(command);
+  const [, ...args] = config.childCommand;
+  const commandPath = config.childCommandPath;
   const isolation = childIsolation(config, log);
   // Read once: it may run `git rev-parse`.
   const buildInfo = readBuildInfo();

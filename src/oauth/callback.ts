@@ -89,7 +89,7 @@ async function finish(
     });
   }
   if (!isAllowed(ctx, user)) {
-    ctx.log.info({ userId: user.id }, 'user refused by the allow-list');
+    ctx.log.info({ userId: user.id, login: user.login }, 'user refused by the allow-list');
     ctx.audit?.record({
       event: 'sign_in_refused',
       login: user.login,
@@ -136,7 +136,10 @@ async function finish(
       usedAt: null,
     },
   );
-  ctx.log.info({ userId: user.id, clientId: ar.clientId, grantId }, 'authorization granted');
+  ctx.log.info(
+    { userId: user.id, login: user.login, clientId: ar.clientId, grantId },
+    'authorization granted',
+  );
   ctx.audit?.record({
     event: 'sign_in',
     login: user.login,
