@@ -22,6 +22,7 @@ import {
   validateMessage,
 } from '../bridge/jsonrpc.ts';
 import type { Logger } from '../log/log.ts';
+import { type ConnectionPolicy, filteringSink, Policy } from '../policy/policy.ts';
 import { type Pool, PoolFullError, type PoolUser, signInRequired } from '../pool/pool.ts';
 import { newSecret } from '../store/secrets.ts';
 import { type BearerResult, Gate, type GateOptions, type Principal, type VerifyBearer } from './gate.ts';
@@ -52,11 +53,16 @@ export type GatewayOptions = GateOptions & {
   parkTtlMs: number;
   /** Revocation announcements from the OAuth side: grantRevoked({grantId,userId}), userRevoked(userId), tokenChanged(userId). */
   events?: EventEmitter;
+  /** The operator's tool policy; each request is narrowed further by its grant's mode. */
+  policy?: Policy;
 };
+
+const OPEN_POLICY = new Policy({ allow: ['read', 'write', 'destructive'], deny: [] });
 
 /** A 2026 call waiting for the client to retry with answers to the child's requests. */
 type Parked = {
   userId: number;
+  policy: ConnectionPolicy;
   bridge: Bridge;
   origin: string;
   method: string;
@@ -329,7 +335,19 @@ export class Gateway {
         );
       }
     });
-    for (const r of requests) this.#legacyRequest(r, session, bridge, post, user);
+    const policy = this.#policyOf(p);
+    for (const r of requests) this.#legacyRequest(r, session, bridge, post, user, policy);
+  }
+
+  #policyOf(p: Principal): ConnectionPolicy {
+    return (this.#o.policy ?? OPEN_POLICY).forMode(p.mode ?? 'write');
+  }
+
+  /** Live sessions and listen streams of a grant (the connected-apps page shows them). */
+  activeConnections(grantId: string): number {
+    let n = this.sessions.ofGrant(grantId).length;
+    for (const l of this.#listeners) if (l.grantId === grantId) n++;
+    return n;
   }
 
   #legacyRequest(
@@ -338,7 +356,13 @@ export class Gateway {
     bridge: Bridge,
     post: PostResponse,
     user: PoolUser,
+    policy: ConnectionPolicy,
   ): void {
+    const refused = policy.refusal(r.method, r.params);
+    if (refused) {
+      post.send(errorResponse(r.id, refused.code, refused.message), true);
+      return;
+    }
     if (r.method === 'ping') {
       post.send({ jsonrpc: '2.0', id: r.id, result: {} }, true);
       return;
@@ -347,7 +371,7 @@ export class Gateway {
       void this.#subscription(r, session.id, bridge, user.id).then((m) => post.send(m, true));
       return;
     }
-    bridge.call(r, post.sink, session.id);
+    bridge.call(r, filteringSink(policy, r.method, post.sink), session.id);
   }
 
   /**
@@ -622,9 +646,16 @@ export class Gateway {
       this.#resume(r, state, post, p, serverInfo);
       return;
     }
+    const policy = this.#policyOf(p);
+    const refused = policy.refusal(r.method, r.params);
+    if (refused) {
+      post.send(errorResponse(r.id, refused.code, refused.message), true);
+      return;
+    }
     const origin = `m:${newSecret()}`;
     const parked: Parked = {
       userId: p.userId,
+      policy,
       bridge,
       origin,
       method: r.method,
@@ -648,7 +679,12 @@ export class Gateway {
       send: (msg, final) => {
         if (final) {
           const out =
-            'result' in msg ? { ...msg, result: decorateResult(x.method, msg.result, serverInfo) } : msg;
+            'result' in msg
+              ? {
+                  ...msg,
+                  result: decorateResult(x.method, x.policy.filterResult(x.method, msg.result), serverInfo),
+                }
+              : msg;
           if (x.post && !x.post.done && x.open.size === 0) return x.post.send(out, true);
           x.final = out; // answered while parked: the retry gets it
           return true;
@@ -747,10 +783,11 @@ export class Gateway {
       string,
       { listChanged?: boolean; subscribe?: boolean }
     >;
+    const policy = this.#policyOf(p);
     const uris =
       Array.isArray(n['resourceSubscriptions']) && caps['resources']?.subscribe
         ? (n['resourceSubscriptions'] as unknown[])
-            .filter((u): u is string => typeof u === 'string')
+            .filter((u): u is string => typeof u === 'string' && policy.allowsResource(u))
             .slice(0, 1024)
         : [];
     const wants = {

@@ -11,6 +11,8 @@ import { type App, createHttpServer } from '../http/server.ts';
 import type { Logger } from '../log/log.ts';
 import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
+import { CATALOGUE } from '../policy/catalogue.ts';
+import { Policy } from '../policy/policy.ts';
 import { resolveCommand } from '../pool/command.ts';
 import { Pool } from '../pool/pool.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
@@ -54,6 +56,8 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     log,
     refreshMarginMs: config.forgejoRefreshMargin,
   });
+  const policy = new Policy({ allow: config.tools, deny: config.toolsDeny });
+  let gateway: Gateway | undefined;
   const auth = createAuthServer(
     {
       publicUrl: config.publicUrl,
@@ -68,6 +72,8 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       refreshReuseGraceMs: config.refreshReuseGrace,
       allowedUsers: config.allowedUsers,
       allowedOrgs: config.allowedOrgs,
+      offersWrite: policy.offersWrite(CATALOGUE.keys()),
+      activeSessions: (grantId) => gateway?.activeConnections(grantId) ?? 0,
     },
     credentials,
     config.unusedClientTtl,
@@ -80,7 +86,6 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
   });
   registerOAuthRoutes(app, auth, config.rateLimit);
   const supervisor = new Supervisor({ log, limits: { graceMs: CHILD_STOP_GRACE_MS } });
-  let gateway: Gateway | undefined;
   const pool = new Pool({
     command: commandPath,
     args,
@@ -119,6 +124,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     sessionIdleMs: config.sessionIdle,
     parkTtlMs: config.callTimeout,
     events: credentials.events,
+    policy,
   });
   registerMcpRoutes(app, gateway);
   const purge = setInterval(() => {

@@ -2,7 +2,7 @@
 // redirect URI are trusted, errors are a page, never a redirect; after that, they go back to the
 // client with `error`, `state` and `iss`. Nothing reaches Forgejo before the user approved.
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
-import type { AuthRequestRecord, ClientRecord } from '../store/store.ts';
+import type { AuthRequestRecord, ClientRecord, GrantMode } from '../store/store.ts';
 import { isCimdClientId } from './cimd.ts';
 import { type AuthContext, resolveClient } from './context.ts';
 import { resourceUrl, SCOPES } from './metadata.ts';
@@ -37,7 +37,7 @@ export function clientRedirect(
   return redirect(url.href);
 }
 
-function browserCookie(value: string): string {
+export function browserCookie(value: string): string {
   return `${BROWSER_COOKIE}=${value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${REQUEST_TTL_MS / 1000}`;
 }
 
@@ -132,6 +132,10 @@ export async function authorize(
       requestId,
       csrf,
       cimd: isCimdClientId(client.clientId),
+      publicUrl: ctx.publicUrl,
+      accessTokenTtlMs: ctx.accessTokenTtlMs,
+      refreshTokenTtlMs: ctx.refreshTokenTtlMs,
+      offersWrite: ctx.offersWrite ?? true,
     });
     res.headers['set-cookie'] = browserCookie(browser);
     return res;
@@ -148,10 +152,13 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
   let requestId: string;
   let csrf: string;
   let decision: string;
+  let mode: GrantMode;
   try {
     requestId = one(form, 'request', true);
     csrf = one(form, 'csrf', true);
     decision = one(form, 'decision', true);
+    // Least privilege when the choice is missing or not on offer.
+    mode = one(form, 'mode') === 'write' && (ctx.offersWrite ?? true) ? 'write' : 'read';
   } catch (e) {
     return bad(400, (e as Error).message);
   }
@@ -182,6 +189,7 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
       verifier,
       now + REQUEST_TTL_MS,
       now,
+      mode,
     ))
   ) {
     return bad(400, 'The request was already answered.');

@@ -1,6 +1,10 @@
 // The check /mcp runs on every request: one lookup by the token's hash.
 import { hashSecret } from '../store/secrets.ts';
-import type { OAuthStore } from '../store/store.ts';
+import type { GrantMode, OAuthStore } from '../store/store.ts';
+
+/** "Last used" on the connected-apps page is this precise: at most one write per grant per minute. */
+const TOUCH_EVERY_MS = 60_000;
+const MAX_TOUCHED = 10_000;
 
 export type Principal = {
   /** Forgejo user id. */
@@ -10,6 +14,8 @@ export type Principal = {
   clientId: string;
   scopes: string[];
   resource: string;
+  /** The grant's mode chosen on the consent page. */
+  mode: GrantMode;
   expiresAt: number;
   /** SHA-256 of the bearer token: what a revocation of that one token is announced by. */
   tokenHash: string;
@@ -20,6 +26,13 @@ export type BearerResult =
   | { ok: false; error: 'invalid_token' | 'insufficient_scope'; description: string };
 
 export function createBearerVerifier(store: OAuthStore, resource: string, requiredScope = 'mcp') {
+  const touched = new Map<string, number>();
+  const touch = (grantId: string, now: number) => {
+    if (now - (touched.get(grantId) ?? 0) < TOUCH_EVERY_MS) return;
+    if (touched.size >= MAX_TOUCHED) touched.clear();
+    touched.set(grantId, now);
+    void store.touchGrant(grantId, now).catch(() => {});
+  };
   return async function verifyBearer(
     authorization: string | undefined,
     now = Date.now(),
@@ -41,6 +54,7 @@ export function createBearerVerifier(store: OAuthStore, resource: string, requir
         description: `the token lacks the ${requiredScope} scope`,
       };
     }
+    touch(g.grantId, now);
     return {
       ok: true,
       principal: {
@@ -50,6 +64,7 @@ export function createBearerVerifier(store: OAuthStore, resource: string, requir
         clientId: g.clientId,
         scopes: g.scopes,
         resource: g.resource,
+        mode: g.mode ?? 'write',
         expiresAt: found.expiresAt,
         tokenHash,
       },

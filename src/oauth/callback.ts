@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ForgejoUser } from '../forgejo/client.ts';
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
+import { accountSignedIn } from './account.ts';
 import { browserHash, clientRedirect } from './authorize.ts';
 import type { AuthContext } from './context.ts';
 import { errorPage } from './pages.ts';
@@ -31,6 +32,11 @@ export async function callback(
     return bad(400, (e as OAuthError).message);
   }
   const ar = await ctx.store.takeAuthRequestByState(hashSecret(state), now);
+  if (!ar) {
+    // The connected-apps page signs in through the same Forgejo app, so through this same callback.
+    const login = await ctx.store.takeAccountLogin(hashSecret(state), now);
+    if (login) return accountSignedIn(ctx, req, state, login, now);
+  }
   if (!ar || ar.upstreamVerifier === null) {
     return bad(
       400,
@@ -92,6 +98,9 @@ export async function callback(
       scopes: ar.scopes,
       resource: ar.resource,
       createdAt: now,
+      mode: ar.mode ?? 'read',
+      clientName: ar.clientName,
+      redirectUri: ar.redirectUri,
     },
     {
       codeHash: hashSecret(code),

@@ -18,6 +18,10 @@ export type AuthContext = {
   refreshReuseGraceMs: number;
   allowedUsers: string[];
   allowedOrgs: string[];
+  /** Whether the operator's tool policy leaves anything but reads: the consent page's choice. */
+  offersWrite?: boolean;
+  /** Live MCP sessions and streams of a grant (from the gateway), for the connected-apps page. */
+  activeSessions?: (grantId: string) => number;
 };
 
 /** A registered client, or one described by its Client ID Metadata Document. */

@@ -204,3 +204,23 @@ export function annotate(tool: Obj): Obj {
   if (out['title'] === undefined) out['title'] = (out['annotations'] as Obj)['title'];
   return out;
 }
+
+type Sink<M> = { send(msg: M, final: boolean): boolean };
+
+/** The sink a forwarded request's answer goes through: list results arrive filtered. */
+export function filteringSink<M extends object>(
+  policy: ConnectionPolicy,
+  method: string,
+  sink: Sink<M>,
+): Sink<M> {
+  if (!method.endsWith('/list')) return sink;
+  return {
+    send: (msg, final) =>
+      sink.send(
+        final && 'result' in msg && isObj(msg.result)
+          ? ({ ...msg, result: policy.filterResult(method, msg.result) } as M)
+          : msg,
+        final,
+      ),
+  };
+}
