@@ -223,3 +223,16 @@ export function classify(name: string): CatalogueEntry {
     }
   );
 }
+
+/** How a child's tools/list differs from the table: tools it has that the table lacks (treated
+ * as destructive until classified), and tools of the table it does not have. */
+export function catalogueDrift(
+  listed: Iterable<string>,
+  table: ReadonlyMap<string, CatalogueEntry> = CATALOGUE,
+): { unclassified: string[]; absent: string[] } {
+  const names = new Set(listed);
+  return {
+    unclassified: [...names].filter((n) => !table.has(n)).sort(),
+    absent: [...table.keys()].filter((n) => !names.has(n)).sort(),
+  };
+}
