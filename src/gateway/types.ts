@@ -1,0 +1,70 @@
+// What the parts of /mcp share: the gateway's options, the records of open calls and streams, and the
+// context each transport is handed (so no part reaches into another's fields).
+import type { EventEmitter } from 'node:events';
+import type { Bridge } from '../bridge/bridge.ts';
+import type { JsonRpcId, JsonRpcMessage } from '../bridge/jsonrpc.ts';
+import type { Logger } from '../log/log.ts';
+import { type ConnectionPolicy, Policy } from '../policy/policy.ts';
+import type { Pool } from '../pool/pool.ts';
+import type { Gate, GateOptions, Principal, VerifyBearer } from './gate.ts';
+import type { PostResponse } from './post-response.ts';
+import type { SessionRegistry } from './sessions.ts';
+import type { SseOptions, SseStream } from './sse.ts';
+
+export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26'] as const;
+
+export type GatewayOptions = GateOptions & {
+  verifyBearer: VerifyBearer;
+  pool: Pool;
+  log: Logger;
+  sse: SseOptions;
+  maxSessionsPerUser: number;
+  sessionIdleMs: number;
+  /** How long a 2026 call may wait for the client to answer its server-to-client requests. */
+  parkTtlMs: number;
+  /** Revocation announcements from the OAuth side: grantRevoked({grantId,userId}), userRevoked(userId), tokenChanged(userId). */
+  events?: EventEmitter;
+  /** The operator's tool policy; each request is narrowed further by its grant's mode. */
+  policy?: Policy;
+};
+
+const OPEN_POLICY = new Policy({ allow: ['read', 'write', 'destructive'], deny: [] });
+
+/** What this request's connection may see and call: the operator's policy under its grant's mode. */
+export function policyOf(o: GatewayOptions, p: Principal): ConnectionPolicy {
+  return (o.policy ?? OPEN_POLICY).forMode(p.mode ?? 'write');
+}
+
+/** The parts every transport needs: options, the gate's headers, the 2025 sessions. */
+export type GatewayContext = {
+  readonly o: GatewayOptions;
+  readonly gate: Gate;
+  readonly sessions: SessionRegistry;
+};
+
+/** A 2026 call waiting for the client to retry with answers to the child's requests. */
+export type Parked = {
+  userId: number;
+  policy: ConnectionPolicy;
+  bridge: Bridge;
+  origin: string;
+  method: string;
+  clientId: JsonRpcId;
+  /** The child's server-to-client requests awaiting the client's answers, by key. */
+  open: Map<string, { method: string; params?: Record<string, unknown> }>;
+  /** The requestState handed to the client while parked. */
+  key?: string;
+  final?: JsonRpcMessage;
+  post?: PostResponse;
+  created: number;
+};
+
+/** A 2026 `subscriptions/listen` stream. */
+export type Listener = {
+  userId: number;
+  grantId: string;
+  tokenHash?: string;
+  id: JsonRpcId;
+  stream: SseStream;
+  wants: { tools: boolean; prompts: boolean; resources: boolean; uris: Set<string> };
+};
