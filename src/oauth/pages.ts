@@ -49,7 +49,7 @@ fieldset{border:1px solid #ccc;border-radius:.3rem;margin:1rem 0}label{display:i
 ul#apps{list-style:none;padding:0}li.app{border:1px solid #ddd;border-radius:.4rem;padding:.2rem 1rem .8rem;margin:1rem 0}
 h2{font-size:1.1rem;overflow-wrap:anywhere}dl{display:grid;grid-template-columns:auto 1fr;gap:.1rem 1rem;margin:.5rem 0}dt{color:#666}dd{margin:0;overflow-wrap:anywhere}
 button.danger{border-color:#b91c1c;color:#b91c1c}.notice{background:#ecfdf5;border:1px solid #10b981;padding:.5rem 1rem;border-radius:.3rem}
-a.button{display:inline-block;padding:.5rem 1.2rem;border-radius:.3rem;background:#2563eb;color:#fff;text-decoration:none}form{margin:0}</style></head>
+#revoke-all{margin:1rem 0}a.button{display:inline-block;padding:.5rem 1.2rem;border-radius:.3rem;background:#2563eb;color:#fff;text-decoration:none}form{margin:0}</style></head>
 <body><main>${body}</main></body></html>`;
   return {
     status,

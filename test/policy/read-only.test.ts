@@ -12,9 +12,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { notFound } from '../../src/policy/policy.ts';
 import { E2E_USERS } from '../e2e/support.ts';
-import { pkce, registerClient } from '../support/oauth-harness.ts';
-import { authorizeUrl, type Stack, startStack, tokenRequest } from '../support/oauth-stack.ts';
-import { UserAgent } from '../support/user-agent.ts';
+import { type Stack, startStack } from '../support/oauth-stack.ts';
+import { signInAs } from '../support/sign-in.ts';
 
 const READ_TOOLS = [
   'get_forgejo_mcp_server_version',
@@ -22,47 +21,8 @@ const READ_TOOLS = [
   'list_my_repos',
   'list_repo_issues',
 ];
-const REDIRECT = 'http://127.0.0.1:47311/cb';
-
-/** The whole sign-in with a choice on the consent page; returns the access token and the consent page. */
-async function signIn(
-  s: Stack,
-  mode: 'read' | 'write' | undefined,
-): Promise<{ token: string; consent: string }> {
-  const c = await registerClient(s.url, {
-    redirect_uris: ['http://127.0.0.1/cb'],
-    token_endpoint_auth_method: 'none',
-    client_name: `app ${mode}`,
-  });
-  const { verifier, challenge } = pkce();
-  const ua = new UserAgent();
-  const stop = (u: URL) => u.href.startsWith(`${REDIRECT}?`);
-  const consent = await ua.get(
-    authorizeUrl(s.url, { clientId: c.client_id, redirectUri: REDIRECT, challenge }),
-    { stop },
-  );
-  let page = await ua.submit(consent, 'consent-form', {
-    button: 'consent-approve',
-    stop,
-    ...(mode ? { fields: { mode } } : {}),
-  });
-  if (page.location === undefined)
-    page = await ua.submit(page, 'login-form', {
-      fields: { user_name: 'alice', password: 'alice-pw' },
-      stop,
-    });
-  if (page.location === undefined)
-    page = await ua.submit(page, 'grant-form', { button: 'grant-approve', stop });
-  const code = new URL(page.location as string).searchParams.get('code') as string;
-  const t = await tokenRequest(s.url, {
-    grant_type: 'authorization_code',
-    code,
-    redirect_uri: REDIRECT,
-    code_verifier: verifier,
-    client_id: c.client_id,
-  });
-  assert.equal(t.status, 200, JSON.stringify(t.body));
-  return { token: t.body['access_token'] as string, consent: consent.body };
+async function signIn(s: Stack, mode: string): Promise<{ token: string; consent: string }> {
+  return signInAs(s, { mode });
 }
 
 type Listed = { name: string; annotations?: Record<string, unknown> };
@@ -159,7 +119,7 @@ describe('a read-only grant', () => {
   }
 
   it('a consent form with no valid choice gives read only', async () => {
-    const bad = await v1(s, (await signIn(s, 'admin' as 'read')).token);
+    const bad = await v1(s, (await signIn(s, 'admin')).token);
     assert.deepEqual((await bad.listTools()).tools.map((t) => t.name).sort(), READ_TOOLS);
     await bad.close();
   });
