@@ -3,7 +3,7 @@
 // sessions), revokes one, and exactly that app's access ends within a second (its session and
 // stream close, its token fails) while the other keeps working. Screenshots go to docs/screenshots/.
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -14,7 +14,9 @@ import { pkce, registerClient } from '../support/oauth-harness.ts';
 import { authorizeUrl, type Stack, startStack } from '../support/oauth-stack.ts';
 import { signInAs } from '../support/sign-in.ts';
 
-const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
+// Every run writes to test-artifacts/; UPDATE_SCREENSHOTS=1 refreshes the checked-in ones in docs/.
+const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts');
+const DOCS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
 const PHONE = { width: 390, height: 844 };
 
 async function connect(s: Stack, token: string): Promise<Client> {
@@ -28,9 +30,11 @@ async function connect(s: Stack, token: string): Promise<Client> {
 }
 
 async function shot(page: Page, name: string): Promise<void> {
-  const path = join(SHOTS, name);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, name);
   await page.screenshot({ path, fullPage: true });
   assert.ok(statSync(path).size > 5000, `${name} has content`);
+  if (process.env['UPDATE_SCREENSHOTS'] === '1') copyFileSync(path, join(DOCS, name));
 }
 
 describe('connected apps page in headless Chromium', () => {
