@@ -4,12 +4,20 @@
 // requests (stateless-transport.ts). Nothing here speaks to a child directly: the bridge does.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Sink } from '../bridge/bridge.ts';
-import { type JsonRpcNotification, PARSE_ERROR, SERVER_ERROR } from '../bridge/jsonrpc.ts';
+import {
+  INVALID_REQUEST,
+  type JsonRpcNotification,
+  MAX_NESTING,
+  nestedDeeperThan,
+  PARSE_ERROR,
+  SERVER_ERROR,
+} from '../bridge/jsonrpc.ts';
 import type { PoolUser } from '../pool/pool.ts';
 import { envelopeVersion, MODERN_VERSION } from './envelope.ts';
 import { Gate, type Principal } from './gate.ts';
-import { answerThrown, HttpError, refuse } from './http-errors.ts';
+import { answerThrown, HttpError, refuse, requestIdOf, withRequestId } from './http-errors.ts';
 import { ParkedCalls } from './mrtr.ts';
+import { ParamHeaders } from './param-headers.ts';
 import { parseAccept } from './post-response.ts';
 import { Routing } from './routing.ts';
 import { SessionTransport } from './session-transport.ts';
@@ -25,6 +33,7 @@ export class Gateway {
   readonly #ctx: GatewayContext;
   readonly #routing: Routing;
   readonly #parked: ParkedCalls;
+  readonly #params = new ParamHeaders();
   readonly #legacy: SessionTransport;
   readonly #modern: StatelessTransport;
   readonly #sweeper: NodeJS.Timeout;
@@ -39,7 +48,7 @@ export class Gateway {
     this.#routing = new Routing(this.sessions, options.pool);
     this.#parked = new ParkedCalls(options.parkTtlMs);
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
-    this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked);
+    this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked, this.#params);
     this.#sweeper = setInterval(() => this.#sweep(), 30_000);
     this.#sweeper.unref();
     options.events?.on('grantRevoked', (g: { grantId: string; userId: number }) =>
@@ -53,6 +62,8 @@ export class Gateway {
 
   /** Pool event: a notification that belongs to no request goes to every session of the user. */
   broadcast(userId: number, msg: JsonRpcNotification): void {
+    if (msg.method === 'notifications/tools/list_changed')
+      this.#params.forget(this.#ctx.o.pool.bridgesOf(userId));
     this.#routing.broadcast(userId, msg);
   }
 
@@ -123,14 +134,21 @@ export class Gateway {
     } catch {
       throw new HttpError(400, PARSE_ERROR, 'Parse error: Invalid JSON');
     }
+    if (nestedDeeperThan(parsed))
+      throw new HttpError(
+        400,
+        INVALID_REQUEST,
+        `Invalid Request: nested more than ${MAX_NESTING} levels deep`,
+      );
     const user: PoolUser = { id: p.userId, login: p.login };
-    if (envelopeVersion(parsed) !== undefined || req.headers['mcp-protocol-version'] === MODERN_VERSION) {
-      if (req.headers['mcp-session-id'] === undefined || envelopeVersion(parsed) !== undefined) {
-        await this.#modern.post(req, res, parsed, user, p, accepts);
-        return;
-      }
-    }
-    await this.#legacy.post(req, res, parsed, user, p, accepts);
+    const modern =
+      envelopeVersion(parsed) !== undefined ||
+      (req.headers['mcp-protocol-version'] === MODERN_VERSION && req.headers['mcp-session-id'] === undefined);
+    await withRequestId(requestIdOf(parsed), () =>
+      modern
+        ? this.#modern.post(req, res, parsed, user, p, accepts)
+        : this.#legacy.post(req, res, parsed, user, p, accepts),
+    );
   }
 
   /** Live sessions and listen streams of a grant (the connected-apps page shows them). */

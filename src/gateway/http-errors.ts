@@ -2,13 +2,23 @@
 // answers for a user whose child cannot be had (pool full, child failing, sign-in withdrawn).
 import type { ServerResponse } from 'node:http';
 import type { Bridge } from '../bridge/bridge.ts';
-import { errorResponse, INTERNAL_ERROR, type JsonRpcRequest, SERVER_ERROR } from '../bridge/jsonrpc.ts';
+import {
+  errorResponse,
+  INTERNAL_ERROR,
+  type JsonRpcId,
+  type JsonRpcRequest,
+  SERVER_ERROR,
+} from '../bridge/jsonrpc.ts';
 import { PoolFullError, type PoolUser, signInRequired } from '../pool/pool.ts';
 import type { BearerResult } from './gate.ts';
 import type { GatewayContext } from './types.ts';
 
-/** Thrown anywhere below `Gateway.handle`; answered as `status` with a JSON-RPC error (id null). */
+/**
+ * Thrown anywhere below `Gateway.handle`; answered as `status` with a JSON-RPC error carrying the
+ * request's id once it is known (null before the body is read).
+ */
 export class HttpError extends Error {
+  id: JsonRpcId | null = null;
   readonly status: number;
   readonly code: number;
   readonly data?: unknown;
@@ -55,7 +65,7 @@ export function answerThrown(
     return;
   }
   if (e instanceof HttpError) {
-    writeJson(res, e.status, errorResponse(null, e.code, e.message, e.data), {
+    writeJson(res, e.status, errorResponse(e.id, e.code, e.message, e.data), {
       ...ctx.gate.corsHeaders(origin),
       ...e.headers,
     });
@@ -63,6 +73,23 @@ export function answerThrown(
   }
   ctx.o.log.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, '/mcp failed');
   writeJson(res, 500, errorResponse(null, INTERNAL_ERROR, 'internal error'), ctx.gate.corsHeaders(origin));
+}
+
+/** Runs `f`; an HttpError it throws answers with `id` (the request's, read from the body). */
+export async function withRequestId<T>(id: JsonRpcId | undefined, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof HttpError && e.id === null && id !== undefined) e.id = id;
+    throw e;
+  }
+}
+
+/** The id of a single JSON-RPC request body, if it has a valid one. */
+export function requestIdOf(body: unknown): JsonRpcId | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const id = (body as { id?: unknown }).id;
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : undefined;
 }
 
 /** The bearer challenge (401, or 403 for a missing scope) with the reason in the body. */
@@ -106,7 +133,9 @@ export async function bridgeFor(
       return undefined;
     }
     const full = e instanceof PoolFullError;
-    const answers = requests.map((r) => errorResponse(r.id, SERVER_ERROR, (e as Error).message));
+    // Why a child would not start (its command, its exit, its output) is for the log only.
+    const message = full ? (e as Error).message : 'the MCP server is unavailable; try again shortly';
+    const answers = requests.map((r) => errorResponse(r.id, SERVER_ERROR, message));
     const headers: Record<string, string> = { ...ctx.gate.corsHeaders(origin) };
     if (full) headers['retry-after'] = String((e as PoolFullError).retryAfterSeconds);
     else ctx.o.log.warn({ user: user.login, err: (e as Error).message }, 'MCP server unavailable');

@@ -7,9 +7,9 @@ import {
   type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
-  type JsonRpcResponse,
 } from '../bridge/jsonrpc.ts';
 import type { Pool } from '../pool/pool.ts';
+import { callOnce } from './call-once.ts';
 import { META } from './envelope.ts';
 import type { Session, SessionRegistry } from './sessions.ts';
 import type { Listener } from './types.ts';
@@ -134,16 +134,4 @@ export class Routing {
       );
     }
   }
-}
-
-function callOnce(bridge: Bridge, r: JsonRpcRequest, origin: string): Promise<JsonRpcResponse> {
-  return new Promise((resolve) => {
-    const sink: Sink = {
-      send: (m, final) => {
-        if (final) resolve(m as JsonRpcResponse);
-        return true;
-      },
-    };
-    bridge.call(r, sink, origin);
-  });
 }

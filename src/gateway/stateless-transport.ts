@@ -16,6 +16,7 @@ import type { Principal } from './gate.ts';
 import { bridgeFor, HttpError, writeJson } from './http-errors.ts';
 import { listen } from './listen.ts';
 import type { ParkedCalls } from './mrtr.ts';
+import type { ParamHeaders } from './param-headers.ts';
 import { type Accepts, PostResponse } from './post-response.ts';
 import type { Routing } from './routing.ts';
 import { type GatewayContext, policyOf } from './types.ts';
@@ -24,11 +25,13 @@ export class StatelessTransport {
   readonly #ctx: GatewayContext;
   readonly #routing: Routing;
   readonly #parked: ParkedCalls;
+  readonly #params: ParamHeaders;
 
-  constructor(ctx: GatewayContext, routing: Routing, parked: ParkedCalls) {
+  constructor(ctx: GatewayContext, routing: Routing, parked: ParkedCalls, params: ParamHeaders) {
     this.#ctx = ctx;
     this.#routing = routing;
     this.#parked = parked;
+    this.#params = params;
   }
 
   async post(
@@ -71,6 +74,10 @@ export class StatelessTransport {
     if (!bridge) return;
     const policy = policyOf(this.#ctx.o, p);
     const serverInfo = bridge.initializeResult?.['serverInfo'];
+    if (r.method === 'tools/call') {
+      const mismatch = await this.#params.check(bridge, r, req.headers);
+      if (mismatch) throw new HttpError(mismatch.status, mismatch.code, mismatch.message, mismatch.data);
+    }
     if (r.method === 'server/discover') {
       writeJson(
         res,

@@ -42,18 +42,33 @@ export type GatewayContext = {
   readonly sessions: SessionRegistry;
 };
 
-/** A 2026 call waiting for the client to retry with answers to the child's requests. */
+/** A child's server-to-client request put to a 2026 client as one of an InputRequiredResult's inputRequests. */
+export type Question = { childKey: string; method: string; params?: Record<string, unknown> };
+
+/** A 2026 call whose child asks the client things: answered over one or more retried POSTs. */
 export type Parked = {
+  /** Handle in the parked-call table (inside the sealed requestState). */
+  handle: string;
   userId: number;
   policy: ConnectionPolicy;
+  grantId: string;
   bridge: Bridge;
   origin: string;
   method: string;
+  params?: Record<string, unknown>;
   clientId: JsonRpcId;
-  /** The child's server-to-client requests awaiting the client's answers, by key. */
-  open: Map<string, { method: string; params?: Record<string, unknown> }>;
-  /** The requestState handed to the client while parked. */
-  key?: string;
+  /** What the client declared on its latest request; questions needing anything else are refused. */
+  caps: Record<string, unknown>;
+  /** Capabilities the broker refused the child for want of a declaration (for -32021). */
+  refused: Record<string, Record<string, never>>;
+  /** The child's questions awaiting the client's answers, by the key the client sees. */
+  open: Map<string, Question>;
+  /** Answers the client sent ahead, by key: a question that matches one is answered at once. */
+  ahead: Map<string, Record<string, unknown>>;
+  /** Rounds of questions put to the client so far (the requestState names the current one). */
+  round: number;
+  /** The first question of a burst waits this long for the rest, so they go out together. */
+  settle?: NodeJS.Timeout;
   final?: JsonRpcMessage;
   post?: PostResponse;
   created: number;

@@ -5,7 +5,7 @@
 import type { ForgejoUser } from '../forgejo/client.ts';
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { GrantRecord } from '../store/store.ts';
-import { BROWSER_COOKIE, browserCookie, browserHash } from './authorize.ts';
+import { browserCookie, browserHash, clearBrowserCookie } from './authorize.ts';
 import { isAllowed } from './callback.ts';
 import { isCimdClientId } from './cimd.ts';
 import type { AuthContext } from './context.ts';
@@ -95,16 +95,17 @@ export async function account(ctx: AuthContext, req: OAuthRequest, now = Date.no
 /** GET /account/login: the broker's own state and PKCE, then Forgejo's login. */
 export async function accountLogin(
   ctx: AuthContext,
-  req: OAuthRequest,
+  _req: OAuthRequest,
   now = Date.now(),
 ): Promise<OAuthResponse> {
-  const cookie = readCookie(req, BROWSER_COOKIE);
-  const browser = cookie && SECRET_SHAPE.test(cookie) ? cookie : newSecret();
+  // A fresh browser binding per sign-in, in a cookie named after it (as for client sign-ins).
+  const browser = newSecret();
   const state = newSecret();
   const verifier = newSecret();
-  await ctx.store.insertAccountLogin(hashSecret(state), hashSecret(browser), verifier, now + LOGIN_TTL_MS);
+  const stateHash = hashSecret(state);
+  await ctx.store.insertAccountLogin(stateHash, hashSecret(browser), verifier, now + LOGIN_TTL_MS);
   return redirect(await ctx.forgejo.authorizationUrl(state, verifier), {
-    'set-cookie': browserCookie(browser),
+    'set-cookie': browserCookie(stateHash, browser, LOGIN_TTL_MS / 1000),
   });
 }
 
@@ -117,7 +118,8 @@ export async function accountSignedIn(
   now: number,
 ): Promise<OAuthResponse> {
   const bad = (status: number, msg: string) => errorPage(status, 'Sign-in could not be completed', msg);
-  const browser = browserHash(req);
+  const stateHash = hashSecret(state);
+  const browser = browserHash(req, stateHash);
   if (!browser || !safeEqual(browser, login.browserHash))
     return bad(403, 'This sign-in was started in another browser.');
   if (req.query['error'] !== undefined) return bad(400, 'Forgejo did not authorize the sign-in.');
@@ -144,7 +146,9 @@ export async function accountSignedIn(
     csrfHash: hashSecret(csrfFor(id)),
     expiresAt: now + ACCOUNT_SESSION_TTL_MS,
   });
-  return redirect('/account', { 'set-cookie': sessionCookie(id, ACCOUNT_SESSION_TTL_MS) });
+  return redirect('/account', {
+    'set-cookie': [sessionCookie(id, ACCOUNT_SESSION_TTL_MS), clearBrowserCookie(stateHash)],
+  });
 }
 
 /** POST /account/revoke (one grant), /account/revoke-all, /account/logout. */
