@@ -17,12 +17,15 @@ import { Policy } from '../policy/policy.ts';
 import { resolveCommand } from '../pool/command.ts';
 import { Pool } from '../pool/pool.ts';
 import { deriveKey } from '../store/secrets.ts';
+import { Operations } from '../store/sqlite/operations.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { detectIsolation, type Isolation, Supervisor } from '../supervisor/supervisor.ts';
+import { recordingChildren, startUpkeep } from './upkeep.ts';
 
 export type Broker = {
   app: App;
   store: SqliteStore;
+  operations: Operations;
   auth: AuthServer;
   gateway: Gateway;
   pool: Pool;
@@ -57,7 +60,13 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
   const isolation = childIsolation(config, log);
   // Read once: it may run `git rev-parse`.
   const buildInfo = readBuildInfo();
-  const store = new SqliteStore({ path: config.db, secretKey: config.secretKey });
+  const store = new SqliteStore({
+    path: config.db,
+    secretKey: config.secretKey,
+    previousKeys: config.previousSecretKeys,
+  });
+  const operations = new Operations(store);
+  const upkeep = startUpkeep(store, operations, log);
   const forgejo = new ForgejoClient({
     forgejoUrl: config.forgejoUrl,
     clientId: config.forgejoClientId,
@@ -121,7 +130,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       clientInfo: { name: 'forgejo-mcp-broker', version: buildInfo.version },
       protocolVersion: '2025-11-25',
     },
-    spawner: supervisor,
+    spawner: recordingChildren(supervisor, operations),
     tokens: {
       accessToken: (userId, o) => credentials.accessToken(userId, o),
       recheck: (userId, token) => credentials.recheck(userId, token),
@@ -157,14 +166,19 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
   return {
     app,
     store,
+    operations,
     auth,
     gateway,
     pool,
     supervisor,
     buildInfo,
-    stopPurge: () => clearInterval(purge),
+    stopPurge: () => {
+      clearInterval(purge);
+      upkeep.stop();
+    },
     close: async () => {
       clearInterval(purge);
+      upkeep.stop();
       gateway?.close();
       await app.close();
       await pool.stopAll(Date.now() + 1000);

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { EXIT, runAdmin, USAGE } from '../admin/admin.ts';
 import { helpText, loadConfig } from '../config/config.ts';
 import { listen } from '../http/server.ts';
 import { createLogger } from '../log/log.ts';
@@ -9,6 +10,7 @@ const CONFIG_ERROR_EXIT = 2;
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  if (argv[0] === 'admin') return admin(argv.slice(1));
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`${helpText()}\n`);
     return;
@@ -80,6 +82,26 @@ async function main(): Promise<void> {
     },
     'broker started',
   );
+}
+
+/** The admin command reads the broker's settings from the environment only: its flags are its own. */
+async function admin(argv: string[]): Promise<void> {
+  if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exitCode = argv.length === 0 ? EXIT.usage : EXIT.ok;
+    return;
+  }
+  const loaded = loadConfig(process.env, []);
+  if (!loaded.ok) {
+    process.stderr.write(
+      `forgejo-mcp-broker admin: invalid configuration\n${loaded.errors.map((e) => `  ${e}\n`).join('')}`,
+    );
+    process.exit(EXIT.usage);
+  }
+  process.exitCode = await runAdmin(argv, loaded.config, {
+    out: (t) => process.stdout.write(t),
+    err: (t) => process.stderr.write(t),
+  });
 }
 
 main().catch((e: unknown) => {

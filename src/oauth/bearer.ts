@@ -2,10 +2,6 @@
 import { hashSecret } from '../store/secrets.ts';
 import type { GrantMode, OAuthStore } from '../store/store.ts';
 
-/** "Last used" on the connected-apps page is this precise: at most one write per grant per minute. */
-const TOUCH_EVERY_MS = 60_000;
-const MAX_TOUCHED = 10_000;
-
 export type Principal = {
   /** Forgejo user id. */
   userId: number;
@@ -26,13 +22,6 @@ export type BearerResult =
   | { ok: false; error: 'invalid_token' | 'insufficient_scope'; description: string };
 
 export function createBearerVerifier(store: OAuthStore, resource: string, requiredScope = 'mcp') {
-  const touched = new Map<string, number>();
-  const touch = (grantId: string, now: number) => {
-    if (now - (touched.get(grantId) ?? 0) < TOUCH_EVERY_MS) return;
-    if (touched.size >= MAX_TOUCHED) touched.clear();
-    touched.set(grantId, now);
-    void store.touchGrant(grantId, now).catch(() => {});
-  };
   return async function verifyBearer(
     authorization: string | undefined,
     now = Date.now(),
@@ -54,7 +43,6 @@ export function createBearerVerifier(store: OAuthStore, resource: string, requir
         description: `the token lacks the ${requiredScope} scope`,
       };
     }
-    touch(g.grantId, now);
     return {
       ok: true,
       principal: {

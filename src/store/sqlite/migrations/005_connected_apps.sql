@@ -5,7 +5,6 @@
 ALTER TABLE oauth_grant ADD COLUMN mode TEXT NOT NULL DEFAULT 'write' CHECK (mode IN ('read', 'write'));
 ALTER TABLE oauth_grant ADD COLUMN client_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE oauth_grant ADD COLUMN redirect_uri TEXT NOT NULL DEFAULT '';
-ALTER TABLE oauth_grant ADD COLUMN last_used_at INTEGER;
 
 -- Chosen on the consent form, carried to the grant the callback creates.
 ALTER TABLE auth_request ADD COLUMN mode TEXT CHECK (mode IN ('read', 'write'));
