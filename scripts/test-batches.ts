@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { globSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { resolveCommand } from '../src/pool/command.ts';
 
 export type Batch = {
   name: string;
@@ -27,12 +28,33 @@ const OAUTH_COVERAGE = [
   '--test-coverage-lines=80',
 ];
 
+/** The tests that need the real forgejo-mcp binary (FORGEJO_MCP, or forgejo-mcp on PATH). */
+const REAL_FORGEJO_MCP = ['test/policy/catalogue-real.test.ts'];
+
+function noRealForgejoMcp(): string | undefined {
+  try {
+    resolveCommand(process.env['FORGEJO_MCP'] || 'forgejo-mcp');
+    return undefined;
+  } catch {
+    return 'no forgejo-mcp binary: set FORGEJO_MCP=/path/to/forgejo-mcp or put it on PATH';
+  }
+}
+
 export const BATCHES: Batch[] = [
-  { name: 'everything but oauth', files: ['test/*/*.test.ts'], exclude: ['test/oauth/*.test.ts'] },
+  {
+    name: 'everything but oauth',
+    files: ['test/*/*.test.ts'],
+    exclude: ['test/oauth/*.test.ts', ...REAL_FORGEJO_MCP],
+  },
   {
     name: 'oauth (src/oauth line coverage >= 80%)',
     files: ['test/oauth/*.test.ts'],
     options: OAUTH_COVERAGE,
+  },
+  {
+    name: 'real forgejo-mcp (tool catalogue vs its tools/list)',
+    files: REAL_FORGEJO_MCP,
+    notRunBecause: noRealForgejoMcp,
   },
 ];
 
