@@ -6,10 +6,10 @@ import type { ForgejoUser } from '../forgejo/client.ts';
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { GrantRecord } from '../store/store.ts';
 import { browserCookie, browserHash, clearBrowserCookie } from './authorize.ts';
-import { isAllowed } from './callback.ts';
+import { forgejoSignIn, isAllowed } from './callback.ts';
 import { isCimdClientId } from './cimd.ts';
 import type { AuthContext } from './context.ts';
-import { accountPage, errorPage, signInPage } from './pages.ts';
+import { type AppRow, accountPage, errorPage, signInPage } from './pages.ts';
 import {
   header,
   type OAuthRequest,
@@ -40,18 +40,6 @@ async function currentSession(ctx: AuthContext, req: OAuthRequest, now: number) 
   if (!v || !SECRET_SHAPE.test(v)) return undefined;
   return ctx.store.getAccountSession(hashSecret(v), now);
 }
-
-/** One row of the page: what the user needs to recognise the app and decide. */
-export type AppRow = {
-  grantId: string;
-  clientName: string;
-  redirectHost: string;
-  registration: 'CIMD' | 'DCR';
-  mode: 'read' | 'write';
-  createdAt: number;
-  lastUsedAt: number | null;
-  activeSessions: number;
-};
 
 function hostOf(uri: string): string {
   try {
@@ -126,10 +114,7 @@ export async function accountSignedIn(
   let user: ForgejoUser;
   let tokens: { accessToken: string; refreshToken: string; expiresAt: number };
   try {
-    const params = new URLSearchParams();
-    for (const [k, v] of Object.entries(req.query)) if (typeof v === 'string') params.set(k, v);
-    tokens = await ctx.forgejo.exchangeCode(params, state, login.verifier);
-    user = await ctx.forgejo.userinfo(tokens.accessToken);
+    ({ tokens, user } = await forgejoSignIn(ctx, req, state, login.verifier));
   } catch (e) {
     ctx.log.warn({ err: { name: (e as Error).name, message: (e as Error).message } }, 'Forgejo login failed');
     return bad(502, 'Signing in to Forgejo failed. Try again.');

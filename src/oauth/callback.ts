@@ -20,6 +20,19 @@ export function isAllowed(ctx: AuthContext, user: ForgejoUser): boolean {
   return user.groups.some((g) => ctx.allowedOrgs.includes(g.toLowerCase()));
 }
 
+/** Forgejo's code (in the callback's query) exchanged with the broker's verifier, and who signed in. */
+export async function forgejoSignIn(
+  ctx: AuthContext,
+  req: OAuthRequest,
+  state: string,
+  verifier: string,
+): Promise<{ tokens: { accessToken: string; refreshToken: string; expiresAt: number }; user: ForgejoUser }> {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(req.query)) if (typeof v === 'string') params.set(k, v);
+  const tokens = await ctx.forgejo.exchangeCode(params, state, verifier);
+  return { tokens, user: await ctx.forgejo.userinfo(tokens.accessToken) };
+}
+
 export async function callback(
   ctx: AuthContext,
   req: OAuthRequest,
@@ -75,10 +88,7 @@ async function finish(
   let user: ForgejoUser;
   let tokens: { accessToken: string; refreshToken: string; expiresAt: number };
   try {
-    const params = new URLSearchParams();
-    for (const [k, v] of Object.entries(req.query)) if (typeof v === 'string') params.set(k, v);
-    tokens = await ctx.forgejo.exchangeCode(params, state, ar.upstreamVerifier);
-    user = await ctx.forgejo.userinfo(tokens.accessToken);
+    ({ tokens, user } = await forgejoSignIn(ctx, req, state, ar.upstreamVerifier));
   } catch (e) {
     ctx.log.warn({ err: { name: (e as Error).name, message: (e as Error).message } }, 'Forgejo login failed');
     return back({ error: 'server_error', error_description: 'signing in to Forgejo failed' });

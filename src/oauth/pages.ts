@@ -167,21 +167,24 @@ export function signInPage(): OAuthResponse {
   );
 }
 
+/** One app on the connected-apps page: what the user needs to recognise it and decide. */
+export type AppRow = {
+  grantId: string;
+  clientName: string;
+  redirectHost: string;
+  registration: 'CIMD' | 'DCR';
+  mode: 'read' | 'write';
+  createdAt: number;
+  lastUsedAt: number | null;
+  activeSessions: number;
+};
+
 export type AccountView = {
   login: string;
   forgejoHost: string;
   csrf: string;
   notice: 'revoked' | 'revoked-all' | undefined;
-  apps: {
-    grantId: string;
-    clientName: string;
-    redirectHost: string;
-    registration: 'CIMD' | 'DCR';
-    mode: 'read' | 'write';
-    createdAt: number;
-    lastUsedAt: number | null;
-    activeSessions: number;
-  }[];
+  apps: AppRow[];
 };
 
 export function accountPage(v: AccountView): OAuthResponse {
