@@ -4,8 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, readdirSync, readlinkSync, renameSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { Audit } from '../audit/audit.ts';
 import type { Config } from '../config/config.ts';
 import { parseDuration } from '../config/settings.ts';
+import { createLogger } from '../log/log.ts';
 import { Operations } from '../store/sqlite/operations.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 
@@ -127,11 +129,13 @@ export async function runAdmin(argv: string[], config: Config, io: Output): Prom
     return EXIT.usage;
   }
   const ops = new Operations(store);
+  const audit = new Audit({ log: createLogger(config.logLevel), file: config.auditFile });
   try {
-    return await dispatch(p, ops, store, config, print);
+    return await dispatch(p, ops, store, config, print, audit);
   } catch (e) {
     return report(e, io);
   } finally {
+    await audit.close();
     await store.close();
   }
 }
@@ -151,6 +155,7 @@ async function dispatch(
   store: SqliteStore,
   config: Config,
   print: (data: unknown, text: string) => void,
+  audit: Audit,
 ): Promise<number> {
   switch (p.command) {
     case 'users': {
@@ -222,6 +227,7 @@ async function dispatch(
     case 'revoke-user': {
       const user = requireUser(ops, arg(p, 'a login or user id'));
       await store.revokeUser(user.userId);
+      audit.record({ event: 'grant_revoked', by: 'operator', userId: user.userId, login: user.login });
       print(
         { revoked: 'user', userId: user.userId, login: user.login, grants: user.grants },
         `revoked ${user.login}: ${user.grants} grant(s) and the Forgejo credential; their clients must sign in again`,
@@ -233,13 +239,21 @@ async function dispatch(
       const grant = ops.grants().find((g) => g.grantId === id);
       if (!grant) throw new Failure(`no grant ${id}`);
       await store.revokeGrant(id);
+      audit.record({
+        event: 'grant_revoked',
+        by: 'operator',
+        grantId: id,
+        login: grant.login,
+        clientId: grant.clientId,
+      });
       print({ revoked: 'grant', ...grant }, `revoked grant ${id} (${grant.clientName} for ${grant.login})`);
       return EXIT.ok;
     }
     case 'revoke-client': {
       const id = arg(p, 'a client id (see `admin clients`)');
       const grants = ops.grants({ clientId: id }).length;
-      if (!(await ops.deleteClient(id))) throw new Failure(`no client ${id}`);
+      if (!(await store.deleteClient(id))) throw new Failure(`no client ${id}`);
+      audit.record({ event: 'grant_revoked', by: 'operator', clientId: id });
       print(
         { revoked: 'client', clientId: id, grants },
         `deleted client ${id} and revoked its ${grants} grant(s)`,

@@ -15,6 +15,7 @@ import {
 } from '../bridge/jsonrpc.ts';
 import type { ConnectionPolicy } from '../policy/policy.ts';
 import { newSecret } from '../store/secrets.ts';
+import { type CallObserver, observedSink } from './call-observer.ts';
 import {
   capabilityFor,
   clientCapabilitiesOf,
@@ -43,7 +44,10 @@ export class ParkedCalls {
   readonly #ttlMs: number;
   readonly #sealer = new RequestStateSealer();
 
-  constructor(ttlMs: number) {
+  readonly #onCall: CallObserver | undefined;
+
+  constructor(ttlMs: number, onCall?: CallObserver) {
+    this.#onCall = onCall;
     this.#ttlMs = ttlMs;
   }
 
@@ -83,7 +87,7 @@ export class ParkedCalls {
       created: Date.now(),
     };
     this.#watch(x, post);
-    bridge.call(forChild(r), this.#sink(x, serverInfo), x.origin);
+    bridge.call(forChild(r), observedSink(r, p, this.#sink(x, serverInfo), this.#onCall), x.origin);
   }
 
   /**

@@ -16,6 +16,7 @@ import {
 } from '../bridge/jsonrpc.ts';
 import { type ConnectionPolicy, filteringSink } from '../policy/policy.ts';
 import type { PoolUser } from '../pool/pool.ts';
+import { observedSink } from './call-observer.ts';
 import { MODERN_VERSION } from './envelope.ts';
 import type { Principal } from './gate.ts';
 import { bridgeFor, HttpError } from './http-errors.ts';
@@ -103,7 +104,7 @@ export class SessionTransport {
       }
     });
     const policy = policyOf(this.#ctx.o, p);
-    for (const r of requests) this.#request(r, session, bridge, post, user, policy);
+    for (const r of requests) this.#request(r, session, bridge, post, user, p, policy);
   }
 
   #request(
@@ -112,6 +113,7 @@ export class SessionTransport {
     bridge: Bridge,
     post: PostResponse,
     user: PoolUser,
+    p: Principal,
     policy: ConnectionPolicy,
   ): void {
     const refused = policy.refusal(r.method, r.params);
@@ -127,7 +129,11 @@ export class SessionTransport {
       void this.#routing.subscription(r, session.id, bridge, user.id).then((m) => post.send(m, true));
       return;
     }
-    bridge.call(r, filteringSink(policy, r.method, post.sink), session.id);
+    bridge.call(
+      r,
+      filteringSink(policy, r.method, observedSink(r, p, post.sink, this.#ctx.o.onCall)),
+      session.id,
+    );
   }
 
   #notify(session: Session, m: JsonRpcNotification): void {

@@ -6,6 +6,7 @@ import type { JsonRpcId, JsonRpcMessage } from '../bridge/jsonrpc.ts';
 import type { Logger } from '../log/log.ts';
 import { type ConnectionPolicy, Policy } from '../policy/policy.ts';
 import type { Pool } from '../pool/pool.ts';
+import type { CallObserver } from './call-observer.ts';
 import type { Gate, GateOptions, Principal, VerifyBearer } from './gate.ts';
 import type { PostResponse } from './post-response.ts';
 import type { SessionRegistry } from './sessions.ts';
@@ -22,6 +23,8 @@ export type GatewayOptions = GateOptions & {
   sessionIdleMs: number;
   /** How long a 2026 call may wait for the client to answer its server-to-client requests. */
   parkTtlMs: number;
+  /** Told of every call relayed to a child when its final answer leaves (metrics, audit). */
+  onCall?: CallObserver;
   /** Revocation announcements from the OAuth side: grantRevoked({grantId,userId}), userRevoked(userId), tokenChanged(userId). */
   events?: EventEmitter;
   /** The operator's tool policy; each request is narrowed further by its grant's mode. */

@@ -1,15 +1,19 @@
 // Builds the broker's parts from a validated config: store, Forgejo client, credentials, the
 // authorization server and the HTTP app. main.ts adds signals and listening; tests use it as is.
 import { dirname } from 'node:path';
+import { Audit } from '../audit/audit.ts';
 import type { Config } from '../config/config.ts';
 import { ForgejoClient } from '../forgejo/client.ts';
 import { CredentialManager } from '../forgejo/credentials.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { registerMcpRoutes } from '../gateway/routes.ts';
 import { type BuildInfo, readBuildInfo } from '../http/build-info.ts';
+import { registerMetricsRoute } from '../http/metrics-route.ts';
 import { registerOAuthRoutes } from '../http/oauth-routes.ts';
+import { RateLimiter } from '../http/rate-limit.ts';
 import { type App, createHttpServer } from '../http/server.ts';
 import type { Logger } from '../log/log.ts';
+import { observe } from '../metrics/metrics.ts';
 import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
 import { CATALOGUE } from '../policy/catalogue.ts';
@@ -20,6 +24,7 @@ import { deriveKey } from '../store/secrets.ts';
 import { Operations } from '../store/sqlite/operations.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { detectIsolation, type Isolation, Supervisor } from '../supervisor/supervisor.ts';
+import { callTelemetry } from './telemetry.ts';
 import { recordingChildren, startUpkeep } from './upkeep.ts';
 
 export type Broker = {
@@ -31,6 +36,7 @@ export type Broker = {
   pool: Pool;
   supervisor: Supervisor;
   buildInfo: BuildInfo;
+  audit: Audit;
   /** Stops the periodic purge (before the store closes). */
   stopPurge(): void;
   close(): Promise<void>;
@@ -74,14 +80,17 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     redirectUri: `${config.publicUrl}/oauth/callback`,
     scope: config.forgejoScope,
   });
+  const audit = new Audit({ log, file: config.auditFile, arguments: config.auditArguments });
   const credentials = new CredentialManager({
     store,
     forgejo,
     log,
     refreshMarginMs: config.forgejoRefreshMargin,
+    audit,
   });
   const policy = new Policy({ allow: config.tools, deny: config.toolsDeny });
   let gateway: Gateway | undefined;
+  const rateLimits = new RateLimiter(config.rateLimit);
   const auth = createAuthServer(
     {
       publicUrl: config.publicUrl,
@@ -94,11 +103,13 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       accessTokenTtlMs: config.accessTokenTtl,
       refreshTokenTtlMs: config.refreshTokenTtl,
       refreshReuseGraceMs: config.refreshReuseGrace,
+      rateLimits,
       successorKey: deriveKey(config.secretKey, 'forgejo-mcp-broker refresh successor v1'),
       allowedUsers: config.allowedUsers,
       allowedOrgs: config.allowedOrgs,
       offersWrite: policy.offersWrite(CATALOGUE.keys()),
       activeSessions: (grantId) => gateway?.activeConnections(grantId) ?? 0,
+      audit,
     },
     credentials,
     config.unusedClientTtl,
@@ -109,7 +120,8 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     buildInfo,
     trustedProxies: config.trustedProxies,
   });
-  registerOAuthRoutes(app, auth, config.rateLimit);
+  registerOAuthRoutes(app, auth, { perKey: rateLimits, perIp: new RateLimiter(config.rateLimit * 10) });
+  if (config.metricsToken) registerMetricsRoute(app, config.metricsToken);
   const supervisor = new Supervisor({
     log,
     limits: { graceMs: CHILD_STOP_GRACE_MS },
@@ -154,8 +166,16 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     parkTtlMs: config.callTimeout,
     events: credentials.events,
     policy,
+    onCall: callTelemetry(store, audit),
   });
   registerMcpRoutes(app, gateway);
+  const live = gateway;
+  observe({
+    childrenLive: () => pool.liveChildren,
+    sessionsOpen: () => live.sessions.size,
+    streamsOpen: () => live.streamCount,
+    pendingAuthorizations: () => store.pendingAuthRequests(Date.now()),
+  });
   const purge = setInterval(() => {
     auth.purge().then(
       (n) => n > 0 && log.debug({ rows: n }, 'purged expired rows'),
@@ -172,6 +192,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     pool,
     supervisor,
     buildInfo,
+    audit,
     stopPurge: () => {
       clearInterval(purge);
       upkeep.stop();
@@ -183,6 +204,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       await app.close();
       await pool.stopAll(Date.now() + 1000);
       await supervisor.stopAll(1000, 200);
+      await audit.close();
       await store.close();
     },
   };

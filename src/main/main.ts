@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { EXIT, runAdmin, USAGE } from '../admin/admin.ts';
 import { helpText, loadConfig } from '../config/config.ts';
+import { startMetricsListener } from '../http/metrics-route.ts';
 import { listen } from '../http/server.ts';
 import { createLogger } from '../log/log.ts';
 import { type Broker, buildBroker } from './broker.ts';
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
         name: 'store',
         run: async () => {
           broker.stopPurge();
+          await broker.audit.close();
           await store.close();
         },
       },
@@ -68,6 +70,13 @@ async function main(): Promise<void> {
   });
 
   const bound = await listen(app, config.listen.host, config.listen.port);
+  const metricsServer = config.metricsListen
+    ? await startMetricsListener(config.metricsListen.host, config.metricsListen.port)
+    : undefined;
+  if (metricsServer) {
+    metricsServer.server.unref();
+    process.once('beforeExit', () => metricsServer.server.close());
+  }
   const address = `${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`;
   log.info(
     {
@@ -78,6 +87,11 @@ async function main(): Promise<void> {
       keySource: config.secretKeySource,
       isolation: supervisor.isolation.kind,
       migrationsApplied: store.appliedMigrations,
+      ...(metricsServer && config.metricsListen
+        ? {
+            metrics: `${config.metricsListen.host.includes(':') ? `[${config.metricsListen.host}]` : config.metricsListen.host}:${metricsServer.port}`,
+          }
+        : {}),
       ...buildInfo,
     },
     'broker started',

@@ -1,6 +1,7 @@
 // The broker's background care of its database: replaying other processes' revocations, writing
 // grants' last use, re-sealing values under a new key, and keeping the table of live children.
 import type { Logger } from '../log/log.ts';
+import { metrics } from '../metrics/metrics.ts';
 import type { Spawner } from '../pool/pool.ts';
 import type { Operations } from '../store/sqlite/operations.ts';
 import type { SqliteStore } from '../store/sqlite/sqlite-store.ts';
@@ -60,7 +61,11 @@ export function recordingChildren(spawner: Spawner, operations: Operations): Spa
         login: spec.name,
         startedAt: Date.now(),
       });
-      void child.exited.then(() => operations.forgetChild(child.pid));
+      metrics.childrenStarted.inc();
+      void child.exited.then((exit) => {
+        operations.forgetChild(child.pid);
+        metrics.childrenExited.inc({ cause: exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}` });
+      });
       return child;
     },
   };

@@ -20,7 +20,7 @@ import {
 } from './respond.ts';
 
 /** One cookie per sign-in, named after its request: see `browserCookieName`. */
-export const BROWSER_COOKIE_PREFIX = '__Host-fmb-browser-';
+const BROWSER_COOKIE_PREFIX = '__Host-fmb-browser-';
 const REQUEST_TTL_MS = 10 * 60_000;
 /** Pending authorizations are a buffer strangers can fill: it is bounded. */
 const MAX_PENDING = 10_000;
@@ -188,6 +188,12 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
   }
   if (header(req, 'sec-fetch-site') === 'cross-site')
     return bad(403, 'Cross-site form submissions are refused.');
+  ctx.audit?.record({
+    event: 'consent',
+    decision: decision === 'approve' ? 'granted' : 'denied',
+    clientId: ar.clientId,
+    clientName: ar.clientName,
+  });
   if (decision !== 'approve') {
     await ctx.store.deleteAuthRequest(ar.idHash);
     const res = clientRedirect(ctx, ar.redirectUri, {

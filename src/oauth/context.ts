@@ -1,7 +1,9 @@
+import type { Audit } from '../audit/audit.ts';
 import type { ForgejoClient } from '../forgejo/client.ts';
 import type { Logger } from '../log/log.ts';
 import type { ClientRecord, OAuthStore } from '../store/store.ts';
 import { type CimdResolver, isCimdClientId } from './cimd.ts';
+import type { RateLimits } from './rate-keys.ts';
 import { OAuthError } from './respond.ts';
 
 /** Everything the authorization server's handlers share. */
@@ -16,6 +18,8 @@ export type AuthContext = {
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
   refreshReuseGraceMs: number;
+  /** Buckets at the configured rate; the token endpoint charges them once it knows the caller. */
+  rateLimits: RateLimits;
   /** Derives the pair that succeeds a refresh token (see `successorPair` in token.ts). */
   successorKey: Buffer;
   allowedUsers: string[];
@@ -24,6 +28,8 @@ export type AuthContext = {
   offersWrite?: boolean;
   /** Live MCP sessions and streams of a grant (from the gateway), for the connected-apps page. */
   activeSessions?: (grantId: string) => number;
+  /** The audit trail (sign-ins, consent, tokens); absent in tests that do not look at it. */
+  audit?: Audit;
 };
 
 /** A registered client, or one described by its Client ID Metadata Document. */

@@ -1,6 +1,8 @@
 // RFC 7591 dynamic client registration. The secret and the RFC 7592 registration access token are
 // returned once and stored only hashed.
+
 import { randomUUID } from 'node:crypto';
+import { metrics } from '../metrics/metrics.ts';
 import { hashSecret, newSecret } from '../store/secrets.ts';
 import type { AuthMethod, ClientRecord, OAuthStore } from '../store/store.ts';
 import { registrationClientUri } from './metadata.ts';
@@ -143,9 +145,13 @@ export async function register(
       registrationTokenHash: hashSecret(registrationToken),
     };
     await store.insertClient(client);
+    metrics.registrations.inc({ outcome: 'ok' });
     return json(201, clientInformation(publicUrl, metadata, registrationToken, secret));
   } catch (e) {
-    if (e instanceof OAuthError) return errorJson(e);
+    if (e instanceof OAuthError) {
+      metrics.registrations.inc({ outcome: 'refused' });
+      return errorJson(e);
+    }
     throw e;
   }
 }

@@ -5,16 +5,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
-import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
+import type { ForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
 import { brokerToken, type Connected, connectV1, textOf } from '../support/mcp-oauth-client.ts';
-import {
-  FORGEJO_CLIENT_ID,
-  FORGEJO_CLIENT_SECRET,
-  freePort,
-  testBrokerEnv,
-} from '../support/oauth-harness.ts';
-import { USERS } from '../support/oauth-stack.ts';
+import { freePort, testBrokerEnv } from '../support/oauth-harness.ts';
+import { startEmulatorFor } from '../support/oauth-stack.ts';
 import { groupAlive } from '../support/wait.ts';
 
 const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
@@ -28,17 +23,7 @@ after(async () => {
 async function startFaultBroker(graceMs: number): Promise<BrokerProcess> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-shutdown-'));
   const port = await freePort();
-  const emulator: ForgejoEmulator = await startForgejoEmulator({
-    users: USERS,
-    apps: [
-      {
-        clientId: FORGEJO_CLIENT_ID,
-        clientSecret: FORGEJO_CLIENT_SECRET,
-        name: 'forgejo-mcp-broker',
-        redirectUris: [`http://127.0.0.1:${port}/oauth/callback`],
-      },
-    ],
-  });
+  const emulator: ForgejoEmulator = await startEmulatorFor(`http://127.0.0.1:${port}`);
   let b: BrokerProcess | undefined;
   cleanups.push(async () => {
     if (b && b.proc.exitCode === null && b.proc.signalCode === null) {

@@ -113,14 +113,6 @@ export class Operations {
       : users.find((u) => u.login.toLowerCase() === loginOrId.toLowerCase());
   }
 
-  /** Revokes every grant of the client, then deletes it; false if there is no such client. */
-  async deleteClient(clientId: string): Promise<boolean> {
-    if (!(await this.#store.getClient(clientId))) return false;
-    for (const g of this.grants({ clientId })) await this.#store.revokeGrant(g.grantId);
-    this.#store.db.prepare('DELETE FROM oauth_client WHERE client_id = ?').run(clientId);
-    return true;
-  }
-
   /** Deletes registrations that never completed a sign-in and are older than `before`. */
   pruneUnusedClients(before: number): number {
     return Number(

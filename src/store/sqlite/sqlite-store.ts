@@ -193,6 +193,10 @@ export class SqliteStore implements OAuthStore {
     });
   }
 
+  async pendingAuthRequests(now: number): Promise<number> {
+    return Number(this.#row('SELECT COUNT(*) AS n FROM auth_request WHERE expires_at > ?', now)?.['n'] ?? 0);
+  }
+
   async insertAuthRequest(q: AuthRequestRecord, now: number, maxPending: number): Promise<boolean> {
     const pending = this.#row('SELECT COUNT(*) AS n FROM auth_request WHERE expires_at > ?', now);
     if (Number(pending?.['n'] ?? 0) >= maxPending) return false;
