@@ -3,7 +3,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bridge } from '../bridge/bridge.ts';
 import {
-  errorResponse,
   INVALID_REQUEST,
   isNotification,
   isRequest,
@@ -24,7 +23,7 @@ import { type Accepts, PostResponse, parseAccept } from './post-response.ts';
 import type { Routing } from './routing.ts';
 import type { Session } from './sessions.ts';
 import { SseStream } from './sse.ts';
-import { type GatewayContext, LEGACY_VERSIONS, policyOf } from './types.ts';
+import { type GatewayContext, LEGACY_VERSIONS, policyOf, policyRefusal } from './types.ts';
 
 export class SessionTransport {
   readonly #ctx: GatewayContext;
@@ -116,9 +115,9 @@ export class SessionTransport {
     p: Principal,
     policy: ConnectionPolicy,
   ): void {
-    const refused = policy.refusal(r.method, r.params);
+    const refused = policyRefusal(this.#ctx.o, p, policy, r);
     if (refused) {
-      post.send(errorResponse(r.id, refused.code, refused.message), true);
+      post.send(refused, true);
       return;
     }
     if (r.method === 'ping') {

@@ -19,7 +19,7 @@ import type { ParkedCalls } from './mrtr.ts';
 import type { ParamHeaders } from './param-headers.ts';
 import { type Accepts, PostResponse } from './post-response.ts';
 import type { Routing } from './routing.ts';
-import { type GatewayContext, policyOf } from './types.ts';
+import { type GatewayContext, policyOf, policyRefusal } from './types.ts';
 
 export class StatelessTransport {
   readonly #ctx: GatewayContext;
@@ -99,9 +99,9 @@ export class StatelessTransport {
       headers: cors,
     });
     // Answered on the same path as the child's own "not found", so the two cannot be told apart.
-    const refused = policy.refusal(r.method, r.params);
+    const refused = policyRefusal(this.#ctx.o, p, policy, r);
     if (refused) {
-      post.send(errorResponse(r.id, refused.code, refused.message), true);
+      post.send(refused, true);
       return;
     }
     const state = r.params?.['requestState'];

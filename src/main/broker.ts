@@ -167,6 +167,14 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     events: credentials.events,
     policy,
     onCall: callTelemetry(store, audit),
+    onRefused: (r) =>
+      audit.record({
+        event: 'policy_refused',
+        login: r.login,
+        clientId: r.clientId,
+        tool: r.name,
+        reason: r.reason,
+      }),
   });
   registerMcpRoutes(app, gateway);
   const live = gateway;

@@ -161,7 +161,7 @@ export async function accountAction(
   }
   if (action === 'revoke-all') {
     await ctx.store.revokeUser(s.userId);
-    ctx.log.info({ userId: s.userId }, 'all apps revoked on the connected-apps page');
+    ctx.audit?.record({ event: 'grant_revoked', by: 'user', userId: s.userId, login: s.login });
     return redirect('/account?done=revoked-all');
   }
   let grantId: string;
@@ -173,10 +173,14 @@ export async function accountAction(
   const grant = (await ctx.store.listGrants(s.userId)).find((g) => g.grantId === grantId);
   if (grant) {
     await ctx.store.revokeGrant(grant.grantId);
-    ctx.log.info(
-      { userId: s.userId, grantId, clientId: grant.clientId },
-      'app revoked on the connected-apps page',
-    );
+    ctx.audit?.record({
+      event: 'grant_revoked',
+      by: 'user',
+      grantId,
+      userId: s.userId,
+      login: s.login,
+      clientId: grant.clientId,
+    });
   }
   return redirect('/account?done=revoked');
 }

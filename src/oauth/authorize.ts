@@ -193,6 +193,7 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
     decision: decision === 'approve' ? 'granted' : 'denied',
     clientId: ar.clientId,
     clientName: ar.clientName,
+    ...(decision === 'approve' ? { mode } : {}),
   });
   if (decision !== 'approve') {
     await ctx.store.deleteAuthRequest(ar.idHash);

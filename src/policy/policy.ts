@@ -128,6 +128,11 @@ export class ConnectionPolicy {
     return this.#policy.allowsReadItem(uri);
   }
 
+  /** Why this connection may not call the tool, for the operator (the client only sees "not found"). */
+  reason(name: string): string {
+    return this.#policy.allowsTool(name) ? 'read-only connection' : 'operator policy';
+  }
+
   /** The error to answer instead of forwarding this request, if it names something hidden. */
   refusal(method: string, params: Obj | undefined): JsonRpcErrorBody | undefined {
     const name = params?.['name'];

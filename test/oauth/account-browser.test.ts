@@ -117,6 +117,12 @@ describe('connected apps page in headless Chromium', () => {
     assert.equal((await cb.listTools()).tools.length, 4);
     assert.ok((await s.broker.auth.verifyBearer(`Bearer ${b.token}`)).ok);
     assert.ok(await page.$('#notice'));
+    assert.ok(
+      s.logs
+        .lines()
+        .some((l) => l['event'] === 'grant_revoked' && l['by'] === 'user' && l['grantId'] === grantA),
+      'the revocation is in the audit trail',
+    );
     assert.equal(await page.locator('li.app').count(), 1);
     await shot(page, 'connected-apps-revoked.png');
 

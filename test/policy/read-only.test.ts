@@ -99,6 +99,17 @@ describe('a read-only grant', () => {
         openWorldHint: false,
       });
       const hidden = await refusal(ro, 'create_issue');
+      assert.ok(
+        s.logs
+          .lines()
+          .some(
+            (l) =>
+              l['event'] === 'policy_refused' &&
+              l['tool'] === 'tools/call create_issue' &&
+              l['reason'] === 'read-only connection',
+          ),
+        'the refusal is in the audit trail',
+      );
       const unknown = await refusal(rw, 'no_such_tool');
       assert.equal(hidden.code, -32602);
       assert.deepEqual(hidden, {
