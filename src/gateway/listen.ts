@@ -49,6 +49,7 @@ export function listen(
   };
   const who = `l:${newSecret()}`;
   routing.addListener(l);
+  stream.endAt(p.expiresAt);
   stream.onClose(() => {
     routing.removeListener(l);
     routing.dropSubscriptions(p.userId, who);
@@ -59,6 +60,7 @@ export function listen(
       who,
       bridge,
       p.userId,
+      p.grantId,
     );
   }
   stream.send({

@@ -42,13 +42,20 @@ const MAX_OPEN = 32;
 export class ParkedCalls {
   readonly #parked = new Map<string, Parked>();
   readonly #ttlMs: number;
+  readonly #limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink;
   readonly #sealer = new RequestStateSealer();
 
   readonly #onCall: CallObserver | undefined;
 
-  constructor(ttlMs: number, onCall?: CallObserver) {
+  /** `limit` wraps the child's answer to a call (tool results cut to size). */
+  constructor(
+    ttlMs: number,
+    onCall?: CallObserver,
+    limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink = (_r, s) => s,
+  ) {
     this.#onCall = onCall;
     this.#ttlMs = ttlMs;
+    this.#limit = limit;
   }
 
   get size(): number {
@@ -87,7 +94,8 @@ export class ParkedCalls {
       created: Date.now(),
     };
     this.#watch(x, post);
-    bridge.call(forChild(r), observedSink(r, p, this.#sink(x, serverInfo), this.#onCall), x.origin);
+    const sink = this.#limit(r, this.#sink(x, serverInfo), p.userId);
+    bridge.call(forChild(r), observedSink(r, p, sink, this.#onCall), x.origin, p.grantId);
   }
 
   /**

@@ -20,6 +20,7 @@ import { MODERN_VERSION } from './envelope.ts';
 import type { Principal } from './gate.ts';
 import { bridgeFor, HttpError } from './http-errors.ts';
 import { type Accepts, PostResponse, parseAccept } from './post-response.ts';
+import { limitedSink } from './result-limit.ts';
 import type { Routing } from './routing.ts';
 import type { Session } from './sessions.ts';
 import { SseStream } from './sse.ts';
@@ -125,13 +126,18 @@ export class SessionTransport {
       return;
     }
     if (r.method === 'resources/subscribe' || r.method === 'resources/unsubscribe') {
-      void this.#routing.subscription(r, session.id, bridge, user.id).then((m) => post.send(m, true));
+      void this.#routing
+        .subscription(r, session.id, bridge, user.id, session.grantId)
+        .then((m) => post.send(m, true));
       return;
     }
+    const { maxResultChars = 0, log, onCall } = this.#ctx.o;
+    const sink = limitedSink(r, post.sink, maxResultChars, log, user.id);
     bridge.call(
       r,
-      filteringSink(policy, r.method, observedSink(r, p, post.sink, this.#ctx.o.onCall)),
+      filteringSink(policy, r.method, observedSink(r, p, sink, onCall)),
       session.id,
+      session.grantId,
     );
   }
 
@@ -188,9 +194,10 @@ export class SessionTransport {
     const id = req.headers['mcp-session-id'];
     if (typeof id !== 'string' || id === '')
       throw new HttpError(400, SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required');
-    // Another user's session id is as unknown as a made-up one.
+    // Another user's session id is as unknown as a made-up one, and so is another app's of the same
+    // user: what the child says to a session must reach only the grant that opened it.
     const s = this.#ctx.sessions.get(id, p.userId);
-    if (!s) throw new HttpError(404, -32001, 'Session not found');
+    if (!s || s.grantId !== p.grantId) throw new HttpError(404, -32001, 'Session not found');
     if (p.tokenHash) s.tokenHash = p.tokenHash;
     const v = req.headers['mcp-protocol-version'];
     if (v !== undefined && !(LEGACY_VERSIONS as readonly unknown[]).includes(v)) {
@@ -215,6 +222,9 @@ export class SessionTransport {
       throw new HttpError(409, SERVER_ERROR, 'Conflict: Only one SSE stream is allowed per session');
     const stream = new SseStream(res, this.#ctx.o.sse, this.#ctx.gate.corsHeaders(req.headers.origin));
     s.stream = stream;
+    if (p.tokenHash) s.streamTokenHash = p.tokenHash;
+    else delete s.streamTokenHash;
+    stream.endAt(p.expiresAt);
     stream.onClose(() => {
       if (s.stream === stream) s.stream = undefined;
     });

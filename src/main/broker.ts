@@ -150,7 +150,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     log,
     events: {
       notification: (userId, msg) => gateway?.broadcast(userId, msg),
-      orphanRequest: (userId) => gateway?.orphanRequest(userId),
+      orphanRequest: (userId, msg) => gateway?.orphanRequest(userId, msg),
     },
   });
   gateway = new Gateway({
@@ -164,6 +164,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     maxSessionsPerUser: config.maxSessionsPerUser,
     sessionIdleMs: config.sessionIdle,
     parkTtlMs: config.callTimeout,
+    maxResultChars: config.maxResultChars,
     events: credentials.events,
     policy,
     onCall: callTelemetry(store, audit),

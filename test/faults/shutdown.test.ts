@@ -39,6 +39,9 @@ async function startFaultBroker(graceMs: number): Promise<BrokerProcess> {
     BROKER_RATE_LIMIT: '1000',
     BROKER_CHILD_COMMAND: `"${process.execPath}" "${FAULT_SERVER}"`,
     BROKER_SHUTDOWN_GRACE: `${graceMs}ms`,
+    // The children's self-reported pids are host pids only outside a sandbox; the sandboxed stop
+    // is covered by test/e2e/child-isolation.test.ts.
+    BROKER_CHILD_ISOLATION: 'none',
   });
   return b;
 }

@@ -1,6 +1,7 @@
 // The /mcp stack with real parts below the OAuth server: Fastify, gateway, pool, supervisor and
 // real child processes. Bearer tokens map to fixed users here; the end-to-end tests run the real
 // authorization server instead.
+import type { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +58,40 @@ export const USERS: Record<string, Principal> = {
   },
 };
 
+/**
+ * Adds bearer token `name` for alice: of her usual grant unless another is named, expiring when
+ * told. Tests use it for two apps of one user, refreshed tokens and tokens about to expire.
+ */
+export function aliceToken(name: string, o: { grantId?: string; expiresInMs?: number } = {}): string {
+  const alice = USERS['token-alice'] as Principal;
+  USERS[name] = {
+    ...alice,
+    grantId: o.grantId ?? alice.grantId,
+    tokenHash: `hash-${name}`,
+    expiresAt: Date.now() + (o.expiresInMs ?? 3_600_000),
+  };
+  return name;
+}
+
+/** Reads a response body to its end in the background: what came so far, and when it ended (0: not yet). */
+export function drainBody(res: Response): { text: () => string; endedAt: () => number } {
+  let buf = '';
+  let endedAt = 0;
+  void (async () => {
+    const reader = res.body?.getReader();
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        const chunk = await reader?.read();
+        if (!chunk || chunk.done) break;
+        buf += decoder.decode(chunk.value, { stream: true });
+      }
+    } catch {}
+    endedAt = Date.now();
+  })();
+  return { text: () => buf, endedAt: () => endedAt };
+}
+
 export type GatewayStack = {
   url: string;
   app: App;
@@ -73,6 +108,9 @@ export async function startGatewayStack(
     pool?: Partial<PoolOptions>;
     callTimeoutMs?: number;
     maxSessionsPerUser?: number;
+    /** Revocation announcements, as the OAuth side makes them. */
+    events?: EventEmitter;
+    maxResultChars?: number;
   } = {},
 ): Promise<GatewayStack> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
@@ -101,7 +139,7 @@ export async function startGatewayStack(
     log: logs.log,
     events: {
       notification: (userId, msg) => gateway?.broadcast(userId, msg),
-      orphanRequest: (userId) => gateway?.orphanRequest(userId),
+      orphanRequest: (userId, msg) => gateway?.orphanRequest(userId, msg),
     },
     ...opts.pool,
   });
@@ -127,6 +165,8 @@ export async function startGatewayStack(
     maxSessionsPerUser: opts.maxSessionsPerUser ?? 50,
     sessionIdleMs: 3_600_000,
     parkTtlMs: 60_000,
+    ...(opts.events ? { events: opts.events } : {}),
+    ...(opts.maxResultChars === undefined ? {} : { maxResultChars: opts.maxResultChars }),
   });
   return {
     url: `${publicUrl}/mcp`,
