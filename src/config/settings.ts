@@ -244,6 +244,31 @@ export const gatewaySettings = {
   }),
 };
 
+/** Tool policy words: a class (read, write, destructive), a tool name, a glob, or a resource URI glob. */
+export function parsePolicyWords(raw: string): string[] {
+  const words = parseList(raw);
+  const bad = words.filter((w) => !/^[A-Za-z0-9_.:/{}*?-]+$/.test(w));
+  if (bad.length) throw new Error(`has words that are neither a class nor a name or glob: ${bad.join(' ')}`);
+  return words;
+}
+
+export const policySettings = {
+  tools: setting({
+    env: 'BROKER_TOOLS',
+    default: 'read,write,destructive',
+    example: 'read',
+    help: 'Tools offered to clients: classes (read, write, destructive; see docs/policy.md) and tool names or globs, comma-separated. read makes a read-only installation. Prompts and resources follow read.',
+    parse: parsePolicyWords,
+  }),
+  toolsDeny: setting({
+    env: 'BROKER_TOOLS_DENY',
+    default: '',
+    example: 'delete_*,merge_pull_request',
+    help: 'Classes, tool names or globs taken away from BROKER_TOOLS; a glob with :// matches resource URIs. A hidden tool answers like one that does not exist.',
+    parse: parsePolicyWords,
+  }),
+};
+
 export const settings = {
   publicUrl: setting({
     env: 'BROKER_PUBLIC_URL',
@@ -351,9 +376,9 @@ export const settings = {
   }),
   forgejoScope: setting({
     env: 'FORGEJO_SCOPE',
-    default: 'write:repository write:issue write:notification read:organization read:user read:misc',
-    example: 'read:repository read:issue read:user',
-    help: 'Forgejo OAuth scopes the broker asks for (what forgejo-mcp may do for a user). Keep it stable: Forgejo refuses a login whose scope differs from the existing grant’s until the user revokes the app.',
+    default: 'write:repository write:issue write:notification write:organization write:user read:misc',
+    example: 'read:repository read:issue read:notification read:organization read:user read:misc',
+    help: 'Forgejo OAuth scopes the broker asks for: what forgejo-mcp may do for a user, enforced by Forgejo. The default is what every tool needs; read: scopes only for a read-only installation. Keep it stable: Forgejo refuses a login whose scope differs from the existing grant’s until the user revokes the app.',
     parse: (raw) => {
       const words = parseList(raw);
       const bad = words.filter((w) => !FORGEJO_SCOPE_WORD.test(w));
@@ -446,6 +471,7 @@ export const settings = {
     max: '10m',
   }),
   ...gatewaySettings,
+  ...policySettings,
 };
 
 export type Settings = typeof settings;

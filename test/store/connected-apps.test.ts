@@ -1,0 +1,82 @@
+// Migration 005 (per-grant mode, what the connected-apps page shows, its sign-ins and sessions):
+// grants made before it keep working as "read and write"; sign-ins are single-use and expire.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { readMigrations } from '../../src/store/sqlite/migrate.ts';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'broker-apps-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const key = Buffer.alloc(32, 7);
+
+const grant = (grantId: string, createdAt: number) => ({
+  grantId,
+  userId: 5,
+  login: 'eve',
+  clientId: 'c1',
+  scopes: ['mcp'],
+  resource: 'http://x/mcp',
+  createdAt,
+});
+const code = (grantId: string) => ({
+  codeHash: `h-${grantId}`,
+  grantId,
+  clientId: 'c1',
+  redirectUri: 'http://127.0.0.1/cb',
+  codeChallenge: 'x'.repeat(43),
+  resource: 'http://x/mcp',
+  expiresAt: Date.now() + 60_000,
+  usedAt: null,
+});
+
+describe('connected-apps store', () => {
+  it('a grant made before migration 005 reads back as read and write, never used', async () => {
+    const path = join(tmp, 'old.sqlite');
+    const before = readMigrations().filter((m) => m.version < 5);
+    const old = new SqliteStore({ path, secretKey: key, migrations: before });
+    // As the broker before it wrote a grant (the store's own insert knows the new columns).
+    old.db
+      .prepare(
+        'INSERT INTO oauth_grant (grant_id, user_id, login, client_id, scopes, resource, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run('g-old', 5, 'eve', 'c1', 'mcp', 'http://x/mcp', 1);
+    await old.close();
+    const s = new SqliteStore({ path, secretKey: key });
+    assert.deepEqual(s.appliedMigrations, [5]);
+    const [g] = await s.listGrants(5);
+    assert.equal(g?.mode, 'write');
+    assert.equal(g?.lastUsedAt, null);
+    await s.createGrant(
+      { ...grant('g-new', 2), mode: 'read', clientName: 'Cursor', redirectUri: 'cursor://x/cb' },
+      code('g-new'),
+    );
+    const listed = await s.listGrants(5);
+    assert.deepEqual(
+      listed.map((x) => [x.grantId, x.mode, x.clientName, x.redirectUri]),
+      [
+        ['g-new', 'read', 'Cursor', 'cursor://x/cb'],
+        ['g-old', 'write', '', ''],
+      ],
+    );
+    await s.close();
+  });
+
+  it('an account sign-in is taken once, and not after it expired; sessions expire', async () => {
+    const s = new SqliteStore({ path: join(tmp, 'a.sqlite'), secretKey: key });
+    await s.insertAccountLogin('st1', 'b1', 'verifier-1', 1000);
+    assert.deepEqual(await s.takeAccountLogin('st1', 500), { browserHash: 'b1', verifier: 'verifier-1' });
+    assert.equal(await s.takeAccountLogin('st1', 500), undefined);
+    await s.insertAccountLogin('st2', 'b2', 'verifier-2', 1000);
+    assert.equal(await s.takeAccountLogin('st2', 1000), undefined);
+    const session = { idHash: 'sid', userId: 5, login: 'eve', csrfHash: 'c', expiresAt: 2000 };
+    await s.insertAccountSession(session);
+    assert.deepEqual(await s.getAccountSession('sid', 1999), session);
+    assert.equal(await s.getAccountSession('sid', 2000), undefined);
+    await s.purgeExpired(3000, 0);
+    assert.equal(s.db.prepare('SELECT COUNT(*) AS n FROM account_session').get()?.['n'], 0);
+    await s.close();
+  });
+});
