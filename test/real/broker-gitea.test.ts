@@ -23,7 +23,7 @@ import { launchChromium } from '../support/chromium.ts';
 import { ChromiumOAuthProvider, type ClientShape } from '../support/chromium-oauth.ts';
 import { walkForge } from '../support/forge-walk.ts';
 import { type BrokerHarness, freePort, startBrokerInProcess } from '../support/oauth-harness.ts';
-import { type GiteaUser, type RealGitea, SEED, startRealGitea } from '../support/real-gitea.ts';
+import { type GiteaUser, giteaRepos, type RealGitea, SEED, startRealGitea } from '../support/real-gitea.ts';
 import { selfSignedCert, startHttpsServer } from '../support/tls.ts';
 import { UserAgent } from '../support/user-agent.ts';
 import { waitFor } from '../support/wait.ts';
@@ -165,13 +165,6 @@ async function connectV2(shape: ClientShape, user: GiteaUser): Promise<Connected
   return { client, provider: p, user, label: `${shape.name} v2` };
 }
 
-/** The user's Gitea repositories as Gitea's API lists them for that user. */
-async function giteaRepos(user: GiteaUser): Promise<string[]> {
-  const r = await gitea.api('GET', '/user/repos?page=1&limit=100', { as: user });
-  assert.equal(r.status, 200);
-  return (r.body as { full_name: string }[]).map((x) => x.full_name).sort();
-}
-
 /** The forgejo-mcp-broker entries on the user's "Authorized OAuth2 Applications" settings page. */
 async function authorizedApps(user: GiteaUser): Promise<number> {
   const ua = new UserAgent();
@@ -273,8 +266,8 @@ describe(`the broker on a real Gitea, with the forgejo-mcp stand-in as child (re
       await alice.client.callTool({ name: 'list_my_repos', arguments: {} }),
     );
     const bobRepos: string[] = fullNames(await bob.client.callTool({ name: 'list_my_repos', arguments: {} }));
-    assert.deepEqual(aliceRepos, await giteaRepos(gitea.alice));
-    assert.deepEqual(bobRepos, await giteaRepos(gitea.bob));
+    assert.deepEqual(aliceRepos, await giteaRepos(gitea, gitea.alice));
+    assert.deepEqual(bobRepos, await giteaRepos(gitea, gitea.bob));
     assert.deepEqual(aliceRepos.join(), [...SEED.aliceRepos].sort().join());
     assert.ok(bobRepos.includes(SEED.bobPrivate));
     assert.ok(!aliceRepos.includes(SEED.bobPrivate));

@@ -5,12 +5,12 @@
 // Gitea's API says of the signed-in user. Then an access token that really expires (the shortest
 // BROKER_ACCESS_TOKEN_TTL allowed) and is refreshed without the browser.
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { repoNames, STANDIN_TOOLS, textOf } from '../e2e/support.ts';
 import { CLAUDE_MCP_UA, CLAUDE_OAUTH_UA, ClaudeAi, MODERN } from '../support/claude-ai.ts';
 import { type BrokerHarness, freePort, startBrokerInProcess } from '../support/oauth-harness.ts';
-import { type GiteaUser, type RealGitea, startRealGitea } from '../support/real-gitea.ts';
-import { repoNames, STANDIN_TOOLS, textOf } from '../e2e/support.ts';
+import { type GiteaUser, giteaRepos, type RealGitea, startRealGitea } from '../support/real-gitea.ts';
 
 /** The shortest access-token lifetime the settings allow (src/config/settings.ts). */
 const SHORT_TTL_MS = 60_000;
@@ -38,13 +38,6 @@ after(async () => {
 
 const connector = (b: BrokerHarness, user: GiteaUser) =>
   new ClaudeAi({ url: `${b.url}/mcp`, login: { login: user.login, password: user.password } });
-
-/** The user's repositories as Gitea's own API lists them for that user. */
-async function giteaRepos(user: GiteaUser): Promise<string[]> {
-  const r = await gitea.api('GET', '/user/repos?page=1&limit=100', { as: user });
-  assert.equal(r.status, 200);
-  return (r.body as { full_name: string }[]).map((x) => x.full_name).sort();
-}
 
 const mcpCalls = (c: ClaudeAi, b: BrokerHarness) =>
   c.sent
@@ -94,7 +87,7 @@ describe('Claude.ai (simulated) against the broker on a real Gitea', () => {
     const fromGitea = await gitea.api('GET', '/user', { as: gitea.alice });
     assert.equal(me.Result['login'], 'alice');
     assert.equal(me.Result['id'], (fromGitea.body as { id: number }).id, 'Gitea’s own user record');
-    assert.deepEqual(repoNames(await c.callTool('list_my_repos')), await giteaRepos(gitea.alice));
+    assert.deepEqual(repoNames(await c.callTool('list_my_repos')), await giteaRepos(gitea, gitea.alice));
     assert.deepEqual(mcpCalls(c, broker), [
       `server/discover ${MODERN} 200`,
       `tools/list ${MODERN} 200`,
@@ -112,11 +105,11 @@ describe('Claude.ai (simulated) against the broker on a real Gitea', () => {
     const c = connector(shortLived, gitea.bob);
     await c.connect();
     const issuedBy = Date.now() + SHORT_TTL_MS;
-    assert.deepEqual(repoNames(await c.callTool('list_my_repos')), await giteaRepos(gitea.bob));
+    assert.deepEqual(repoNames(await c.callTool('list_my_repos')), await giteaRepos(gitea, gitea.bob));
     const first = c.tokens?.access;
     // Wall-clock expiry, not load: sleep until the token's lifetime has surely run out.
     await sleep(Math.max(0, issuedBy - Date.now()) + 2_000);
-    assert.deepEqual(repoNames(await c.callTool('list_my_repos')), await giteaRepos(gitea.bob));
+    assert.deepEqual(repoNames(await c.callTool('list_my_repos')), await giteaRepos(gitea, gitea.bob));
     assert.deepEqual(c.grants, ['authorization_code', 'refresh_token']);
     assert.equal(c.authorizations, 1, 'no second trip through the browser');
     assert.notEqual(c.tokens?.access, first);

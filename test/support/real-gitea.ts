@@ -1,6 +1,7 @@
 // The real-server tests' Gitea (scripts/real-gitea.ts): admin, alice and bob; alice's public and
 // private repositories, an organisation with a team and a repository, issues and a pull request;
 // bob's public repository and a private one with an issue only he can see.
+import assert from 'node:assert/strict';
 import {
   type RealGitea as Gitea,
   type GiteaUser,
@@ -59,4 +60,11 @@ export async function startRealGitea(opts: Omit<RealGiteaOptions, 'users' | 'see
       }),
   });
   return { ...g, alice: g.users['alice'] as GiteaUser, bob: g.users['bob'] as GiteaUser };
+}
+
+/** The user's repositories as Gitea's own API lists them for that user: full names, sorted. */
+export async function giteaRepos(gitea: Gitea, user: GiteaUser): Promise<string[]> {
+  const r = await gitea.api('GET', '/user/repos?page=1&limit=100', { as: user });
+  assert.equal(r.status, 200);
+  return (r.body as { full_name: string }[]).map((x) => x.full_name).sort();
 }
