@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { keyCheck, open, seal } from '../secrets.ts';
 import {
@@ -33,6 +34,7 @@ export class SqliteStore implements OAuthStore {
 
   constructor(options: SqliteStoreOptions) {
     this.#key = options.secretKey;
+    createOwnerOnly(options.path);
     try {
       this.db = new DatabaseSync(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
     } catch (e) {
@@ -42,6 +44,8 @@ export class SqliteStore implements OAuthStore {
       // WAL lets readers run beside the one writer; NORMAL sync is durable at each checkpoint
       // and safe against corruption in WAL mode.
       this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+      // SQLite gives the -wal and -shm files the database file's mode; older ones are tightened.
+      for (const suffix of ['-wal', '-shm']) tightenToOwner(`${options.path}${suffix}`);
       this.appliedMigrations = migrate(this.db, options.migrations ?? readMigrations(), options.path);
       this.#checkKey(options.path);
     } catch (e) {
@@ -441,6 +445,29 @@ export class SqliteStore implements OAuthStore {
       );
       return n;
     });
+  }
+}
+
+/**
+ * The database holds hashes, sealed tokens and client metadata: it is created owner-only (0600)
+ * whatever the umask (SQLite would make it 0644), and an existing one readable by others is tightened.
+ */
+function createOwnerOnly(path: string): void {
+  if (path === ':memory:' || path === '' || path.startsWith('file:')) return;
+  try {
+    closeSync(openSync(path, 'a', 0o600));
+  } catch {
+    return; // DatabaseSync says why, in its own words
+  }
+  tightenToOwner(path);
+}
+
+function tightenToOwner(path: string): void {
+  try {
+    const mode = statSync(path).mode & 0o777;
+    if (mode & 0o077) chmodSync(path, mode & 0o700);
+  } catch {
+    // Missing, or not ours to change (an operator's deliberate setup): left as it is.
   }
 }
 
