@@ -51,6 +51,22 @@ export function parseDuration(raw: string): number {
   return Number(m[1]) * unit;
 }
 
+export function parsePositiveDuration(raw: string): number {
+  const ms = parseDuration(raw);
+  if (ms < 1) throw new Error('must be longer than 0');
+  return ms;
+}
+
+/** A size in bytes: 65536, 512KiB, 8MiB (KB and MB are read as KiB and MiB). */
+export function parseSize(raw: string): number {
+  const m = /^(\d+)\s*(B|KiB|KB|MiB|MB|GiB|GB)?$/i.exec(raw.trim());
+  if (!m) throw new Error('must be a size such as 65536, 512KiB or 8MiB');
+  const unit = (m[2] ?? 'b').toLowerCase().replace('ib', 'b');
+  const bytes = Number(m[1]) * ({ b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[unit] as number);
+  if (bytes < 1) throw new Error('must be at least 1 byte');
+  return bytes;
+}
+
 export function parsePositiveInt(raw: string): number {
   if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1) throw new Error('must be a whole number of at least 1');
   return Number(raw);
@@ -261,10 +277,17 @@ export const settings = {
   }),
   unusedClientTtl: setting({
     env: 'BROKER_UNUSED_CLIENT_TTL',
-    default: '24h',
-    example: '1h',
-    help: 'Dynamically registered clients that never completed a login are deleted after this age.',
+    default: '1h',
+    example: '24h',
+    help: 'Dynamically registered clients that never completed a login are deleted after this age (clients such as Claude.ai register anew for every connection).',
     parse: parseDuration,
+  }),
+  maxUnusedClients: setting({
+    env: 'BROKER_MAX_UNUSED_CLIENTS',
+    default: '10000',
+    example: '2000',
+    help: 'Most registrations that have not completed a login yet, all clients together. When full, the oldest one older than a sign-in (10 minutes) makes room; if none is, registration answers 503 until one is.',
+    parse: parsePositiveInt,
   }),
   allowedUsers: setting({
     env: 'BROKER_ALLOWED_USERS',
@@ -279,6 +302,13 @@ export const settings = {
     example: 'acme,acme:developers',
     help: 'Forgejo organisations (org) or teams (org:team) whose members may sign in, from the userinfo groups. Combined with BROKER_ALLOWED_USERS by OR.',
     parse: (raw) => parseList(raw).map((w) => w.toLowerCase()),
+  }),
+  cimdTimeout: setting({
+    env: 'BROKER_CIMD_TIMEOUT',
+    default: '5s',
+    example: '3s',
+    help: 'Longest time for fetching one Client ID Metadata Document, from the connection to its last byte.',
+    parse: parsePositiveDuration,
   }),
   cimdAllowPrivateHosts: setting({
     env: 'BROKER_CIMD_ALLOW_PRIVATE_HOSTS',
@@ -300,6 +330,34 @@ export const settings = {
     example: '127.0.0.1,10.0.0.0/8',
     help: 'Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (for rate-limit keys). Empty: none.',
     parse: parseList,
+  }),
+  bodyTimeout: setting({
+    env: 'BROKER_BODY_TIMEOUT',
+    default: '10s',
+    example: '30s',
+    help: "Longest wait for a request's headers, and then for its whole body; past it the broker answers 408 and closes the connection.",
+    parse: parsePositiveDuration,
+  }),
+  requestTimeout: setting({
+    env: 'BROKER_REQUEST_TIMEOUT',
+    default: '30s',
+    example: '60s',
+    help: 'Longest time from a request’s arrival to the end of its answer (503 past it), for every route but the MCP calls and streams of an authenticated client, which BROKER_CALL_TIMEOUT bounds.',
+    parse: parsePositiveDuration,
+  }),
+  keepAliveTimeout: setting({
+    env: 'BROKER_KEEPALIVE_TIMEOUT',
+    default: '30s',
+    example: '10s',
+    help: 'An idle keep-alive connection is closed after this long. Behind a reverse proxy, keep it above the proxy’s own idle timeout for upstream connections (the shipped Caddyfile uses 20s).',
+    parse: parsePositiveDuration,
+  }),
+  unauthenticatedBuffer: setting({
+    env: 'BROKER_UNAUTHENTICATED_BUFFER',
+    default: '8MiB',
+    example: '32MiB',
+    help: 'Most bytes of request bodies held at once, all together, for requests no bearer token vouches for (the OAuth endpoints); past it such requests get 503. /mcp reads no body before the token is checked.',
+    parse: parseSize,
   }),
   shutdownGrace: setting({
     env: 'BROKER_SHUTDOWN_GRACE',

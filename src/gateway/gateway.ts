@@ -162,7 +162,16 @@ export class Gateway {
     l.stream.send({ ...msg, params: { ...msg.params, _meta: { [`${META}subscriptionId`]: l.id } } });
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, body: Buffer | undefined): Promise<void> {
+  /**
+   * The gate, on the headers alone (no body byte has been read yet): Host, Origin, the CORS
+   * preflight and the bearer token. A request that does not pass is answered here (undefined),
+   * once `beforeAnswer` (the HTTP layer's handling of the unread body) has run.
+   */
+  async admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    beforeAnswer: () => Promise<void> = async () => {},
+  ): Promise<Principal | undefined> {
     const origin = req.headers.origin;
     try {
       if (!this.gate.hostAllowed(req.headers.host))
@@ -170,15 +179,29 @@ export class Gateway {
       if (!this.gate.originAllowed(origin))
         throw new HttpError(403, SERVER_ERROR, `Origin not allowed: ${origin}`);
       if (req.method === 'OPTIONS') {
+        await beforeAnswer();
         this.gate.preflight(req, res);
-        return;
+        return undefined;
       }
       const auth = await this.#o.verifyBearer(req.headers.authorization);
-      if (!auth.ok) {
-        this.#refuse(res, auth, req.headers.authorization !== undefined, origin);
-        return;
-      }
-      const p = auth.principal;
+      if (auth.ok) return auth.principal;
+      await beforeAnswer();
+      this.#refuse(res, auth, req.headers.authorization !== undefined, origin);
+    } catch (e) {
+      await beforeAnswer();
+      this.#fail(res, e, origin);
+    }
+    return undefined;
+  }
+
+  /** An admitted request, with its whole body. */
+  async handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer | undefined,
+    p: Principal,
+  ): Promise<void> {
+    try {
       switch (req.method) {
         case 'POST':
           await this.#post(req, res, body, p);
@@ -195,25 +218,29 @@ export class Gateway {
           });
       }
     } catch (e) {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (e instanceof HttpError) {
-        this.#json(res, e.status, errorResponse(null, e.code, e.message, e.data), {
-          ...this.gate.corsHeaders(origin),
-          ...e.headers,
-        });
-        return;
-      }
-      this.#o.log.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, '/mcp failed');
-      this.#json(
-        res,
-        500,
-        errorResponse(null, INTERNAL_ERROR, 'internal error'),
-        this.gate.corsHeaders(origin),
-      );
+      this.#fail(res, e, req.headers.origin);
     }
+  }
+
+  #fail(res: ServerResponse, e: unknown, origin: string | undefined): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (e instanceof HttpError) {
+      this.#json(res, e.status, errorResponse(null, e.code, e.message, e.data), {
+        ...this.gate.corsHeaders(origin),
+        ...e.headers,
+      });
+      return;
+    }
+    this.#o.log.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, '/mcp failed');
+    this.#json(
+      res,
+      500,
+      errorResponse(null, INTERNAL_ERROR, 'internal error'),
+      this.gate.corsHeaders(origin),
+    );
   }
 
   #json(res: ServerResponse, status: number, payload: unknown, headers: Record<string, string> = {}): void {

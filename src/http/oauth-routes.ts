@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthServer } from '../oauth/auth-server.ts';
 import { rateKeys } from '../oauth/rate-keys.ts';
 import type { OAuthRequest, OAuthResponse, Params } from '../oauth/respond.ts';
+import { limitRefusal } from './limits.ts';
 import { RateLimiter } from './rate-limit.ts';
 import type { App } from './server.ts';
 
@@ -60,6 +61,19 @@ export function registerOAuthRoutes(app: App, auth: AuthServer, rateLimitPerMinu
       },
       // Bad JSON, a wrong content type or a too-large body, in the protocol's own error shape.
       errorHandler: (err: { statusCode?: number; message: string }, req, reply) => {
+        const refused = limitRefusal(err);
+        if (refused) {
+          const error = refused.status === 408 ? 'invalid_request' : 'temporarily_unavailable';
+          return send(
+            reply,
+            {
+              status: refused.status,
+              headers: { 'cache-control': 'no-store', ...refused.headers },
+              body: { error, error_description: refused.message },
+            },
+            opts.cors ?? false,
+          );
+        }
         const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
         if (status === 500) req.log.error({ err }, 'request failed');
         const body =

@@ -77,6 +77,12 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     store,
     buildInfo,
     trustedProxies: config.trustedProxies,
+    limits: {
+      bodyTimeoutMs: config.bodyTimeout,
+      requestTimeoutMs: config.requestTimeout,
+      keepAliveTimeoutMs: config.keepAliveTimeout,
+      unauthenticatedBufferBytes: config.unauthenticatedBuffer,
+    },
   });
   registerOAuthRoutes(app, auth, config.rateLimit);
   const supervisor = new Supervisor({ log, limits: { graceMs: CHILD_STOP_GRACE_MS } });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { BearerResult, Principal } from '../../src/gateway/gate.ts';
 import { Gateway } from '../../src/gateway/gateway.ts';
 import { registerMcpRoutes } from '../../src/gateway/routes.ts';
+import type { HttpLimits } from '../../src/http/limits.ts';
 import { type App, createHttpServer, listen } from '../../src/http/server.ts';
 import { Pool, type PoolOptions } from '../../src/pool/pool.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
@@ -62,12 +63,18 @@ export async function startGatewayStack(
     pool?: Partial<PoolOptions>;
     callTimeoutMs?: number;
     maxSessionsPerUser?: number;
+    limits?: Partial<HttpLimits>;
   } = {},
 ): Promise<GatewayStack> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
   const logs = captureLogger('info');
   const store = new SqliteStore({ path: join(tmp, 'b.db'), secretKey: Buffer.alloc(32, 4) });
-  const app = createHttpServer({ log: logs.log, store, buildInfo: { version: 't', git: 't' } });
+  const app = createHttpServer({
+    log: logs.log,
+    store,
+    buildInfo: { version: 't', git: 't' },
+    limits: opts.limits,
+  });
   const supervisor = new Supervisor({ log: logs.log });
   let gateway: Gateway | undefined;
   const pool = new Pool({
@@ -96,7 +103,10 @@ export async function startGatewayStack(
   });
   // The public URL holds the port, known only once listening: the route delegates to the gateway
   // created just after.
-  registerMcpRoutes(app, { handle: (req, res, body) => (gateway as Gateway).handle(req, res, body) });
+  registerMcpRoutes(app, {
+    admit: (req, res, before) => (gateway as Gateway).admit(req, res, before),
+    handle: (req, res, body, p) => (gateway as Gateway).handle(req, res, body, p),
+  });
   const bound = await listen(app, '127.0.0.1', 0);
   const publicUrl = `http://127.0.0.1:${bound.port}`;
   gateway = new Gateway({
