@@ -5,7 +5,8 @@ SHELL := /bin/bash
 NODE_BIN := $(shell ./scripts/node-bin.sh)
 export PATH := $(NODE_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-TEST_FILES ?= test/*/*.test.ts
+# `make test TEST_FILES='test/config/*.test.ts'` runs only those files (each in its batch).
+TEST_FILES ?=
 
 .PHONY: help deps typecheck lint fmt docs test soak run demo image bench
 
@@ -38,15 +39,9 @@ fmt: deps
 docs: deps
 	node scripts/settings-table.ts --write
 
-# Line coverage of the authorization server (src/oauth) is measured on its own tests and gated at
-# 80%. Those run separately because with coverage on, Node hands every child process
-# NODE_V8_COVERAGE, which the tests of exact child environments (supervisor, pool) must not see.
-COVERAGE := --experimental-test-coverage --test-coverage-include='src/oauth/**' --test-coverage-lines=80
-NODE_TEST := node --test --test-concurrency=2 --test-timeout=300000
-
+# Every batch of scripts/test-batches.ts runs even when one fails; one summary at the end.
 test: typecheck lint
-	$(NODE_TEST) $(filter-out test/oauth/%,$(wildcard $(TEST_FILES)))
-	$(NODE_TEST) $(COVERAGE) 'test/oauth/*.test.ts'
+	TEST_FILES="$(TEST_FILES)" node scripts/test-batches.ts
 
 # Not part of `make test` (which runs a 60-second version: test/soak/soak.test.ts).
 soak: deps

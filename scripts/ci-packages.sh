@@ -3,6 +3,7 @@
 # `make test`). One package per line below: add yours on a line of its own.
 set -euo pipefail
 packages=(
+  bubblewrap # BROKER_CHILD_ISOLATION: test/e2e/child-isolation.test.ts, test/supervisor/isolation.test.ts
   caddy   # test/deploy/caddy.test.ts runs deploy/caddy/Caddyfile
   chromium # test/oauth/browser.test.ts and sdk-client.test.ts drive it through playwright-core
   systemd # systemd-analyze, for test/deploy/systemd.test.ts

@@ -14,6 +14,7 @@ import {
   type JsonRpcRequest,
   type JsonRpcResponse,
   progressTokenOf,
+  REQUEST_CANCELLED,
   REQUEST_TIMEOUT,
   SERVER_ERROR,
 } from './jsonrpc.ts';
@@ -28,8 +29,6 @@ export interface ChildChannel {
   /** A stdout line over the size cap, skipped; head and tail help find whose response it was. */
   onOversize(cb: (o: { bytes: number; head: string; tail: string }) => void): void;
   readonly exited: Promise<ChildExit>;
-  /** The last lines the child wrote on stderr, to explain an exit. */
-  stderrTail(): string[];
 }
 
 /** Where messages for one client request go: the HTTP stream that carried it. */
@@ -164,7 +163,9 @@ export class Bridge {
    */
   call(req: JsonRpcRequest, sink: Sink, origin: string): void {
     this.#dispatch(req, sink, origin, this.#opts.callTimeoutMs).catch((e: Error) => {
-      sink.send(errorResponse(req.id, e instanceof BridgeError ? e.code : INTERNAL_ERROR, e.message), true);
+      // A BridgeError's message is the broker's own; anything else is internal and stays out.
+      if (e instanceof BridgeError) sink.send(errorResponse(req.id, e.code, e.message), true);
+      else sink.send(errorResponse(req.id, INTERNAL_ERROR, 'internal error'), true);
     });
   }
 
@@ -233,6 +234,9 @@ export class Bridge {
         if (p.origin === origin && p.clientId === requestId) {
           this.#settle(id);
           this.#sendToChild({ ...msg, params: { ...msg.params, requestId: id } });
+          // The child will not answer a cancelled call, but the client's HTTP stream for it is still
+          // open: it ends with the call's error (a client that cancelled ignores it).
+          p.sink.send(errorResponse(p.clientId, REQUEST_CANCELLED, 'Request cancelled'), true);
         }
       }
       return;
@@ -255,7 +259,10 @@ export class Bridge {
     return false;
   }
 
-  /** Cancels every call of one origin, e.g. when its HTTP stream dropped mid-call. */
+  /**
+   * Cancels every call of one origin (its session closed, or its HTTP stream dropped mid-call); a
+   * stream still open gets the call's error.
+   */
   cancelOrigin(origin: string, reason: string): void {
     for (const [id, p] of this.#pending) {
       if (p.origin !== origin) continue;
@@ -265,6 +272,7 @@ export class Bridge {
         method: 'notifications/cancelled',
         params: { requestId: id, reason },
       });
+      p.sink.send(errorResponse(p.clientId, REQUEST_CANCELLED, `Request cancelled: ${reason}`), true);
     }
   }
 
@@ -401,10 +409,10 @@ export class Bridge {
     }
   }
 
+  /** What clients are told: the child's own output (its stderr) is for the log only. */
   #exitReason(exit: ChildExit): string {
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
-    const tail = this.#ch.stderrTail();
-    return `the MCP server ${how}${tail.length ? `; its last output: ${tail.join(' | ')}` : ''}`;
+    return `the MCP server ${how}`;
   }
 
   /** Fails every call still in flight with `reason`; later calls fail at once. */

@@ -27,6 +27,8 @@ export const INTERNAL_ERROR = -32603;
 /** Implementation-defined server errors (JSON-RPC reserves -32000..-32099). */
 export const SERVER_ERROR = -32000;
 export const REQUEST_TIMEOUT = -32001;
+/** A request its client cancelled (the code LSP uses; MCP names none). */
+export const REQUEST_CANCELLED = -32800;
 
 export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {
   return 'method' in m && 'id' in m && m.id !== undefined && m.id !== null;
@@ -78,6 +80,24 @@ export function validateMessage(
   if ('result' in m === 'error' in m)
     return { ok: false, reason: 'a response has exactly one of result or error' };
   return { ok: true, message: m as JsonRpcMessage };
+}
+
+/** Deeper than any real MCP message; far below what the broker's own JSON.stringify can handle. */
+export const MAX_NESTING = 512;
+
+/**
+ * Whether a decoded value nests arrays or objects more than `max` levels deep. Iterative: a client's
+ * 100,000-deep request must not be what exhausts the stack.
+ */
+export function nestedDeeperThan(value: unknown, max = MAX_NESTING): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /** The request's progress token, if the client asked for progress. */

@@ -91,6 +91,9 @@ export function parseList(raw: string): string[] {
 const FORGEJO_SCOPE_WORD =
   /^(read|write):(activitypub|admin|misc|notification|organization|package|issue|repository|user)$/;
 
+const CHILD_ISOLATION = ['auto', 'bwrap', 'none'] as const;
+export type ChildIsolation = (typeof CHILD_ISOLATION)[number];
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -113,8 +116,20 @@ export const gatewaySettings = {
     env: 'BROKER_CHILD_COMMAND',
     default: 'forgejo-mcp --transport stdio',
     example: '/usr/local/bin/forgejo-mcp --transport stdio',
-    help: 'The MCP server started for each Forgejo user (no shell; quotes group words). It gets only FORGEJO_URL, FORGEJO_ACCESS_TOKEN, PATH and HOME.',
+    help: 'The MCP server started for each Forgejo user (no shell; quotes group words). It gets only FORGEJO_URL, FORGEJO_ACCESS_TOKEN, PATH and HOME (and PWD under bubblewrap).',
     parse: parseCommand,
+  }),
+  childIsolation: setting<ChildIsolation>({
+    env: 'BROKER_CHILD_ISOLATION',
+    default: 'auto',
+    example: 'bwrap',
+    help: "How each user's MCP server is walled off from the others and from the broker. bwrap: bubblewrap, its own PID namespace, a read-only host, the database folder hidden (the broker refuses to start without it); auto: bwrap where the host allows it, else none; none: every child can read its siblings' tokens. The startup log says which is in force (docs/deploy.md).",
+    parse: (raw) => {
+      const v = raw.trim().toLowerCase();
+      if (!(CHILD_ISOLATION as readonly string[]).includes(v))
+        throw new Error(`must be one of ${CHILD_ISOLATION.join(', ')}`);
+      return v as ChildIsolation;
+    },
   }),
   childIdle: setting({
     env: 'BROKER_CHILD_IDLE',

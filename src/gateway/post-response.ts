@@ -32,6 +32,7 @@ export class PostResponse {
   readonly #finals: JsonRpcMessage[] = [];
   #sse?: SseStream;
   #done = false;
+  #status = 200;
   readonly #aborted: (() => void)[] = [];
 
   constructor(
@@ -74,6 +75,11 @@ export class PostResponse {
     this.#maybeFinish();
   }
 
+  /** The HTTP status of the answer if it stays plain JSON (a 2026 error that has its own, e.g. 400). */
+  setStatus(status: number): void {
+    this.#status = status;
+  }
+
   readonly sink: Sink = {
     send: (msg, final) => this.send(msg, final),
   };
@@ -108,7 +114,7 @@ export class PostResponse {
       return;
     }
     const body = JSON.stringify(this.#batch ? this.#finals : this.#finals[0]);
-    this.#res.writeHead(200, {
+    this.#res.writeHead(this.#status, {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
       ...this.#headers,

@@ -8,21 +8,29 @@ import { limitRefusal } from './limits.ts';
 import { RateLimiter } from './rate-limit.ts';
 import type { App } from './server.ts';
 
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
 const CORS = {
   'access-control-allow-origin': '*',
-  'access-control-allow-methods': 'GET, POST, OPTIONS',
   'access-control-allow-headers': 'Authorization, Content-Type, MCP-Protocol-Version',
   'access-control-expose-headers': 'WWW-Authenticate',
   'access-control-max-age': '600',
 };
 
 function toRequest(req: FastifyRequest): OAuthRequest {
-  return { query: (req.query ?? {}) as Params, body: req.body, headers: req.headers, ip: req.ip };
+  return {
+    query: (req.query ?? {}) as Params,
+    body: req.body,
+    headers: req.headers,
+    ip: req.ip,
+    params: (req.params ?? {}) as Record<string, string>,
+  };
 }
 
-function send(reply: FastifyReply, res: OAuthResponse, cors: boolean): FastifyReply {
+/** `cors` is the route's methods for Access-Control-Allow-Methods, or undefined for none. */
+function send(reply: FastifyReply, res: OAuthResponse, cors: Method[] | undefined): FastifyReply {
   reply.code(res.status).headers(res.headers);
-  if (cors) reply.headers(CORS);
+  if (cors) reply.headers({ ...CORS, 'access-control-allow-methods': [...cors, 'OPTIONS'].join(', ') });
   return res.body === undefined ? reply.send() : reply.send(res.body);
 }
 
@@ -46,18 +54,20 @@ export function registerOAuthRoutes(app: App, auth: AuthServer, rateLimitPerMinu
   };
 
   const route = (
-    method: 'GET' | 'POST',
+    method: Method | Method[],
     url: string,
-    handler: (req: OAuthRequest) => Promise<OAuthResponse>,
+    handler: (req: OAuthRequest, method: string) => Promise<OAuthResponse>,
     opts: { cors?: boolean; limit?: Parameters<typeof rateKeys>[0]; badBodyError?: string } = {},
   ) => {
+    const methods = Array.isArray(method) ? method : [method];
+    const cors = opts.cors ? methods : undefined;
     app.route({
-      method,
+      method: methods,
       url,
       handler: async (req, reply) => {
         const r = toRequest(req);
-        const res = (opts.limit && limited(opts.limit, r)) || (await handler(r));
-        return send(reply, res, opts.cors ?? false);
+        const res = (opts.limit && limited(opts.limit, r)) || (await handler(r, req.method));
+        return send(reply, res, cors);
       },
       // Bad JSON, a wrong content type or a too-large body, in the protocol's own error shape.
       errorHandler: (err: { statusCode?: number; message: string }, req, reply) => {
@@ -71,7 +81,7 @@ export function registerOAuthRoutes(app: App, auth: AuthServer, rateLimitPerMinu
               headers: { 'cache-control': 'no-store', ...refused.headers },
               body: { error, error_description: refused.message },
             },
-            opts.cors ?? false,
+            cors,
           );
         }
         const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
@@ -83,11 +93,11 @@ export function registerOAuthRoutes(app: App, auth: AuthServer, rateLimitPerMinu
         return send(
           reply,
           { status: status === 415 ? 400 : status, headers: { 'cache-control': 'no-store' }, body },
-          opts.cors ?? false,
+          cors,
         );
       },
     });
-    if (opts.cors) app.options(url, (_req, reply) => send(reply, { status: 204, headers: {} }, true));
+    if (cors) app.options(url, (_req, reply) => send(reply, { status: 204, headers: {} }, cors));
   };
 
   const document = (body: Record<string, unknown>) => async (): Promise<OAuthResponse> => ({
@@ -112,6 +122,18 @@ export function registerOAuthRoutes(app: App, auth: AuthServer, rateLimitPerMinu
     limit: 'register',
     badBodyError: 'invalid_client_metadata',
   });
+  // RFC 7592: the registration's own URI, authenticated by its registration access token.
+  const manage = { GET: auth.readClient, PUT: auth.updateClient, DELETE: auth.deleteClient };
+  route(
+    ['GET', 'PUT', 'DELETE'],
+    '/oauth/register/:clientId',
+    (req, m) => manage[m as keyof typeof manage](req),
+    {
+      cors: true,
+      limit: 'manage',
+      badBodyError: 'invalid_client_metadata',
+    },
+  );
   route('GET', '/oauth/authorize', auth.authorize, { limit: 'authorize' });
   route('POST', '/oauth/consent', auth.consent, { limit: 'consent' });
   route('GET', '/oauth/callback', auth.callback, { limit: 'consent' });

@@ -78,3 +78,40 @@ export function redactSecrets<T>(value: T, depth = 0): T {
   }
   return (out ?? (source === value ? value : source)) as T;
 }
+
+// What a token looks like in free text: JWTs, Forgejo/Gitea/GitHub-style prefixed tokens, bare
+// 40-hex tokens (Forgejo's access tokens; git commit ids look the same and are scrubbed too), and
+// whatever follows `Bearer`, `token` or a `*token=`/`secret=`/`password=`-like key.
+const TOKEN_SHAPES: readonly RegExp[] = [
+  /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g,
+  /\b(?:gt[oa]|gh[pousr]|glpat|github_pat)[_-][A-Za-z0-9_-]{8,}/g,
+  /\b[0-9a-fA-F]{32,}\b/g,
+  /\b(Bearer|token|Basic)(\s+)[A-Za-z0-9._~+/=-]{8,}/gi,
+  /\b([A-Za-z_]*(?:token|secret|password|passwd|key|code))(["']?\s*[:=]\s*["']?)[^\s"'&,;]{4,}/gi,
+];
+
+/** A secret this short would match ordinary words; the caller's secrets are tokens, far longer. */
+const MIN_SECRET = 6;
+
+/**
+ * Free text (a child's stderr line) with every given secret value, and anything shaped like a
+ * token, replaced by CENSOR. A line cut at a length bound may end in the first part of a secret:
+ * that is censored too.
+ */
+export function scrubText(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= MIN_SECRET) out = out.split(s).join(CENSOR);
+  for (const re of TOKEN_SHAPES)
+    out = out.replace(re, (_match, key?: unknown, sep?: unknown) =>
+      typeof key === 'string' && typeof sep === 'string' ? `${key}${sep}${CENSOR}` : CENSOR,
+    );
+  for (const s of secrets) {
+    for (let n = Math.min(s.length - 1, out.length); n >= MIN_SECRET; n--) {
+      if (out.endsWith(s.slice(0, n))) {
+        out = `${out.slice(0, out.length - n)}${CENSOR}`;
+        break;
+      }
+    }
+  }
+  return out;
+}

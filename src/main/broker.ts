@@ -1,5 +1,6 @@
 // Builds the broker's parts from a validated config: store, Forgejo client, credentials, the
 // authorization server and the HTTP app. main.ts adds signals and listening; tests use it as is.
+import { dirname } from 'node:path';
 import type { Config } from '../config/config.ts';
 import { ForgejoClient } from '../forgejo/client.ts';
 import { CredentialManager } from '../forgejo/credentials.ts';
@@ -13,8 +14,9 @@ import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
 import { resolveCommand } from '../pool/command.ts';
 import { Pool } from '../pool/pool.ts';
+import { deriveKey } from '../store/secrets.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
-import { Supervisor } from '../supervisor/supervisor.ts';
+import { detectIsolation, type Isolation, Supervisor } from '../supervisor/supervisor.ts';
 
 export type Broker = {
   app: App;
@@ -35,9 +37,22 @@ const PURGE_EVERY_MS = 60_000;
 const ROTATE_MARGIN_MS = 60_000;
 const CHILD_STOP_GRACE_MS = 3_000;
 
+/** The sandbox the host allows, said once at startup; the database folder holds the key file too. */
+function childIsolation(config: Config, log: Logger): Isolation {
+  const { isolation, problem } = detectIsolation(config.childIsolation, { hide: [dirname(config.db)] });
+  if (isolation.kind === 'none')
+    log.warn(
+      { isolation: 'none', ...(problem ? { reason: problem } : {}) },
+      `child isolation is off: ${isolation.summary}`,
+    );
+  else log.info({ isolation: isolation.kind }, `child isolation: ${isolation.summary}`);
+  return isolation;
+}
+
 export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: string[] } = {}): Broker {
   const [command, ...args] = config.childCommand as [string, ...string[]];
   const commandPath = resolveCommand(command);
+  const isolation = childIsolation(config, log);
   // Read once: it may run `git rev-parse`.
   const buildInfo = readBuildInfo();
   const store = new SqliteStore({ path: config.db, secretKey: config.secretKey });
@@ -66,6 +81,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       accessTokenTtlMs: config.accessTokenTtl,
       refreshTokenTtlMs: config.refreshTokenTtl,
       refreshReuseGraceMs: config.refreshReuseGrace,
+      successorKey: deriveKey(config.secretKey, 'forgejo-mcp-broker refresh successor v1'),
       allowedUsers: config.allowedUsers,
       allowedOrgs: config.allowedOrgs,
     },
@@ -85,7 +101,11 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     },
   });
   registerOAuthRoutes(app, auth, config.rateLimit);
-  const supervisor = new Supervisor({ log, limits: { graceMs: CHILD_STOP_GRACE_MS } });
+  const supervisor = new Supervisor({
+    log,
+    limits: { graceMs: CHILD_STOP_GRACE_MS },
+    isolation,
+  });
   let gateway: Gateway | undefined;
   const pool = new Pool({
     command: commandPath,

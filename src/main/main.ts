@@ -74,6 +74,7 @@ async function main(): Promise<void> {
       forgejoUrl: config.forgejoUrl,
       db: config.db,
       keySource: config.secretKeySource,
+      isolation: supervisor.isolation.kind,
       migrationsApplied: store.appliedMigrations,
       ...buildInfo,
     },

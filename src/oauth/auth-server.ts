@@ -3,6 +3,7 @@ import type { CredentialManager } from '../forgejo/credentials.ts';
 import { authorize, consent } from './authorize.ts';
 import { createBearerVerifier, type VerifyBearer } from './bearer.ts';
 import { callback } from './callback.ts';
+import { deleteClient, readClient, updateClient } from './client-management.ts';
 import type { AuthContext } from './context.ts';
 import { authorizationServerMetadata, protectedResourceMetadata, resourceUrl } from './metadata.ts';
 import { register } from './register.ts';
@@ -13,6 +14,10 @@ export type AuthServer = {
   protectedResourceMetadata: Record<string, unknown>;
   authorizationServerMetadata: Record<string, unknown>;
   register(req: OAuthRequest): Promise<OAuthResponse>;
+  /** RFC 7592 on `/oauth/register/:clientId`. */
+  readClient(req: OAuthRequest): Promise<OAuthResponse>;
+  updateClient(req: OAuthRequest): Promise<OAuthResponse>;
+  deleteClient(req: OAuthRequest): Promise<OAuthResponse>;
   authorize(req: OAuthRequest): Promise<OAuthResponse>;
   consent(req: OAuthRequest): Promise<OAuthResponse>;
   callback(req: OAuthRequest): Promise<OAuthResponse>;
@@ -34,7 +39,10 @@ export function createAuthServer(
   return {
     protectedResourceMetadata: protectedResourceMetadata(ctx.publicUrl),
     authorizationServerMetadata: authorizationServerMetadata(ctx.publicUrl),
-    register: (req) => register(ctx.store, req.body),
+    register: (req) => register(ctx.store, ctx.publicUrl, req.body),
+    readClient: (req) => readClient(ctx, req),
+    updateClient: (req) => updateClient(ctx, req),
+    deleteClient: (req) => deleteClient(ctx, req),
     authorize: (req) => authorize(ctx, req),
     consent: (req) => consent(ctx, req),
     callback: (req) => callback(ctx, req),

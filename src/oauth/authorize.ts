@@ -1,6 +1,6 @@
-// GET /oauth/authorize and the consent POST (design flow 3, decision 4). Until the client and its
-// redirect URI are trusted, errors are a page, never a redirect; after that, they go back to the
-// client with `error`, `state` and `iss`. Nothing reaches Forgejo before the user approved.
+// GET /oauth/authorize and the consent POST (design flow 3, decision 4). Errors in the request are a
+// page, never a redirect; the user's decision goes back to the client with `error`, `state` and
+// `iss`. Nothing reaches Forgejo before the user approved.
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { AuthRequestRecord, ClientRecord } from '../store/store.ts';
 import { isCimdClientId } from './cimd.ts';
@@ -19,7 +19,8 @@ import {
   redirect,
 } from './respond.ts';
 
-export const BROWSER_COOKIE = '__Host-fmb-browser';
+/** One cookie per sign-in, named after its request: see `browserCookieName`. */
+export const BROWSER_COOKIE_PREFIX = '__Host-fmb-browser-';
 const REQUEST_TTL_MS = 10 * 60_000;
 /** Pending authorizations are a buffer strangers can fill: it is bounded. */
 const MAX_PENDING = 10_000;
@@ -37,13 +38,27 @@ export function clientRedirect(
   return redirect(url.href);
 }
 
-function browserCookie(value: string): string {
-  return `${BROWSER_COOKIE}=${value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${REQUEST_TTL_MS / 1000}`;
+/**
+ * The browser binding is a fresh random value for every sign-in, in a cookie named after that
+ * sign-in's request: a value the browser sent is never adopted and set back (fixation), and two
+ * sign-ins in one browser do not overwrite each other's binding.
+ */
+function browserCookieName(requestIdHash: string): string {
+  return `${BROWSER_COOKIE_PREFIX}${requestIdHash.slice(0, 16)}`;
 }
 
-/** The hash of this browser's binding cookie, if it sent a well-formed one. */
-export function browserHash(req: OAuthRequest): string | undefined {
-  const v = readCookie(req, BROWSER_COOKIE);
+function browserCookie(requestIdHash: string, value: string, maxAgeS = REQUEST_TTL_MS / 1000): string {
+  return `${browserCookieName(requestIdHash)}=${value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${maxAgeS}`;
+}
+
+/** The `Set-Cookie` that removes a finished sign-in's binding from the browser. */
+export function clearBrowserCookie(requestIdHash: string): string {
+  return browserCookie(requestIdHash, '', 0);
+}
+
+/** The hash of the binding cookie this browser holds for that request, if it sent a well-formed one. */
+export function browserHash(req: OAuthRequest, requestIdHash: string): string | undefined {
+  const v = readCookie(req, browserCookieName(requestIdHash));
   return v && SECRET_SHAPE.test(v) ? hashSecret(v) : undefined;
 }
 
@@ -61,26 +76,28 @@ async function trustedClient(
   return { client, redirectUri };
 }
 
+/**
+ * Every client here registered itself (or is described by a document anyone can host), so its
+ * redirect URI is whatever a stranger chose. RFC 9700 §4.11.2: an error found in the request is
+ * therefore shown here, not sent back there, or the broker's address would be a redirector to any
+ * site. Only the user's own decision on the consent page (which names that site) goes back.
+ */
+function invalidRequestPage(e: OAuthError): OAuthResponse {
+  return errorPage(
+    400,
+    'This authorization request is not valid',
+    `${e.error}: ${e.message}. Nothing was sent to the application; start again from it.`,
+  );
+}
+
 export async function authorize(
   ctx: AuthContext,
   req: OAuthRequest,
   now = Date.now(),
 ): Promise<OAuthResponse> {
   const q = req.query;
-  let trusted: { client: ClientRecord; redirectUri: string };
   try {
-    trusted = await trustedClient(ctx, q);
-  } catch (e) {
-    if (!(e instanceof OAuthError)) throw e;
-    return errorPage(
-      400,
-      'This authorization request is not valid',
-      `${e.message}. Nothing was sent to the application.`,
-    );
-  }
-  const { client, redirectUri } = trusted;
-  const state = typeof q['state'] === 'string' && q['state'].length <= 4096 ? q['state'] : undefined;
-  try {
+    const { client, redirectUri } = await trustedClient(ctx, q);
     if (one(q, 'response_type', true) !== 'code')
       throw new OAuthError('unsupported_response_type', 'response_type must be code');
     const method = one(q, 'code_challenge_method');
@@ -89,7 +106,7 @@ export async function authorize(
     if (method !== 'S256') throw new OAuthError('invalid_request', 'code_challenge_method must be S256');
     if (!/^[A-Za-z0-9_-]{43}$/.test(challenge))
       throw new OAuthError('invalid_request', 'code_challenge is not an S256 challenge');
-    one(q, 'state');
+    const state = one(q, 'state');
     const resource = one(q, 'resource') ?? resourceUrl(ctx.publicUrl);
     if (resource !== resourceUrl(ctx.publicUrl)) {
       throw new OAuthError('invalid_target', `resource must be ${resourceUrl(ctx.publicUrl)}`);
@@ -98,8 +115,7 @@ export async function authorize(
     const asked = (one(q, 'scope') ?? '').split(' ');
     const scopes = SCOPES.filter((s) => asked.includes(s));
 
-    const cookie = readCookie(req, BROWSER_COOKIE);
-    const browser = cookie && SECRET_SHAPE.test(cookie) ? cookie : newSecret();
+    const browser = newSecret();
     const requestId = newSecret();
     const csrf = newSecret();
     const record: AuthRequestRecord = {
@@ -133,11 +149,11 @@ export async function authorize(
       csrf,
       cimd: isCimdClientId(client.clientId),
     });
-    res.headers['set-cookie'] = browserCookie(browser);
+    res.headers['set-cookie'] = browserCookie(record.idHash, browser);
     return res;
   } catch (e) {
     if (!(e instanceof OAuthError)) throw e;
-    return clientRedirect(ctx, redirectUri, { error: e.error, error_description: e.message, state });
+    return invalidRequestPage(e);
   }
 }
 
@@ -159,7 +175,7 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
   if (!ar || ar.expiresAt <= now || ar.upstreamStateHash !== null) {
     return bad(400, 'The request expired or was already answered. Start again from your application.');
   }
-  const browser = browserHash(req);
+  const browser = browserHash(req, ar.idHash);
   if (!browser || !safeEqual(browser, ar.browserHash) || !safeEqual(hashSecret(csrf), ar.csrfHash)) {
     return bad(403, 'The form did not come from this browser’s consent page.');
   }
@@ -167,11 +183,13 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
     return bad(403, 'Cross-site form submissions are refused.');
   if (decision !== 'approve') {
     await ctx.store.deleteAuthRequest(ar.idHash);
-    return clientRedirect(ctx, ar.redirectUri, {
+    const res = clientRedirect(ctx, ar.redirectUri, {
       error: 'access_denied',
       error_description: 'the user denied access',
       state: ar.clientState,
     });
+    res.headers['set-cookie'] = clearBrowserCookie(ar.idHash);
+    return res;
   }
   const upstreamState = newSecret();
   const verifier = newSecret();

@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ForgejoUser } from '../forgejo/client.ts';
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
-import { browserHash, clientRedirect } from './authorize.ts';
+import type { AuthRequestRecord } from '../store/store.ts';
+import { browserHash, clearBrowserCookie, clientRedirect } from './authorize.ts';
 import type { AuthContext } from './context.ts';
 import { errorPage } from './pages.ts';
 import { type OAuthError, type OAuthRequest, type OAuthResponse, one } from './respond.ts';
@@ -37,10 +38,24 @@ export async function callback(
       'This sign-in is unknown, expired or was already completed. Start again from your application.',
     );
   }
-  const browser = browserHash(req);
+  const browser = browserHash(req, ar.idHash);
   if (!browser || !safeEqual(browser, ar.browserHash)) {
     return bad(403, 'This sign-in was started in another browser.');
   }
+  // The sign-in is over whatever follows (its state is consumed): its binding cookie can go.
+  const res = await finish(ctx, req, { ...ar, upstreamVerifier: ar.upstreamVerifier }, state, now);
+  res.headers['set-cookie'] = clearBrowserCookie(ar.idHash);
+  return res;
+}
+
+/** From the approved, browser-checked request to the client's code (or the reason there is none). */
+async function finish(
+  ctx: AuthContext,
+  req: OAuthRequest,
+  ar: AuthRequestRecord & { upstreamVerifier: string },
+  state: string,
+  now: number,
+): Promise<OAuthResponse> {
   const back = (params: Record<string, string>) =>
     clientRedirect(ctx, ar.redirectUri, { ...params, state: ar.clientState });
   const upstreamError = req.query['error'];

@@ -16,6 +16,8 @@ export type AuthContext = {
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
   refreshReuseGraceMs: number;
+  /** Derives the pair that succeeds a refresh token (see `successorPair` in token.ts). */
+  successorKey: Buffer;
   allowedUsers: string[];
   allowedOrgs: string[];
 };

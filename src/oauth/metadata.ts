@@ -6,6 +6,11 @@ export function resourceUrl(publicUrl: string): string {
   return `${publicUrl}/mcp`;
 }
 
+/** RFC 7592 client configuration endpoint of a registered client. */
+export function registrationClientUri(publicUrl: string, clientId: string): string {
+  return `${publicUrl}/oauth/register/${encodeURIComponent(clientId)}`;
+}
+
 export function protectedResourceMetadata(publicUrl: string): Record<string, unknown> {
   return {
     resource: resourceUrl(publicUrl),

@@ -22,10 +22,12 @@ function clientIdOf(req: OAuthRequest, params: Params): string {
 }
 
 export function rateKeys(
-  endpoint: 'register' | 'authorize' | 'token' | 'consent',
+  endpoint: 'register' | 'manage' | 'authorize' | 'token' | 'consent',
   req: OAuthRequest,
 ): RateKeys {
   const ip = `ip:${req.ip}`;
+  // A registration's management calls are its own, as a registered client's tokens are.
+  if (endpoint === 'manage') return { key: `manage:${(req.params?.['clientId'] ?? '').slice(0, 200)}`, ip };
   // Registration has its own per-IP bucket; consent and callback are browser navigations, where
   // the IP is the user's own (or their office's), so only the generous IP ceiling applies.
   if (endpoint === 'register') return { key: undefined, ip: `register:${req.ip}` };

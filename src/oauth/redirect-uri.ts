@@ -2,13 +2,24 @@
 // for public clients (§7.1); never a fragment. Loopback http URIs match on any port.
 import { isLoopbackHost } from '../config/loopback.ts';
 
+// Schemes a browser will not navigate to as an app's redirect, or that run, show or fetch something
+// in the broker's name (view-source: of any page, script, local files, browser internals).
 const FORBIDDEN_SCHEMES = new Set([
   'javascript:',
-  'data:',
-  'file:',
   'vbscript:',
-  'about:',
+  'data:',
   'blob:',
+  'file:',
+  'filesystem:',
+  'about:',
+  'view-source:',
+  'jar:',
+  'mhtml:',
+  'intent:',
+  'chrome:',
+  'chrome-untrusted:',
+  'edge:',
+  'resource:',
   'ws:',
   'wss:',
   'ftp:',
@@ -19,6 +30,8 @@ export function redirectUriProblem(raw: unknown, publicClient: boolean): string 
   if (typeof raw !== 'string' || raw === '') return 'redirect URIs must be non-empty strings';
   if (raw.length > 2000) return 'redirect URI is too long';
   if (raw.includes('#')) return `redirect URI must not have a fragment: ${raw}`;
+  // The URL parser would silently drop leading blanks and tabs; what is stored must be what is used.
+  if (/[\s\p{C}]/u.test(raw)) return 'redirect URI must not contain blanks or control characters';
   let url: URL;
   try {
     url = new URL(raw);

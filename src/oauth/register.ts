@@ -1,19 +1,26 @@
-// RFC 7591 dynamic client registration. The secret is returned once and stored only hashed.
+// RFC 7591 dynamic client registration. The secret and the RFC 7592 registration access token are
+// returned once and stored only hashed.
 import { randomUUID } from 'node:crypto';
 import { hashSecret, newSecret } from '../store/secrets.ts';
 import type { AuthMethod, ClientRecord, OAuthStore } from '../store/store.ts';
+import { registrationClientUri } from './metadata.ts';
 import { redirectUriProblem } from './redirect-uri.ts';
 import { errorJson, json, OAuthError, type OAuthResponse } from './respond.ts';
 
 const AUTH_METHODS: AuthMethod[] = ['client_secret_post', 'client_secret_basic', 'none'];
 const GRANT_TYPES = ['authorization_code', 'refresh_token'];
 
+// The consent page shows the name: bidi controls (U+202E and kin) and zero-width or other invisible
+// characters would let it read as another application's name, so they are refused, with every
+// other control, format, private-use or unassigned character and line separator.
+const UNSAFE_NAME_CHARACTER = /[\p{C}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u;
+
 export function cleanClientName(raw: unknown, fallback: string): string {
   if (raw === undefined) return fallback;
-  if (typeof raw !== 'string' || raw.trim() === '' || raw.length > 200 || /\p{Cc}/u.test(raw)) {
+  if (typeof raw !== 'string' || raw.trim() === '' || raw.length > 200 || UNSAFE_NAME_CHARACTER.test(raw)) {
     throw new OAuthError(
       'invalid_client_metadata',
-      'client_name must be a printable string of at most 200 characters',
+      'client_name must be printable text of at most 200 characters, without control, bidi or invisible characters',
     );
   }
   return raw.trim();
@@ -39,53 +46,104 @@ function stringList(raw: unknown, name: string, dflt: string[], allowed: string[
   return [...new Set(raw as string[])];
 }
 
-export async function register(store: OAuthStore, body: unknown, now = Date.now()): Promise<OAuthResponse> {
+/** The metadata a client may set, validated the same way at registration and at an RFC 7592 update. */
+export type ClientMetadata = {
+  authMethod: AuthMethod;
+  name: string;
+  redirectUris: string[];
+  grantTypes: string[];
+  responseTypes: string[];
+};
+
+/** RFC 7591 §2 for this server; `defaultAuthMethod` applies when the field is absent. */
+export function validateClientMetadata(
+  body: unknown,
+  defaultAuthMethod: AuthMethod = 'client_secret_basic',
+): ClientMetadata {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new OAuthError('invalid_client_metadata', 'the body must be a JSON object');
+  }
+  const m = body as Record<string, unknown>;
+  const method = m['token_endpoint_auth_method'] ?? defaultAuthMethod;
+  if (!AUTH_METHODS.includes(method as AuthMethod)) {
+    throw new OAuthError(
+      'invalid_client_metadata',
+      `token_endpoint_auth_method must be one of ${AUTH_METHODS.join(', ')}`,
+    );
+  }
+  const authMethod = method as AuthMethod;
+  const redirectUris = checkRedirectUris(m['redirect_uris'], authMethod === 'none', 'invalid_redirect_uri');
+  const grantTypes = stringList(m['grant_types'], 'grant_types', ['authorization_code'], GRANT_TYPES);
+  if (!grantTypes.includes('authorization_code')) {
+    throw new OAuthError('invalid_client_metadata', 'grant_types must include authorization_code');
+  }
+  const responseTypes = stringList(m['response_types'], 'response_types', ['code'], ['code']);
+  if (m['scope'] !== undefined && typeof m['scope'] !== 'string') {
+    throw new OAuthError('invalid_client_metadata', 'scope must be a string');
+  }
+  const name = cleanClientName(m['client_name'], 'Unnamed MCP client');
+  return { authMethod, name, redirectUris, grantTypes, responseTypes };
+}
+
+/** The stored metadata: what GET returns again, without any secret. */
+export function storedMetadata(
+  clientId: string,
+  issuedAt: number,
+  v: ClientMetadata,
+  hasSecret: boolean,
+): Record<string, unknown> {
+  return {
+    client_id: clientId,
+    client_id_issued_at: issuedAt,
+    client_name: v.name,
+    redirect_uris: v.redirectUris,
+    token_endpoint_auth_method: v.authMethod,
+    grant_types: v.grantTypes,
+    response_types: v.responseTypes,
+    ...(hasSecret ? { client_secret_expires_at: 0 } : {}),
+  };
+}
+
+/** The client information response (RFC 7591 §3.2.1 with RFC 7592 §3's two fields). */
+export function clientInformation(
+  publicUrl: string,
+  metadata: Record<string, unknown>,
+  registrationToken: string,
+  secret?: string,
+): Record<string, unknown> {
+  return {
+    ...metadata,
+    ...(secret ? { client_secret: secret } : {}),
+    registration_client_uri: registrationClientUri(publicUrl, metadata['client_id'] as string),
+    registration_access_token: registrationToken,
+  };
+}
+
+export async function register(
+  store: OAuthStore,
+  publicUrl: string,
+  body: unknown,
+  now = Date.now(),
+): Promise<OAuthResponse> {
   try {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new OAuthError('invalid_client_metadata', 'the body must be a JSON object');
-    }
-    const m = body as Record<string, unknown>;
-    const method = m['token_endpoint_auth_method'] ?? 'client_secret_basic';
-    if (!AUTH_METHODS.includes(method as AuthMethod)) {
-      throw new OAuthError(
-        'invalid_client_metadata',
-        `token_endpoint_auth_method must be one of ${AUTH_METHODS.join(', ')}`,
-      );
-    }
-    const authMethod = method as AuthMethod;
-    const redirectUris = checkRedirectUris(m['redirect_uris'], authMethod === 'none', 'invalid_redirect_uri');
-    const grantTypes = stringList(m['grant_types'], 'grant_types', ['authorization_code'], GRANT_TYPES);
-    if (!grantTypes.includes('authorization_code')) {
-      throw new OAuthError('invalid_client_metadata', 'grant_types must include authorization_code');
-    }
-    const responseTypes = stringList(m['response_types'], 'response_types', ['code'], ['code']);
-    if (m['scope'] !== undefined && typeof m['scope'] !== 'string') {
-      throw new OAuthError('invalid_client_metadata', 'scope must be a string');
-    }
+    const v = validateClientMetadata(body);
     const clientId = randomUUID();
-    const secret = authMethod === 'none' ? undefined : newSecret('mcpcs_');
-    const metadata = {
-      client_id: clientId,
-      client_id_issued_at: Math.floor(now / 1000),
-      client_name: cleanClientName(m['client_name'], 'Unnamed MCP client'),
-      redirect_uris: redirectUris,
-      token_endpoint_auth_method: authMethod,
-      grant_types: grantTypes,
-      response_types: responseTypes,
-      ...(secret ? { client_secret_expires_at: 0 } : {}),
-    };
+    const secret = v.authMethod === 'none' ? undefined : newSecret('mcpcs_');
+    const registrationToken = newSecret('mcprat_');
+    const metadata = storedMetadata(clientId, Math.floor(now / 1000), v, secret !== undefined);
     const client: ClientRecord = {
       clientId,
       secretHash: secret ? hashSecret(secret) : null,
-      authMethod,
-      name: metadata.client_name,
-      redirectUris,
+      authMethod: v.authMethod,
+      name: v.name,
+      redirectUris: v.redirectUris,
       metadata,
       createdAt: now,
       usedAt: null,
+      registrationTokenHash: hashSecret(registrationToken),
     };
     await store.insertClient(client);
-    return json(201, { ...metadata, ...(secret ? { client_secret: secret } : {}) });
+    return json(201, clientInformation(publicUrl, metadata, registrationToken, secret));
   } catch (e) {
     if (e instanceof OAuthError) return errorJson(e);
     throw e;

@@ -7,6 +7,8 @@ export type OAuthRequest = {
   body: unknown;
   headers: Record<string, string | string[] | undefined>;
   ip: string;
+  /** Parameters of the route's path (`/oauth/register/:clientId`). */
+  params?: Record<string, string>;
 };
 
 export type OAuthResponse = {

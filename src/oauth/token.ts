@@ -1,7 +1,7 @@
 // POST /oauth/token (authorization_code, refresh_token) and POST /oauth/revoke (RFC 7009).
 // Client authentication follows the registered method; any failure is 401 invalid_client, which
 // makes Claude.ai register afresh instead of looping.
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { AuthMethod, ClientRecord, GrantRecord, TokenPair } from '../store/store.ts';
 import { type AuthContext, resolveClient } from './context.ts';
@@ -83,9 +83,25 @@ export async function authenticateClient(
   return client;
 }
 
-function newPair(ctx: AuthContext, now: number): { pair: TokenPair; access: string; refresh: string } {
-  const access = newSecret('mcpat_');
-  const refresh = newSecret('mcprt_');
+type IssuedPair = { pair: TokenPair; access: string; refresh: string };
+
+function newPair(ctx: AuthContext, now: number): IssuedPair {
+  return pairOf(ctx, newSecret('mcpat_'), newSecret('mcprt_'), now);
+}
+
+/**
+ * The pair that succeeds a refresh token is derived from it (an HMAC under a key of the broker's),
+ * so a retry within the grace window gets the very same pair back while only hashes are stored:
+ * whoever presents the old token then, client or thief, continues the one chain that reuse
+ * detection watches, and cannot start a second one.
+ */
+function successorPair(ctx: AuthContext, refreshToken: string, now: number): IssuedPair {
+  const derive = (prefix: string) =>
+    prefix + createHmac('sha256', ctx.successorKey).update(`${prefix}${refreshToken}`).digest('base64url');
+  return pairOf(ctx, derive('mcpat_'), derive('mcprt_'), now);
+}
+
+function pairOf(ctx: AuthContext, access: string, refresh: string, now: number): IssuedPair {
   return {
     access,
     refresh,
@@ -99,16 +115,16 @@ function newPair(ctx: AuthContext, now: number): { pair: TokenPair; access: stri
 }
 
 function tokenResponse(
-  ctx: AuthContext,
   t: { access: string; refresh: string },
   scopes: string[],
+  expiresInMs: number,
 ): OAuthResponse {
   return json(
     200,
     {
       access_token: t.access,
       token_type: 'Bearer',
-      expires_in: Math.floor(ctx.accessTokenTtlMs / 1000),
+      expires_in: Math.max(0, Math.floor(expiresInMs / 1000)),
       refresh_token: t.refresh,
       scope: scopes.join(' '),
     },
@@ -137,23 +153,33 @@ async function codeGrant(
   const row = await ctx.store.getCode(codeHash);
   if (!row || row.clientId !== client.clientId)
     throw new OAuthError('invalid_grant', 'unknown authorization code');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const verified = safeEqual(challenge, row.codeChallenge);
   if (row.usedAt !== null) {
-    await ctx.store.redeemCode(codeHash, now, newPair(ctx, now).pair); // revokes what it issued
-    throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens are revoked');
+    // A used code seen again means it leaked (RFC 6749 §4.1.2), but revoking is the victim's loss
+    // if anyone can trigger it: only a replay by the authenticated client, or one that proves it
+    // holds the verifier, revokes what the code issued.
+    if (client.authMethod !== 'none' || verified) {
+      await ctx.store.revokeGrant(row.grantId);
+      throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens are revoked');
+    }
+    ctx.log.warn(
+      { clientId: client.clientId, grantId: row.grantId },
+      'a used authorization code was presented again without its verifier; refused, its tokens kept',
+    );
+    throw new OAuthError('invalid_grant', 'authorization code was already used');
   }
   if (row.expiresAt <= now) throw new OAuthError('invalid_grant', 'authorization code expired');
   if (row.redirectUri !== redirectUri)
     throw new OAuthError('invalid_grant', 'redirect_uri differs from the authorization request');
-  const challenge = createHash('sha256').update(verifier).digest('base64url');
-  if (!safeEqual(challenge, row.codeChallenge))
-    throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
+  if (!verified) throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
   checkResource(form, row.resource);
   const t = newPair(ctx, now);
   if ((await ctx.store.redeemCode(codeHash, now, t.pair)) !== 'ok') {
     throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens are revoked');
   }
   const grant = await grantOf(ctx, t.access);
-  return tokenResponse(ctx, t, grant.scopes);
+  return tokenResponse(t, grant.scopes, ctx.accessTokenTtlMs);
 }
 
 async function grantOf(ctx: AuthContext, access: string): Promise<GrantRecord> {
@@ -170,7 +196,7 @@ async function refreshGrant(
 ): Promise<OAuthResponse> {
   const refresh = one(form, 'refresh_token', true);
   checkResource(form, resourceUrl(ctx.publicUrl)); // the broker has one resource; every grant is for it
-  const t = newPair(ctx, now);
+  const t = successorPair(ctx, refresh, now);
   const outcome = await ctx.store.rotateRefreshToken(
     hashSecret(refresh),
     client.clientId,
@@ -187,7 +213,7 @@ async function refreshGrant(
     }[outcome.reason];
     throw new OAuthError('invalid_grant', why);
   }
-  return tokenResponse(ctx, t, outcome.grant.scopes);
+  return tokenResponse(t, outcome.grant.scopes, outcome.accessExpiresAt - now);
 }
 
 export async function token(ctx: AuthContext, req: OAuthRequest, now = Date.now()): Promise<OAuthResponse> {

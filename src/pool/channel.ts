@@ -18,6 +18,5 @@ export function channelOf(child: Child): ChildChannel {
       onOversize = cb;
     },
     exited: child.exited.then((x) => ({ code: x.code, signal: x.signal })),
-    stderrTail: () => child.stderrTail(),
   };
 }

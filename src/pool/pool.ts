@@ -186,6 +186,7 @@ export class Pool {
       // Exactly what forgejo-mcp needs: never the broker's own secrets (decision 3).
       env: { FORGEJO_URL: this.#o.forgejoUrl, FORGEJO_ACCESS_TOKEN: token, PATH: CHILD_PATH, HOME: tmpdir() },
       cwd: tmpdir(),
+      secrets: [token],
     });
     this.#starts++;
     const userId = e.user.id;

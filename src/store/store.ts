@@ -16,7 +16,12 @@ export type ClientRecord = {
   metadata: Record<string, unknown>;
   createdAt: number;
   usedAt: number | null;
+  /** SHA-256 of the RFC 7592 registration access token; absent for metadata-document clients. */
+  registrationTokenHash?: string | null;
 };
+
+/** What an RFC 7592 update replaces; the client id, secret and auth method stay. */
+export type ClientUpdate = Pick<ClientRecord, 'name' | 'redirectUris' | 'metadata'>;
 
 /** A browser's authorization in progress; `upstream*` are set once the user approved. */
 export type AuthRequestRecord = {
@@ -87,7 +92,8 @@ export type StoreEventMap = {
 };
 
 export type RefreshOutcome =
-  | { ok: true; grant: GrantRecord; graceReuse: boolean }
+  /** `accessExpiresAt`: of the successor's access token (a grace retry gets the existing one). */
+  | { ok: true; grant: GrantRecord; graceReuse: boolean; accessExpiresAt: number }
   | { ok: false; reason: 'unknown' | 'expired' | 'wrong_client' | 'reused' };
 
 export interface Store {
@@ -103,6 +109,13 @@ export interface OAuthStore extends Store {
 
   insertClient(client: ClientRecord): Promise<void>;
   getClient(clientId: string): Promise<ClientRecord | undefined>;
+  /** Replaces a registered client's metadata; false if it is gone. */
+  updateClient(clientId: string, update: ClientUpdate): Promise<boolean>;
+  /**
+   * Deletes a registered client with its grants (each announced as `grantRevoked`, so sessions
+   * close) and its sign-ins in progress; false if it was already gone.
+   */
+  deleteClient(clientId: string): Promise<boolean>;
 
   /** Stores a pending authorization unless `maxPending` live ones exist already (then false). */
   insertAuthRequest(request: AuthRequestRecord, now: number, maxPending: number): Promise<boolean>;
@@ -128,7 +141,11 @@ export interface OAuthStore extends Store {
   getCode(codeHash: string): Promise<CodeRecord | undefined>;
   /** Marks the code used and stores the tokens; a code used before revokes its grant instead. */
   redeemCode(codeHash: string, now: number, tokens: TokenPair): Promise<'ok' | 'reused'>;
-  /** Rotates a refresh token (tolerating one reuse within `graceMs`); later reuse revokes the grant. */
+  /**
+   * Rotates a refresh token to `next`. Presented once more within `graceMs`, it answers the same
+   * successor (`next` must be derived from the token, so it is the same pair) without storing
+   * anything; any later reuse revokes the grant.
+   */
   rotateRefreshToken(
     refreshHash: string,
     clientId: string,

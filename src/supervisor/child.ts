@@ -1,9 +1,10 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readdirSync, readFileSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/log.ts';
 import { ChildExitError, ChildGoneError, type ExitInfo, SpawnError, StdinFullError } from './errors.ts';
+import { type Isolation, NO_ISOLATION } from './isolation.ts';
 import { LineSplitter, TAIL_BYTES } from './line-splitter.ts';
 import { DEFAULT_STDERR_LIMITS, StderrDrain, type StderrLimits } from './stderr-drain.ts';
 
@@ -19,6 +20,8 @@ export type ChildSpec = {
   /** ...except these names, copied from the broker's environment when set there; `env` wins. */
   inheritEnv?: readonly string[];
   cwd: string;
+  /** Values never to be logged or repeated in an error (the child's token): its stderr is scrubbed of them. */
+  secrets?: readonly string[];
 };
 
 export type ChildLimits = {
@@ -67,12 +70,14 @@ export function launchChild(
   spec: ChildSpec,
   log: Logger,
   limits: ChildLimits = DEFAULT_CHILD_LIMITS,
+  isolation: Isolation = NO_ISOLATION,
 ): Launch {
   const refused = checkSpec(spec);
   if (refused) return { failure: Promise.resolve(refused) };
+  const run = isolation.wrap(spec.command, spec.args ?? [], spec.cwd);
   let cp: ChildProcessWithoutNullStreams;
   try {
-    cp = spawn(spec.command, spec.args ?? [], {
+    cp = spawn(run.command, run.args, {
       cwd: spec.cwd,
       env: childEnv(spec),
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -95,7 +100,7 @@ export function launchChild(
     });
     return { failure };
   }
-  return { child: new Child(cp, spec, log, limits) };
+  return { child: new Child(cp, spec, log, limits, isolation.wrapper) };
 }
 
 /** Like launchChild, as a promise: resolves with the running child or rejects with a SpawnError. */
@@ -137,10 +142,18 @@ export class Child {
   #killSent = false;
   #stopTimer: NodeJS.Timeout | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
+  readonly #wrapper: boolean;
 
-  constructor(cp: ChildProcessWithoutNullStreams, spec: ChildSpec, log: Logger, limits: ChildLimits) {
+  constructor(
+    cp: ChildProcessWithoutNullStreams,
+    spec: ChildSpec,
+    log: Logger,
+    limits: ChildLimits,
+    wrapper = false,
+  ) {
     if (cp.pid === undefined) throw new Error('Child needs a spawned process');
     this.#cp = cp;
+    this.#wrapper = wrapper;
     this.pid = cp.pid;
     this.name = spec.name;
     this.command = spec.command;
@@ -149,7 +162,7 @@ export class Child {
     this.exited = new Promise((resolve) => {
       this.#resolveExited = resolve;
     });
-    this.#stderr = new StderrDrain({ log, name: spec.name, limits: limits.stderr });
+    this.#stderr = new StderrDrain({ log, name: spec.name, limits: limits.stderr, secrets: spec.secrets });
 
     // Every stream gets an 'error' listener: an EPIPE on a dead child's stdin must not become an
     // uncaught exception that takes the broker (and every other user's child) down.
@@ -330,6 +343,15 @@ export class Child {
 
   #signalGroup(signal: NodeJS.Signals): void {
     if (this.#reaped) return;
+    const inside = this.#wrapper ? groupMembersBut(this.pid) : [];
+    for (const pid of inside) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // ESRCH: it ended meanwhile.
+      }
+    }
+    if (inside.length > 0) return;
     try {
       // Negative pid: the whole group, which the child leads since `detached` made it call setsid().
       process.kill(-this.pid, signal);
@@ -400,6 +422,26 @@ export class Child {
     else if (code === 0) this.#log.info(fields, 'child exited');
     else this.#log.warn({ ...fields, stderrTail: info.stderrTail }, 'child exited');
   }
+}
+
+/**
+ * The other live members of the process group `leader` leads. While the leader is not reaped its
+ * pid, and so the group id, cannot be reused: every pid found is one of ours.
+ */
+function groupMembersBut(leader: number): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === leader) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === leader && fields[0] !== 'Z') found.push(Number(name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
 }
 
 function where(spec: ChildSpec): { command: string; cwd: string } {

@@ -1,5 +1,6 @@
 import { stripVTControlCharacters } from 'node:util';
 import type { Logger } from '../log/log.ts';
+import { scrubText } from '../log/redact.ts';
 import { LineSplitter } from './line-splitter.ts';
 
 export type StderrLimits = {
@@ -30,6 +31,8 @@ const CONTROL_CHARS = /[\u0000-\u0008\u000a-\u001f\u007f]/g;
  * colours stripped, long lines cut, and a token bucket so a chatty child cannot flood the broker's
  * log (one "N lines suppressed" record stands in for what was dropped). The last lines are kept in
  * a ring whatever the rate limit did, because they are what explains a child that died at start.
+ * Every line is scrubbed first: the child's own secrets (its Forgejo token) and anything shaped like
+ * a token never reach the log, nor the tail.
  */
 export class StderrDrain {
   readonly #log: Logger;
@@ -37,6 +40,7 @@ export class StderrDrain {
   readonly #limits: StderrLimits;
   readonly #now: () => number;
   readonly #splitter: LineSplitter;
+  readonly #secrets: readonly string[];
   readonly #ring: string[] = [];
   #ringNext = 0;
   #tokens: number;
@@ -44,8 +48,16 @@ export class StderrDrain {
   #suppressed = 0;
   #lines = 0;
 
-  constructor(opts: { log: Logger; name: string; limits?: Partial<StderrLimits>; now?: () => number }) {
+  constructor(opts: {
+    log: Logger;
+    name: string;
+    limits?: Partial<StderrLimits>;
+    now?: () => number;
+    /** Values to censor wherever they appear (the child's token). */
+    secrets?: readonly string[];
+  }) {
     this.#log = opts.log;
+    this.#secrets = opts.secrets ?? [];
     this.#name = opts.name;
     this.#limits = { ...DEFAULT_STDERR_LIMITS, ...opts.limits };
     this.#now = opts.now ?? (() => performance.now());
@@ -79,8 +91,9 @@ export class StderrDrain {
   }
 
   #line(head: Buffer, total: number, truncated: boolean): void {
-    let text = stripVTControlCharacters(head.toString('utf8')).replace(CONTROL_CHARS, '').trimEnd();
-    if (text.length === 0) return;
+    const raw = stripVTControlCharacters(head.toString('utf8')).replace(CONTROL_CHARS, '').trimEnd();
+    if (raw.length === 0) return;
+    let text = scrubText(raw, this.#secrets);
     if (truncated) text += ` [cut: line was ${total} bytes]`;
     this.#lines++;
     this.#remember(text);

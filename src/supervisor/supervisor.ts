@@ -1,10 +1,18 @@
 import type { Logger } from '../log/log.ts';
 import { type Child, type ChildLimits, type ChildSpec, DEFAULT_CHILD_LIMITS, launchChild } from './child.ts';
 import { SpawnError } from './errors.ts';
+import { type Isolation, NO_ISOLATION } from './isolation.ts';
 
 export type { Child, ChildLimits, ChildSpec, StdoutReader } from './child.ts';
 export { DEFAULT_CHILD_LIMITS } from './child.ts';
 export { ChildExitError, ChildGoneError, type ExitInfo, SpawnError, StdinFullError } from './errors.ts';
+export {
+  type DetectedIsolation,
+  detectIsolation,
+  type Isolation,
+  type IsolationMode,
+  NO_ISOLATION,
+} from './isolation.ts';
 export { DEFAULT_STDERR_LIMITS, type StderrLimits } from './stderr-drain.ts';
 
 export type SupervisorLimits = Omit<ChildLimits, 'stderr'> & { stderr?: Partial<ChildLimits['stderr']> };
@@ -17,16 +25,23 @@ export class Supervisor {
   readonly #log: Logger;
   readonly #limits: ChildLimits;
   readonly #children = new Set<Child>();
+  readonly #isolation: Isolation;
   #stopping = false;
 
-  constructor(opts: { log: Logger; limits?: Partial<SupervisorLimits> }) {
+  constructor(opts: { log: Logger; limits?: Partial<SupervisorLimits>; isolation?: Isolation }) {
     this.#log = opts.log;
+    this.#isolation = opts.isolation ?? NO_ISOLATION;
     const { stderr, ...rest } = opts.limits ?? {};
     this.#limits = {
       ...DEFAULT_CHILD_LIMITS,
       ...rest,
       stderr: { ...DEFAULT_CHILD_LIMITS.stderr, ...stderr },
     };
+  }
+
+  /** How the children are sandboxed. */
+  get isolation(): Isolation {
+    return this.#isolation;
   }
 
   /** Children not yet reaped. */
@@ -49,7 +64,7 @@ export class Supervisor {
         reason: 'the supervisor is shutting down',
       });
     }
-    const launched = launchChild(spec, this.#log, this.#limits);
+    const launched = launchChild(spec, this.#log, this.#limits, this.#isolation);
     if (!('child' in launched)) {
       const err = await launched.failure;
       this.#log.warn({ child: spec.name, errno: err.code, err: err.message }, 'child failed to start');

@@ -19,6 +19,8 @@ type Service = {
   depends_on?: Record<string, { condition: string }>;
   read_only?: boolean;
   stop_grace_period?: string;
+  security_opt?: string[];
+  cap_drop?: string[];
 };
 type Compose = { services: Record<string, Service>; volumes: Record<string, unknown> };
 
@@ -94,6 +96,21 @@ describe('deploy/compose/compose.yaml', () => {
       'LOG_LEVEL',
     ]);
     assert.ok(DOCS.includes('BROKER_DOMAIN='), 'docs/deploy.md tells how to set BROKER_DOMAIN');
+  });
+
+  it('sandboxes every child with bubblewrap, and lets the engine allow exactly what that needs', () => {
+    assert.equal(broker.environment?.['BROKER_CHILD_ISOLATION'], 'bwrap');
+    assert.deepEqual(broker.security_opt, [
+      'no-new-privileges:true',
+      'seccomp=unconfined',
+      'apparmor=unconfined',
+      'systempaths=unconfined',
+    ]);
+    // Everything else stays tight: no capability, no privileged mode, not root.
+    assert.deepEqual(broker.cap_drop, ['ALL']);
+    assert.equal((broker as Record<string, unknown>)['privileged'], undefined);
+    assert.equal((broker as Record<string, unknown>)['user'], undefined, 'the image’s uid 1000');
+    assert.match(DOCS, /seccomp=unconfined/);
   });
 
   it('runs the broker read-only and gives it longer to stop than its shutdown grace', () => {

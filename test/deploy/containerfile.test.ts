@@ -95,8 +95,8 @@ describe('Containerfile: linters', () => {
 
   it('dockerfilelint does flag a careless file (so passing means something)', () => {
     const careless = text.replace(
-      'apt-get install -y --no-install-recommends ca-certificates tini \\\n && rm -rf /var/lib/apt/lists/*',
-      'apt-get install ca-certificates tini',
+      'apt-get install -y --no-install-recommends bubblewrap ca-certificates tini \\\n && rm -rf /var/lib/apt/lists/*',
+      'apt-get install bubblewrap ca-certificates tini',
     );
     assert.notEqual(careless, text);
     const path = join(tmp, 'Careless.Containerfile');
@@ -165,6 +165,15 @@ describe('Containerfile: what the image is', () => {
     );
     assert.equal((copy as Copy | undefined)?.getFromFlag()?.getValue(), 'forgejo-mcp');
     assert.equal(copy?.getArgumentsContent(), '/usr/local/bin/forgejo-mcp /usr/local/bin/forgejo-mcp');
+  });
+
+  it('installs bubblewrap for the children’s sandbox', () => {
+    const installs = finalStage
+      .filter((i) => i.getKeyword() === 'RUN')
+      .map((i) => i.getArgumentsContent() ?? '')
+      .filter((c) => c.includes('apt-get install'));
+    assert.equal(installs.length, 1);
+    assert.match(installs[0] as string, /--no-install-recommends bubblewrap ca-certificates tini\b/);
   });
 
   it('keeps the database on a volume, listens on all interfaces, and starts the broker under an init', () => {

@@ -117,7 +117,13 @@ describe('server-everything behind the broker', () => {
       string,
       string
     >;
-    assert.deepEqual(Object.keys(env).sort(), ['FORGEJO_ACCESS_TOKEN', 'FORGEJO_URL', 'HOME', 'PATH']);
+    // Under bubblewrap (BROKER_CHILD_ISOLATION=auto finds it here) PWD is added: the sandbox's /tmp.
+    const isolated = s.broker.supervisor.isolation.kind === 'bwrap';
+    assert.deepEqual(
+      Object.keys(env).sort(),
+      ['FORGEJO_ACCESS_TOKEN', 'FORGEJO_URL', 'HOME', 'PATH', ...(isolated ? ['PWD'] : [])].sort(),
+    );
+    if (isolated) assert.equal(env['PWD'], env['HOME']);
     assert.equal(env['FORGEJO_URL'], s.emulator.url);
     const forgejo = await s.broker.auth.credentials.accessToken(1001);
     assert.equal(env['FORGEJO_ACCESS_TOKEN'], forgejo.token, 'the user’s own Forgejo token');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CENSOR, redactSecrets } from '../../src/log/redact.ts';
+import { CENSOR, redactSecrets, scrubText } from '../../src/log/redact.ts';
 import { captureLogger } from '../support/log-capture.ts';
 
 const S = 'S3CRET-9c1e';
@@ -78,5 +78,26 @@ describe('the logger', () => {
     assert.equal(err['message'], 'bad');
     assert.equal(err['type'], 'Error');
     assert.equal(three?.['msg'], 'three');
+  });
+});
+
+describe('scrubText', () => {
+  it('censors the given secrets, a cut-off start of one, and whatever looks like a token', () => {
+    const secret = 'a1b2c3d4e5f6a7b8c9d0';
+    const cases: Array<[string, string]> = [
+      [`connect with ${secret} failed`, `connect with ${CENSOR} failed`],
+      [`line cut at ${secret.slice(0, 9)}`, `line cut at ${CENSOR}`],
+      ['jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc-_def ok', `jwt ${CENSOR} ok`],
+      ['auth: Bearer abc.def-ghi_jkl', `auth: Bearer ${CENSOR}`],
+      ['header token 0123456789abcdef', `header token ${CENSOR}`],
+      ['gto_0123456789abcdefghij and ghp_ABCDEFGHIJKLMNOP', `${CENSOR} and ${CENSOR}`],
+      [`sha ${'f'.repeat(40)} here`, `sha ${CENSOR} here`],
+      [
+        'url ?access_token=xyz123&x=1 password: hunter22',
+        `url ?access_token=${CENSOR}&x=1 password: ${CENSOR}`,
+      ],
+      ['listening on 127.0.0.1:8080, 3 tools', 'listening on 127.0.0.1:8080, 3 tools'],
+    ];
+    for (const [input, want] of cases) assert.equal(scrubText(input, [secret]), want, input);
   });
 });

@@ -332,7 +332,10 @@ describe('consent and callback protections (scripted browser)', () => {
     assert.doesNotMatch(csp, /script-src/);
     assert.equal(page.headers.get('x-frame-options'), 'DENY');
     const cookie = page.headers.get('set-cookie') ?? '';
-    assert.match(cookie, /^__Host-fmb-browser=[A-Za-z0-9_-]{43}; Path=\/; Secure; HttpOnly; SameSite=Lax/);
+    assert.match(
+      cookie,
+      /^__Host-fmb-browser-[0-9a-f]{16}=[A-Za-z0-9_-]{43}; Path=\/; Secure; HttpOnly; SameSite=Lax/,
+    );
     assert.match(page.body, /read and change repositories/);
     assert.match(page.body, /id="redirect-host">app\.example</);
   });
@@ -533,9 +536,9 @@ describe('callback failures and purging', () => {
         .run(Date.now() - 1, deadGrant.principal.grantId);
       s.broker.store.db.prepare('UPDATE auth_code SET expires_at = ?').run(Date.now() - 1);
       const n = await s.broker.auth.purge();
-      assert.ok(n >= 4, `purged ${n}`);
+      assert.ok(n >= 3, `purged ${n}`);
       const count = (t: string) => s.broker.store.db.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get()?.['n'];
-      assert.equal(count('auth_code'), 0);
+      assert.equal(count('auth_code'), 1, 'the live grant keeps its used code (replay detection)');
       assert.equal(count('oauth_grant'), 1);
       assert.equal(count('oauth_token'), 2);
       assert.ok((await s.broker.auth.verifyBearer(`Bearer ${live.tokens.access_token}`)).ok);

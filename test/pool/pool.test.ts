@@ -56,7 +56,7 @@ describe('pool', () => {
 
   it('respawns after the child dies mid-call; only that call fails', async () => {
     const p = pool();
-    await assert.rejects(tool(p, 5, 'crash'), /exited with status 3.*crashing on purpose/);
+    await assert.rejects(tool(p, 5, 'crash'), /^Error: the MCP server exited with status 3$/);
     assert.match(await tool(p, 5, 'echo', { text: 'back' }), /back/);
     assert.equal(p.stats().starts, 2);
     await p.stopAll(Date.now() + 1000);

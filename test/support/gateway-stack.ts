@@ -15,6 +15,7 @@ import { Supervisor } from '../../src/supervisor/supervisor.ts';
 import { captureLogger } from './log-capture.ts';
 
 export const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
+export const CONFORMANCE_SERVER = join(import.meta.dirname, '..', 'fixtures', 'conformance-server.ts');
 export const EVERYTHING = join(
   import.meta.dirname,
   '..',
@@ -32,6 +33,16 @@ export const USERS: Record<string, Principal> = {
     login: 'alice',
     grantId: 'g-alice',
     clientId: 'c',
+    scopes: ['mcp'],
+    resource: '',
+    expiresAt: Date.now() + 3_600_000,
+  },
+  // The same user through another grant (another client they authorized).
+  'token-alice-2': {
+    userId: 1,
+    login: 'alice',
+    grantId: 'g-alice-2',
+    clientId: 'c2',
     scopes: ['mcp'],
     resource: '',
     expiresAt: Date.now() + 3_600_000,

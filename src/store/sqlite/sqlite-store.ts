@@ -6,6 +6,7 @@ import {
   type AuthMethod,
   type AuthRequestRecord,
   type ClientRecord,
+  type ClientUpdate,
   type CodeRecord,
   type ForgejoCredential,
   type GrantRecord,
@@ -126,8 +127,8 @@ export class SqliteStore implements OAuthStore {
 
   async insertClient(c: ClientRecord): Promise<void> {
     this.#run(
-      `INSERT INTO oauth_client (client_id, secret_hash, auth_method, name, redirect_uris, metadata, created_at, used_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO oauth_client (client_id, secret_hash, auth_method, name, redirect_uris, metadata, created_at,
+         used_at, registration_token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       c.clientId,
       c.secretHash,
       c.authMethod,
@@ -136,6 +137,7 @@ export class SqliteStore implements OAuthStore {
       JSON.stringify(c.metadata),
       c.createdAt,
       c.usedAt,
+      c.registrationTokenHash ?? null,
     );
   }
 
@@ -151,7 +153,29 @@ export class SqliteStore implements OAuthStore {
       metadata: JSON.parse(r['metadata'] as string),
       createdAt: r['created_at'] as number,
       usedAt: r['used_at'] as number | null,
+      registrationTokenHash: r['registration_token_hash'] as string | null,
     };
+  }
+
+  async updateClient(clientId: string, u: ClientUpdate): Promise<boolean> {
+    return (
+      this.#run(
+        'UPDATE oauth_client SET name = ?, redirect_uris = ?, metadata = ? WHERE client_id = ?',
+        u.name,
+        JSON.stringify(u.redirectUris),
+        JSON.stringify(u.metadata),
+        clientId,
+      ) === 1
+    );
+  }
+
+  async deleteClient(clientId: string): Promise<boolean> {
+    return this.#tx((emit) => {
+      const grants = this.#stmt('SELECT grant_id FROM oauth_grant WHERE client_id = ?').all(clientId);
+      for (const g of grants) this.#deleteGrant(g['grant_id'] as string, emit);
+      this.#run('DELETE FROM auth_request WHERE client_id = ?', clientId);
+      return this.#run('DELETE FROM oauth_client WHERE client_id = ?', clientId) === 1;
+    });
   }
 
   async insertAuthRequest(q: AuthRequestRecord, now: number, maxPending: number): Promise<boolean> {
@@ -372,17 +396,27 @@ export class SqliteStore implements OAuthStore {
       if (grant.clientId !== clientId) return { ok: false, reason: 'wrong_client' };
       if ((r['token_expires_at'] as number) <= now) return { ok: false, reason: 'expired' };
       const rotatedAt = r['rotated_at'] as number | null;
-      if (rotatedAt !== null) {
-        if (now - rotatedAt > graceMs || r['grace_used'] !== 0) {
-          this.#deleteGrant(grant.grantId, emit);
-          return { ok: false, reason: 'reused' };
-        }
-        this.#run('UPDATE oauth_token SET grace_used = 1 WHERE token_hash = ?', refreshHash);
-      } else {
+      if (rotatedAt === null) {
         this.#run('UPDATE oauth_token SET rotated_at = ? WHERE token_hash = ?', now, refreshHash);
+        this.#insertPair(grant.grantId, next);
+        return { ok: true, grant, graceReuse: false, accessExpiresAt: next.accessExpiresAt };
       }
-      this.#insertPair(grant.grantId, next);
-      return { ok: true, grant, graceReuse: rotatedAt !== null };
+      if (now - rotatedAt > graceMs || r['grace_used'] !== 0) {
+        this.#deleteGrant(grant.grantId, emit);
+        return { ok: false, reason: 'reused' };
+      }
+      this.#run('UPDATE oauth_token SET grace_used = 1 WHERE token_hash = ?', refreshHash);
+      const successor = 'SELECT expires_at FROM oauth_token WHERE token_hash = ? AND grant_id = ?';
+      // The successor is never re-created: an access token revoked alone stays revoked. It is absent
+      // altogether only for a token rotated before successors were derived.
+      if (!this.#row(successor, next.refreshHash, grant.grantId)) this.#insertPair(grant.grantId, next);
+      const access = this.#row(successor, next.accessHash, grant.grantId);
+      return {
+        ok: true,
+        grant,
+        graceReuse: true,
+        accessExpiresAt: (access?.['expires_at'] as number) ?? now,
+      };
     });
   }
 
@@ -431,13 +465,15 @@ export class SqliteStore implements OAuthStore {
   async purgeExpired(now: number, unusedClientsBefore: number): Promise<number> {
     return this.#tx(() => {
       let n = this.#run('DELETE FROM auth_request WHERE expires_at <= ?', now);
-      n += this.#run('DELETE FROM auth_code WHERE expires_at <= ?', now);
+      // A used code stays as long as its grant (it cascades away with it), so a replay is
+      // recognised for as long as the tokens it issued live.
+      n += this.#run('DELETE FROM auth_code WHERE expires_at <= ? AND used_at IS NULL', now);
       n += this.#run('DELETE FROM oauth_token WHERE expires_at <= ?', now);
-      // A grant with no token and no code left can never be used again.
+      // A grant with no token and no unused code left can never be used again.
       n += this.#run(
         `DELETE FROM oauth_grant WHERE
            NOT EXISTS (SELECT 1 FROM oauth_token t WHERE t.grant_id = oauth_grant.grant_id)
-           AND NOT EXISTS (SELECT 1 FROM auth_code c WHERE c.grant_id = oauth_grant.grant_id)`,
+           AND NOT EXISTS (SELECT 1 FROM auth_code c WHERE c.grant_id = oauth_grant.grant_id AND c.used_at IS NULL)`,
       );
       n += this.#run(
         'DELETE FROM oauth_client WHERE used_at IS NULL AND created_at <= ?',

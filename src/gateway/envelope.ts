@@ -8,6 +8,7 @@ export const META = 'io.modelcontextprotocol/';
 export const HEADER_MISMATCH = -32020;
 export const MISSING_CAPABILITY = -32021;
 export const UNSUPPORTED_VERSION = -32022;
+const RESOURCE_NOT_FOUND_2025 = -32002;
 
 /** The methods a 2026 client may send that the child answers. */
 export const FORWARDED = new Set([
@@ -36,12 +37,20 @@ export function envelopeVersion(body: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-/** `=?base64?…?=` carries values that are not plain visible ASCII. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * A mirror header's value: `=?base64?…?=` carries values that are not plain visible ASCII and must
+ * be well-formed base64 (undefined when it is not); anything else is the value itself.
+ */
 export function decodeHeaderValue(v: string): string | undefined {
-  const m = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/.exec(v);
-  if (!m) return v;
+  if (!v.startsWith('=?base64?') || !v.endsWith('?=') || v.length < 11) return v;
+  const b64 = v.slice(9, -2);
+  if (!BASE64.test(b64)) return undefined;
+  const bytes = Buffer.from(b64, 'base64');
+  const text = new TextDecoder('utf-8', { fatal: true });
   try {
-    return Buffer.from(m[1] as string, 'base64').toString('utf8');
+    return text.decode(bytes);
   } catch {
     return undefined;
   }
@@ -50,6 +59,22 @@ export function decodeHeaderValue(v: string): string | undefined {
 export type EnvelopeProblem = { status: number; code: number; message: string; data?: unknown };
 
 /** Checks a 2026 request's envelope and its mirror headers. */
+export function clientCapabilitiesOf(req: JsonRpcRequest): Record<string, unknown> {
+  const meta = (req.params?.['_meta'] ?? {}) as Record<string, unknown>;
+  const caps = meta[`${META}clientCapabilities`];
+  return typeof caps === 'object' && caps !== null && !Array.isArray(caps)
+    ? (caps as Record<string, unknown>)
+    : {};
+}
+
+/** The client capability a child's server-to-client request needs, by method. */
+export function capabilityFor(method: string): string | undefined {
+  if (method === 'sampling/createMessage') return 'sampling';
+  if (method === 'elicitation/create') return 'elicitation';
+  if (method === 'roots/list') return 'roots';
+  return undefined;
+}
+
 export function checkEnvelope(
   req: JsonRpcRequest,
   headers: IncomingHttpHeaders,
@@ -119,6 +144,20 @@ export function forChild(req: JsonRpcRequest): JsonRpcRequest {
     else delete params['_meta'];
   }
   return { ...req, params };
+}
+
+/**
+ * A 2025 error as 2026 says it: a resource that does not exist is -32602 with the URI in `data`
+ * (SEP-2164), where 2025 servers, the SDK's among them, answer -32002.
+ */
+export function translateError(
+  method: string,
+  params: Record<string, unknown> | undefined,
+  error: { code: number; message: string; data?: unknown },
+): { code: number; message: string; data?: unknown } {
+  if (method !== 'resources/read' || error.code !== RESOURCE_NOT_FOUND_2025) return error;
+  const data = typeof error.data === 'object' && error.data !== null ? error.data : {};
+  return { code: -32602, message: error.message, data: { ...data, uri: params?.['uri'] } };
 }
 
 /** Adds what 2026 requires of every result the child produced for 2025 clients. */

@@ -1,0 +1,62 @@
+// The requestState a 2026 client carries between rounds of a multi-round-trip call: which parked
+// call it resumes, for whom, and which round, under an HMAC the client cannot forge. The key lives
+// only in this process, as the parked calls do; a tampered, replayed or foreign state is refused.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export type StateClaims = {
+  /** The parked call's handle. */
+  call: string;
+  userId: number;
+  grantId: string;
+  method: string;
+  /** Which round of questions this state answers; an older round's state is stale. */
+  round: number;
+  /** Expiry, ms since the epoch. */
+  exp: number;
+};
+
+const PREFIX = 'rs1.';
+
+export class RequestStateSealer {
+  readonly #key = randomBytes(32);
+
+  seal(c: StateClaims): string {
+    const body = Buffer.from(
+      JSON.stringify([c.call, c.userId, c.grantId, c.method, c.round, c.exp]),
+    ).toString('base64url');
+    return `${PREFIX}${body}.${this.#mac(body)}`;
+  }
+
+  /** The claims of a state this process sealed and that has not expired, else undefined. */
+  open(state: string, now = Date.now()): StateClaims | undefined {
+    if (!state.startsWith(PREFIX) || state.length > 1024) return undefined;
+    const [body, mac, extra] = state.slice(PREFIX.length).split('.');
+    if (!body || !mac || extra !== undefined) return undefined;
+    const want = Buffer.from(this.#mac(body));
+    const got = Buffer.from(mac);
+    if (got.length !== want.length || !timingSafeEqual(got, want)) return undefined;
+    let v: unknown;
+    try {
+      v = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    if (!Array.isArray(v) || v.length !== 6) return undefined;
+    const [call, userId, grantId, method, round, exp] = v as unknown[];
+    if (
+      typeof call !== 'string' ||
+      typeof userId !== 'number' ||
+      typeof grantId !== 'string' ||
+      typeof method !== 'string' ||
+      typeof round !== 'number' ||
+      typeof exp !== 'number' ||
+      exp < now
+    )
+      return undefined;
+    return { call, userId, grantId, method, round, exp };
+  }
+
+  #mac(body: string): string {
+    return createHmac('sha256', this.#key).update(PREFIX).update(body).digest('base64url');
+  }
+}

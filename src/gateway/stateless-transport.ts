@@ -1,0 +1,107 @@
+// 2026-07-28: every POST stands alone, checked against its `_meta` envelope and mirror headers, and
+// goes to the user's child; server/discover is answered from the child's handshake.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  errorResponse,
+  INVALID_REQUEST,
+  isNotification,
+  isResponse,
+  type JsonRpcRequest,
+  METHOD_NOT_FOUND,
+  validateMessage,
+} from '../bridge/jsonrpc.ts';
+import type { PoolUser } from '../pool/pool.ts';
+import { checkEnvelope, discoverResult, envelopeVersion, FORWARDED } from './envelope.ts';
+import type { Principal } from './gate.ts';
+import { bridgeFor, HttpError, writeJson } from './http-errors.ts';
+import { listen } from './listen.ts';
+import type { ParkedCalls } from './mrtr.ts';
+import type { ParamHeaders } from './param-headers.ts';
+import { type Accepts, PostResponse } from './post-response.ts';
+import type { Routing } from './routing.ts';
+import type { GatewayContext } from './types.ts';
+
+export class StatelessTransport {
+  readonly #ctx: GatewayContext;
+  readonly #routing: Routing;
+  readonly #parked: ParkedCalls;
+  readonly #params: ParamHeaders;
+
+  constructor(ctx: GatewayContext, routing: Routing, parked: ParkedCalls, params: ParamHeaders) {
+    this.#ctx = ctx;
+    this.#routing = routing;
+    this.#parked = parked;
+    this.#params = params;
+  }
+
+  async post(
+    req: IncomingMessage,
+    res: ServerResponse,
+    parsed: unknown,
+    user: PoolUser,
+    p: Principal,
+    accepts: Accepts,
+  ): Promise<void> {
+    if (Array.isArray(parsed))
+      throw new HttpError(400, INVALID_REQUEST, 'Invalid Request: batches are not allowed in 2026-07-28');
+    const v = validateMessage(parsed);
+    if (!v.ok) throw new HttpError(400, INVALID_REQUEST, `Invalid Request: ${v.reason}`);
+    const m = v.message;
+    if (isResponse(m))
+      throw new HttpError(
+        400,
+        INVALID_REQUEST,
+        'Invalid Request: 2026-07-28 clients answer with a retried request',
+      );
+    const cors = this.#ctx.gate.corsHeaders(req.headers.origin);
+    if (isNotification(m)) {
+      // Cancellation is the stream closing; other notifications have nothing to act on here.
+      res.writeHead(202, cors);
+      res.end();
+      return;
+    }
+    const r = m as JsonRpcRequest;
+    if (envelopeVersion(r) === undefined) {
+      throw new HttpError(400, -32602, 'a 2026-07-28 request needs its _meta envelope');
+    }
+    const problem = checkEnvelope(r, req.headers);
+    if (problem) throw new HttpError(problem.status, problem.code, problem.message, problem.data);
+    if (r.method !== 'server/discover' && r.method !== 'subscriptions/listen' && !FORWARDED.has(r.method)) {
+      writeJson(res, 404, errorResponse(r.id, METHOD_NOT_FOUND, `Method not found: ${r.method}`), cors);
+      return;
+    }
+    const bridge = await bridgeFor(this.#ctx, user, [r], false, res, req.headers.origin);
+    if (!bridge) return;
+    const serverInfo = bridge.initializeResult?.['serverInfo'];
+    if (r.method === 'tools/call') {
+      const mismatch = await this.#params.check(bridge, r, req.headers);
+      if (mismatch) throw new HttpError(mismatch.status, mismatch.code, mismatch.message, mismatch.data);
+    }
+    if (r.method === 'server/discover') {
+      writeJson(
+        res,
+        200,
+        { jsonrpc: '2.0', id: r.id, result: discoverResult(bridge.initializeResult ?? {}) },
+        cors,
+      );
+      return;
+    }
+    if (r.method === 'subscriptions/listen') {
+      listen(this.#routing, this.#ctx.o.sse, r, res, p, bridge, cors);
+      return;
+    }
+    const post = new PostResponse(res, {
+      accepts,
+      expected: 1,
+      batch: false,
+      sse: this.#ctx.o.sse,
+      headers: cors,
+    });
+    const state = r.params?.['requestState'];
+    if (typeof state === 'string') {
+      this.#parked.resume(r, state, post, p, serverInfo);
+      return;
+    }
+    this.#parked.start(r, post, p, bridge, serverInfo);
+  }
+}

@@ -1,0 +1,74 @@
+// What the parts of /mcp share: the gateway's options, the records of open calls and streams, and the
+// context each transport is handed (so no part reaches into another's fields).
+import type { EventEmitter } from 'node:events';
+import type { Bridge } from '../bridge/bridge.ts';
+import type { JsonRpcId, JsonRpcMessage } from '../bridge/jsonrpc.ts';
+import type { Logger } from '../log/log.ts';
+import type { Pool } from '../pool/pool.ts';
+import type { Gate, GateOptions, VerifyBearer } from './gate.ts';
+import type { PostResponse } from './post-response.ts';
+import type { SessionRegistry } from './sessions.ts';
+import type { SseOptions, SseStream } from './sse.ts';
+
+export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26'] as const;
+
+export type GatewayOptions = GateOptions & {
+  verifyBearer: VerifyBearer;
+  pool: Pool;
+  log: Logger;
+  sse: SseOptions;
+  maxSessionsPerUser: number;
+  sessionIdleMs: number;
+  /** How long a 2026 call may wait for the client to answer its server-to-client requests. */
+  parkTtlMs: number;
+  /** Revocation announcements from the OAuth side: grantRevoked({grantId,userId}), userRevoked(userId), tokenChanged(userId). */
+  events?: EventEmitter;
+};
+
+/** The parts every transport needs: options, the gate's headers, the 2025 sessions. */
+export type GatewayContext = {
+  readonly o: GatewayOptions;
+  readonly gate: Gate;
+  readonly sessions: SessionRegistry;
+};
+
+/** A child's server-to-client request put to a 2026 client as one of an InputRequiredResult's inputRequests. */
+export type Question = { childKey: string; method: string; params?: Record<string, unknown> };
+
+/** A 2026 call whose child asks the client things: answered over one or more retried POSTs. */
+export type Parked = {
+  /** Handle in the parked-call table (inside the sealed requestState). */
+  handle: string;
+  userId: number;
+  grantId: string;
+  bridge: Bridge;
+  origin: string;
+  method: string;
+  params?: Record<string, unknown>;
+  clientId: JsonRpcId;
+  /** What the client declared on its latest request; questions needing anything else are refused. */
+  caps: Record<string, unknown>;
+  /** Capabilities the broker refused the child for want of a declaration (for -32021). */
+  refused: Record<string, Record<string, never>>;
+  /** The child's questions awaiting the client's answers, by the key the client sees. */
+  open: Map<string, Question>;
+  /** Answers the client sent ahead, by key: a question that matches one is answered at once. */
+  ahead: Map<string, Record<string, unknown>>;
+  /** Rounds of questions put to the client so far (the requestState names the current one). */
+  round: number;
+  /** The first question of a burst waits this long for the rest, so they go out together. */
+  settle?: NodeJS.Timeout;
+  final?: JsonRpcMessage;
+  post?: PostResponse;
+  created: number;
+};
+
+/** A 2026 `subscriptions/listen` stream. */
+export type Listener = {
+  userId: number;
+  grantId: string;
+  tokenHash?: string;
+  id: JsonRpcId;
+  stream: SseStream;
+  wants: { tools: boolean; prompts: boolean; resources: boolean; uris: Set<string> };
+};
