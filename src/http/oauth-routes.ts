@@ -17,13 +17,18 @@ const CORS = {
   'access-control-max-age': '600',
 };
 
-function toRequest(req: FastifyRequest): OAuthRequest {
+function toRequest(req: FastifyRequest, reply: FastifyReply): OAuthRequest {
+  // Fastify's own request.signal fires as soon as a POST body has been read; the response's close
+  // is when nobody waits for the answer any more (sent, timed out, or the client left).
+  const gone = new AbortController();
+  reply.raw.once('close', () => gone.abort());
   return {
     query: (req.query ?? {}) as Params,
     body: req.body,
     headers: req.headers,
     ip: req.ip,
     params: (req.params ?? {}) as Record<string, string>,
+    signal: gone.signal,
   };
 }
 
@@ -65,7 +70,7 @@ export function registerOAuthRoutes(app: App, auth: AuthServer, rateLimitPerMinu
       method: methods,
       url,
       handler: async (req, reply) => {
-        const r = toRequest(req);
+        const r = toRequest(req, reply);
         const res = (opts.limit && limited(opts.limit, r)) || (await handler(r, req.method));
         return send(reply, res, cors);
       },

@@ -76,7 +76,12 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       forgejo,
       forgejoUrl: config.forgejoUrl,
       forgejoScope: config.forgejoScope,
-      cimd: new CimdResolver({ allowPrivateHosts: config.cimdAllowPrivateHosts, extraCa: opts.cimdExtraCa }),
+      cimd: new CimdResolver({
+        allowPrivateHosts: config.cimdAllowPrivateHosts,
+        extraCa: opts.cimdExtraCa,
+        timeoutMs: config.cimdTimeout,
+        log,
+      }),
       log,
       accessTokenTtlMs: config.accessTokenTtl,
       refreshTokenTtlMs: config.refreshTokenTtl,
@@ -86,7 +91,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       allowedOrgs: config.allowedOrgs,
     },
     credentials,
-    config.unusedClientTtl,
+    { ttlMs: config.unusedClientTtl, max: config.maxUnusedClients },
   );
   const app = createHttpServer({
     log,
