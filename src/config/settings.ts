@@ -237,6 +237,51 @@ export const settings = {
     parse: (raw) => (raw === '' ? undefined : parseSecretKey(raw)),
     secret: true,
   }),
+  previousSecretKeys: setting<Buffer[]>({
+    env: 'BROKER_PREVIOUS_SECRET_KEYS',
+    default: '',
+    example: 'old-key-base64',
+    help: 'Key rotation: earlier BROKER_SECRET_KEY values (comma-separated, base64) that still open what they sealed. The broker re-seals everything under the current key in the background; `admin keys` says when none is needed any more (docs/operations.md).',
+    parse: (raw) => parseList(raw).map(parseSecretKey),
+    secret: true,
+  }),
+  metricsListen: setting<{ host: string; port: number } | undefined>({
+    env: 'BROKER_METRICS_LISTEN',
+    default: '',
+    example: '127.0.0.1:9464',
+    help: 'Serve Prometheus metrics at /metrics on this separate address (keep it private). Unset: no metrics listener.',
+    parse: (raw) => (raw.trim() === '' ? undefined : parseListen(raw.trim())),
+  }),
+  metricsToken: setting<string | undefined>({
+    env: 'BROKER_METRICS_TOKEN',
+    default: '',
+    example: '$(openssl rand -hex 32)',
+    help: 'Also serve /metrics on the main address, to requests with `Authorization: Bearer <this>` (at least 32 characters). Unset: /metrics is not on the main address.',
+    parse: (raw) => {
+      if (raw === '') return undefined;
+      if (raw.length < 32) throw new Error('must be at least 32 characters');
+      return raw;
+    },
+    secret: true,
+  }),
+  auditFile: setting<string | undefined>({
+    env: 'BROKER_AUDIT_FILE',
+    default: '',
+    example: '/var/lib/forgejo-mcp-broker/audit.jsonl',
+    help: 'Also append every audit event, one JSON line each, to this file (created 0600). Audit events always go to the log with "audit": true.',
+    parse: (raw) => (raw.trim() === '' ? undefined : raw.trim()),
+  }),
+  auditArguments: setting<'off' | 'names' | 'hashes'>({
+    env: 'BROKER_AUDIT_ARGUMENTS',
+    default: 'off',
+    example: 'names',
+    help: 'What a tool call’s audit event says of its arguments: off, names (the argument names) or hashes (names with a SHA-256 of each value).',
+    parse: (raw) => {
+      const v = raw.trim();
+      if (v !== 'off' && v !== 'names' && v !== 'hashes') throw new Error('must be off, names or hashes');
+      return v;
+    },
+  }),
   logLevel: setting<LogLevel>({
     env: 'LOG_LEVEL',
     default: 'info',

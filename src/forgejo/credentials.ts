@@ -2,7 +2,9 @@
 // user's broker grants, refreshed single-flight ahead of expiry. Forgejo refusing a refresh means
 // the user revoked the app (or the credential is otherwise dead): all of their grants go.
 import type { EventEmitter } from 'node:events';
+import type { Audit } from '../audit/audit.ts';
 import type { Logger } from '../log/log.ts';
+import { metrics } from '../metrics/metrics.ts';
 import type { OAuthStore, StoreEventMap } from '../store/store.ts';
 import { type ForgejoClient, UpstreamGrantError } from './client.ts';
 
@@ -18,6 +20,7 @@ export type CredentialManagerOptions = {
   log: Logger;
   /** Refresh when the token expires within this many ms. */
   refreshMarginMs: number;
+  audit?: Audit;
 };
 
 export class CredentialManager {
@@ -83,15 +86,21 @@ export class CredentialManager {
     try {
       const t = await forgejo.refresh(refreshToken);
       await store.putCredential({ userId, login, ...t, updatedAt: Date.now() });
+      metrics.refreshes.inc({ outcome: 'ok', error: '' });
       log.info({ userId }, 'Forgejo token refreshed');
       return { token: t.accessToken, expiresAt: t.expiresAt };
     } catch (e) {
-      if (!(e instanceof UpstreamGrantError)) throw e;
+      if (!(e instanceof UpstreamGrantError)) {
+        metrics.refreshes.inc({ outcome: 'failed', error: (e as Error).name });
+        throw e;
+      }
       // A newer login may have replaced the credential while we refreshed the old one.
       const now = await store.getCredential(userId);
       if (now && now.refreshToken !== refreshToken)
         return { token: now.accessToken, expiresAt: now.expiresAt };
       log.warn({ userId, reason: e.message }, 'Forgejo credential is dead; revoking the user’s grants');
+      metrics.refreshes.inc({ outcome: 'refused', error: 'invalid_grant' });
+      this.#opts.audit?.record({ event: 'grant_revoked', by: 'forgejo', userId, login });
       await store.revokeUser(userId);
       throw new CredentialRevokedError(e.message);
     }

@@ -46,7 +46,7 @@ export class Gateway {
     });
     this.#ctx = { o: options, gate: this.gate, sessions: this.sessions };
     this.#routing = new Routing(this.sessions, options.pool);
-    this.#parked = new ParkedCalls(options.parkTtlMs);
+    this.#parked = new ParkedCalls(options.parkTtlMs, options.onCall);
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
     this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked, this.#params);
     this.#sweeper = setInterval(() => this.#sweep(), 30_000);
@@ -216,6 +216,13 @@ export class Gateway {
   #sweep(): void {
     this.sessions.sweep();
     this.#parked.sweep();
+  }
+
+  /** Open SSE streams: sessions' GET streams and 2026 listen streams (a metric). */
+  get streamCount(): number {
+    let n = this.#routing.listenerCount;
+    for (const s of this.sessions.all()) if (s.stream?.open) n++;
+    return n;
   }
 
   /** Shutdown: streams end so clients reconnect elsewhere. */

@@ -14,6 +14,7 @@ import {
   type JsonRpcRequest,
 } from '../bridge/jsonrpc.ts';
 import { newSecret } from '../store/secrets.ts';
+import { type CallObserver, observedSink } from './call-observer.ts';
 import {
   capabilityFor,
   clientCapabilitiesOf,
@@ -42,7 +43,10 @@ export class ParkedCalls {
   readonly #ttlMs: number;
   readonly #sealer = new RequestStateSealer();
 
-  constructor(ttlMs: number) {
+  readonly #onCall: CallObserver | undefined;
+
+  constructor(ttlMs: number, onCall?: CallObserver) {
+    this.#onCall = onCall;
     this.#ttlMs = ttlMs;
   }
 
@@ -74,7 +78,7 @@ export class ParkedCalls {
       created: Date.now(),
     };
     this.#watch(x, post);
-    bridge.call(forChild(r), this.#sink(x, serverInfo), x.origin);
+    bridge.call(forChild(r), observedSink(r, p, this.#sink(x, serverInfo), this.#onCall), x.origin);
   }
 
   /**

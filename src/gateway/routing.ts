@@ -74,6 +74,10 @@ export class Routing {
     for (const l of this.#listeners) if (match(l)) l.stream.end();
   }
 
+  get listenerCount(): number {
+    return this.#listeners.size;
+  }
+
   hasListener(userId: number): boolean {
     for (const l of this.#listeners) if (l.userId === userId) return true;
     return false;

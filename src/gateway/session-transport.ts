@@ -14,6 +14,7 @@ import {
   validateMessage,
 } from '../bridge/jsonrpc.ts';
 import type { PoolUser } from '../pool/pool.ts';
+import { observedSink } from './call-observer.ts';
 import { MODERN_VERSION } from './envelope.ts';
 import type { Principal } from './gate.ts';
 import { bridgeFor, HttpError } from './http-errors.ts';
@@ -100,10 +101,17 @@ export class SessionTransport {
         );
       }
     });
-    for (const r of requests) this.#request(r, session, bridge, post, user);
+    for (const r of requests) this.#request(r, session, bridge, post, user, p);
   }
 
-  #request(r: JsonRpcRequest, session: Session, bridge: Bridge, post: PostResponse, user: PoolUser): void {
+  #request(
+    r: JsonRpcRequest,
+    session: Session,
+    bridge: Bridge,
+    post: PostResponse,
+    user: PoolUser,
+    p: Principal,
+  ): void {
     if (r.method === 'ping') {
       post.send({ jsonrpc: '2.0', id: r.id, result: {} }, true);
       return;
@@ -112,7 +120,7 @@ export class SessionTransport {
       void this.#routing.subscription(r, session.id, bridge, user.id).then((m) => post.send(m, true));
       return;
     }
-    bridge.call(r, post.sink, session.id);
+    bridge.call(r, observedSink(r, p, post.sink, this.#ctx.o.onCall), session.id);
   }
 
   #notify(session: Session, m: JsonRpcNotification): void {

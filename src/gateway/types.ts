@@ -5,6 +5,7 @@ import type { Bridge } from '../bridge/bridge.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../bridge/jsonrpc.ts';
 import type { Logger } from '../log/log.ts';
 import type { Pool } from '../pool/pool.ts';
+import type { CallObserver } from './call-observer.ts';
 import type { Gate, GateOptions, VerifyBearer } from './gate.ts';
 import type { PostResponse } from './post-response.ts';
 import type { SessionRegistry } from './sessions.ts';
@@ -21,6 +22,8 @@ export type GatewayOptions = GateOptions & {
   sessionIdleMs: number;
   /** How long a 2026 call may wait for the client to answer its server-to-client requests. */
   parkTtlMs: number;
+  /** Told of every call relayed to a child when its final answer leaves (metrics, audit). */
+  onCall?: CallObserver;
   /** Revocation announcements from the OAuth side: grantRevoked({grantId,userId}), userRevoked(userId), tokenChanged(userId). */
   events?: EventEmitter;
 };

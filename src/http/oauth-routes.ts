@@ -1,6 +1,7 @@
 // Maps the authorization server onto Fastify: routes, CORS where browser clients call, rate
 // limits, and OAuth-shaped errors for bodies Fastify itself refuses.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { metrics } from '../metrics/metrics.ts';
 import type { AuthServer } from '../oauth/auth-server.ts';
 import { rateKeys } from '../oauth/rate-keys.ts';
 import type { OAuthRequest, OAuthResponse, Params } from '../oauth/respond.ts';
@@ -51,6 +52,7 @@ export function registerOAuthRoutes(app: App, auth: AuthServer, rateLimitPerMinu
     const { key, ip } = rateKeys(endpoint, req);
     const wait = Math.max(key === undefined ? 0 : perKey.take(key), perIp.take(ip));
     if (wait === 0) return undefined;
+    metrics.rateLimited.inc({ bucket: endpoint });
     return {
       status: 429,
       headers: { 'retry-after': String(wait), 'cache-control': 'no-store' },

@@ -6,6 +6,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from '../log/log.ts';
+import { metrics } from '../metrics/metrics.ts';
 import type { Store } from '../store/store.ts';
 import type { BuildInfo } from './build-info.ts';
 import { registerHealthz } from './healthz.ts';
@@ -69,6 +70,9 @@ export function createHttpServer(deps: HttpDeps): App {
   const logRequest = (req: FastifyRequest, reply: FastifyReply, aborted: boolean): void => {
     if (logged.has(req)) return;
     logged.add(req);
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000);
     req.log.info(
       {
         method: req.method,

@@ -1,31 +1,39 @@
 // Builds the broker's parts from a validated config: store, Forgejo client, credentials, the
 // authorization server and the HTTP app. main.ts adds signals and listening; tests use it as is.
 import { dirname } from 'node:path';
+import { Audit } from '../audit/audit.ts';
 import type { Config } from '../config/config.ts';
 import { ForgejoClient } from '../forgejo/client.ts';
 import { CredentialManager } from '../forgejo/credentials.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { registerMcpRoutes } from '../gateway/routes.ts';
 import { type BuildInfo, readBuildInfo } from '../http/build-info.ts';
+import { registerMetricsRoute } from '../http/metrics-route.ts';
 import { registerOAuthRoutes } from '../http/oauth-routes.ts';
 import { type App, createHttpServer } from '../http/server.ts';
 import type { Logger } from '../log/log.ts';
+import { observe } from '../metrics/metrics.ts';
 import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
 import { resolveCommand } from '../pool/command.ts';
 import { Pool } from '../pool/pool.ts';
 import { deriveKey } from '../store/secrets.ts';
+import { Operations } from '../store/sqlite/operations.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import { detectIsolation, type Isolation, Supervisor } from '../supervisor/supervisor.ts';
+import { callTelemetry } from './telemetry.ts';
+import { recordingChildren, startUpkeep } from './upkeep.ts';
 
 export type Broker = {
   app: App;
   store: SqliteStore;
+  operations: Operations;
   auth: AuthServer;
   gateway: Gateway;
   pool: Pool;
   supervisor: Supervisor;
   buildInfo: BuildInfo;
+  audit: Audit;
   /** Stops the periodic purge (before the store closes). */
   stopPurge(): void;
   close(): Promise<void>;
@@ -55,7 +63,13 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
   const isolation = childIsolation(config, log);
   // Read once: it may run `git rev-parse`.
   const buildInfo = readBuildInfo();
-  const store = new SqliteStore({ path: config.db, secretKey: config.secretKey });
+  const store = new SqliteStore({
+    path: config.db,
+    secretKey: config.secretKey,
+    previousKeys: config.previousSecretKeys,
+  });
+  const operations = new Operations(store);
+  const upkeep = startUpkeep(store, operations, log);
   const forgejo = new ForgejoClient({
     forgejoUrl: config.forgejoUrl,
     clientId: config.forgejoClientId,
@@ -63,11 +77,13 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     redirectUri: `${config.publicUrl}/oauth/callback`,
     scope: config.forgejoScope,
   });
+  const audit = new Audit({ log, file: config.auditFile, arguments: config.auditArguments });
   const credentials = new CredentialManager({
     store,
     forgejo,
     log,
     refreshMarginMs: config.forgejoRefreshMargin,
+    audit,
   });
   const auth = createAuthServer(
     {
@@ -89,6 +105,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       successorKey: deriveKey(config.secretKey, 'forgejo-mcp-broker refresh successor v1'),
       allowedUsers: config.allowedUsers,
       allowedOrgs: config.allowedOrgs,
+      audit,
     },
     credentials,
     { ttlMs: config.unusedClientTtl, max: config.maxUnusedClients },
@@ -106,6 +123,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     },
   });
   registerOAuthRoutes(app, auth, config.rateLimit);
+  if (config.metricsToken) registerMetricsRoute(app, config.metricsToken);
   const supervisor = new Supervisor({
     log,
     limits: { graceMs: CHILD_STOP_GRACE_MS },
@@ -127,7 +145,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       clientInfo: { name: 'forgejo-mcp-broker', version: buildInfo.version },
       protocolVersion: '2025-11-25',
     },
-    spawner: supervisor,
+    spawner: recordingChildren(supervisor, operations),
     tokens: {
       accessToken: (userId, o) => credentials.accessToken(userId, o),
       recheck: (userId, token) => credentials.recheck(userId, token),
@@ -150,8 +168,16 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     sessionIdleMs: config.sessionIdle,
     parkTtlMs: config.callTimeout,
     events: credentials.events,
+    onCall: callTelemetry(store, audit),
   });
   registerMcpRoutes(app, gateway);
+  const live = gateway;
+  observe({
+    childrenLive: () => pool.liveChildren,
+    sessionsOpen: () => live.sessions.size,
+    streamsOpen: () => live.streamCount,
+    pendingAuthorizations: () => store.pendingAuthRequests(Date.now()),
+  });
   const purge = setInterval(() => {
     auth.purge().then(
       (n) => n > 0 && log.debug({ rows: n }, 'purged expired rows'),
@@ -162,18 +188,25 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
   return {
     app,
     store,
+    operations,
     auth,
     gateway,
     pool,
     supervisor,
     buildInfo,
-    stopPurge: () => clearInterval(purge),
+    audit,
+    stopPurge: () => {
+      clearInterval(purge);
+      upkeep.stop();
+    },
     close: async () => {
       clearInterval(purge);
+      upkeep.stop();
       gateway?.close();
       await app.close();
       await pool.stopAll(Date.now() + 1000);
       await supervisor.stopAll(1000, 200);
+      await audit.close();
       await store.close();
     },
   };

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { EXIT, runAdmin, USAGE } from '../admin/admin.ts';
 import { helpText, loadConfig } from '../config/config.ts';
+import { startMetricsListener } from '../http/metrics-route.ts';
 import { listen } from '../http/server.ts';
 import { createLogger } from '../log/log.ts';
 import { type Broker, buildBroker } from './broker.ts';
@@ -9,6 +11,7 @@ const CONFIG_ERROR_EXIT = 2;
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  if (argv[0] === 'admin') return admin(argv.slice(1));
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`${helpText()}\n`);
     return;
@@ -59,6 +62,7 @@ async function main(): Promise<void> {
         name: 'store',
         run: async () => {
           broker.stopPurge();
+          await broker.audit.close();
           await store.close();
         },
       },
@@ -66,6 +70,13 @@ async function main(): Promise<void> {
   });
 
   const bound = await listen(app, config.listen.host, config.listen.port);
+  const metricsServer = config.metricsListen
+    ? await startMetricsListener(config.metricsListen.host, config.metricsListen.port)
+    : undefined;
+  if (metricsServer) {
+    metricsServer.server.unref();
+    process.once('beforeExit', () => metricsServer.server.close());
+  }
   const address = `${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`;
   log.info(
     {
@@ -76,10 +87,35 @@ async function main(): Promise<void> {
       keySource: config.secretKeySource,
       isolation: supervisor.isolation.kind,
       migrationsApplied: store.appliedMigrations,
+      ...(metricsServer && config.metricsListen
+        ? {
+            metrics: `${config.metricsListen.host.includes(':') ? `[${config.metricsListen.host}]` : config.metricsListen.host}:${metricsServer.port}`,
+          }
+        : {}),
       ...buildInfo,
     },
     'broker started',
   );
+}
+
+/** The admin command reads the broker's settings from the environment only: its flags are its own. */
+async function admin(argv: string[]): Promise<void> {
+  if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exitCode = argv.length === 0 ? EXIT.usage : EXIT.ok;
+    return;
+  }
+  const loaded = loadConfig(process.env, []);
+  if (!loaded.ok) {
+    process.stderr.write(
+      `forgejo-mcp-broker admin: invalid configuration\n${loaded.errors.map((e) => `  ${e}\n`).join('')}`,
+    );
+    process.exit(EXIT.usage);
+  }
+  process.exitCode = await runAdmin(argv, loaded.config, {
+    out: (t) => process.stdout.write(t),
+    err: (t) => process.stderr.write(t),
+  });
 }
 
 main().catch((e: unknown) => {

@@ -136,6 +136,7 @@ export async function authorize(
       browserHash: hashSecret(browser),
       csrfHash: hashSecret(csrf),
       clientId: client.clientId,
+      clientName: client.name,
       source: sourceOf(req.ip),
       redirectUri,
       clientState: state ?? null,
@@ -194,6 +195,12 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
   }
   if (header(req, 'sec-fetch-site') === 'cross-site')
     return bad(403, 'Cross-site form submissions are refused.');
+  ctx.audit?.record({
+    event: 'consent',
+    decision: decision === 'approve' ? 'granted' : 'denied',
+    clientId: ar.clientId,
+    clientName: ar.clientName,
+  });
   if (decision !== 'approve') {
     await ctx.store.deleteAuthRequest(ar.idHash);
     const res = clientRedirect(ctx, ar.redirectUri, {

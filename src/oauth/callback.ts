@@ -79,6 +79,12 @@ async function finish(
   }
   if (!isAllowed(ctx, user)) {
     ctx.log.info({ userId: user.id }, 'user refused by the allow-list');
+    ctx.audit?.record({
+      event: 'sign_in_refused',
+      login: user.login,
+      clientId: ar.clientId,
+      reason: 'allow-list',
+    });
     const url = clientRedirect(ctx, ar.redirectUri, {
       error: 'access_denied',
       error_description: 'this Forgejo user may not use this server',
@@ -120,5 +126,12 @@ async function finish(
     },
   );
   ctx.log.info({ userId: user.id, clientId: ar.clientId, grantId }, 'authorization granted');
+  ctx.audit?.record({
+    event: 'sign_in',
+    login: user.login,
+    userId: user.id,
+    clientId: ar.clientId,
+    clientName: ar.clientName,
+  });
   return back({ code });
 }

@@ -119,5 +119,6 @@ export async function deleteClient(ctx: AuthContext, req: OAuthRequest): Promise
   if (!(await ctx.store.deleteClient(auth.client.clientId)))
     return unauthorized('the registration access token is not valid for this client', true);
   ctx.log.info({ clientId: auth.client.clientId }, 'client deleted itself');
+  ctx.audit?.record({ event: 'grant_revoked', by: 'client', clientId: auth.client.clientId });
   return { status: 204, headers: { 'cache-control': 'no-store' } };
 }

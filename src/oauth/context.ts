@@ -1,3 +1,4 @@
+import type { Audit } from '../audit/audit.ts';
 import type { ForgejoClient } from '../forgejo/client.ts';
 import type { Logger } from '../log/log.ts';
 import type { ClientRecord, OAuthStore } from '../store/store.ts';
@@ -20,6 +21,8 @@ export type AuthContext = {
   successorKey: Buffer;
   allowedUsers: string[];
   allowedOrgs: string[];
+  /** The audit trail (sign-ins, consent, tokens); absent in tests that do not look at it. */
+  audit?: Audit;
 };
 
 /**

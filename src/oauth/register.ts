@@ -1,6 +1,7 @@
 // RFC 7591 dynamic client registration. The secret and the RFC 7592 registration access token are
 // returned once and stored only hashed.
 import { randomUUID } from 'node:crypto';
+import { metrics } from '../metrics/metrics.ts';
 import { hashSecret, newSecret } from '../store/secrets.ts';
 import type { AuthMethod, ClientRecord, OAuthStore, RegistrationBudget } from '../store/store.ts';
 import { registrationClientUri } from './metadata.ts';
@@ -176,6 +177,7 @@ export async function register(
       registrationTokenHash: hashSecret(registrationToken),
     };
     if (!(await store.insertClient(client, budget))) {
+      metrics.registrations.inc({ outcome: 'refused' });
       return json(
         503,
         {
@@ -185,9 +187,13 @@ export async function register(
         { 'retry-after': '60' },
       );
     }
+    metrics.registrations.inc({ outcome: 'ok' });
     return json(201, clientInformation(publicUrl, metadata, registrationToken, secret));
   } catch (e) {
-    if (e instanceof OAuthError) return errorJson(e);
+    if (e instanceof OAuthError) {
+      metrics.registrations.inc({ outcome: 'refused' });
+      return errorJson(e);
+    }
     throw e;
   }
 }

@@ -1,7 +1,9 @@
 // POST /oauth/token (authorization_code, refresh_token) and POST /oauth/revoke (RFC 7009).
 // Client authentication follows the registered method; any failure is 401 invalid_client, which
 // makes Claude.ai register afresh instead of looping.
+
 import { createHash, createHmac } from 'node:crypto';
+import { metrics } from '../metrics/metrics.ts';
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { AuthMethod, ClientRecord, GrantRecord, TokenPair } from '../store/store.ts';
 import { type AuthContext, resolveClient } from './context.ts';
@@ -160,6 +162,7 @@ async function codeGrant(
     // if anyone can trigger it: only a replay by the authenticated client, or one that proves it
     // holds the verifier, revokes what the code issued.
     if (client.authMethod !== 'none' || verified) {
+      ctx.audit?.record({ event: 'code_replay_detected', clientId: client.clientId, grantId: row.grantId });
       await ctx.store.revokeGrant(row.grantId);
       throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens are revoked');
     }
@@ -179,6 +182,14 @@ async function codeGrant(
     throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens are revoked');
   }
   const grant = await grantOf(ctx, t.access);
+  metrics.tokens.inc({ grant_type: 'authorization_code' });
+  ctx.audit?.record({
+    event: 'token_issued',
+    grantType: 'authorization_code',
+    login: grant.login,
+    clientId: client.clientId,
+    grantId: grant.grantId,
+  });
   return tokenResponse(t, grant.scopes, ctx.accessTokenTtlMs);
 }
 
@@ -211,8 +222,18 @@ async function refreshGrant(
       wrong_client: 'refresh token was not issued to this client',
       reused: 'refresh token was already used; the grant is revoked',
     }[outcome.reason];
+    if (outcome.reason === 'reused')
+      ctx.audit?.record({ event: 'refresh_reuse_detected', clientId: client.clientId });
     throw new OAuthError('invalid_grant', why);
   }
+  metrics.tokens.inc({ grant_type: 'refresh_token' });
+  ctx.audit?.record({
+    event: 'token_issued',
+    grantType: 'refresh_token',
+    login: outcome.grant.login,
+    clientId: client.clientId,
+    grantId: outcome.grant.grantId,
+  });
   return tokenResponse(t, outcome.grant.scopes, outcome.accessExpiresAt - now);
 }
 
@@ -241,7 +262,8 @@ export async function revoke(ctx: AuthContext, req: OAuthRequest): Promise<OAuth
     }
     // Both kinds live in one table keyed by hash, so the hint is not needed to find the token.
     // An unknown token, or one of another client, is answered 200 like any other (RFC 7009 §2.2).
-    await ctx.store.revokeToken(hashSecret(value), client.clientId);
+    const kind = await ctx.store.revokeToken(hashSecret(value), client.clientId);
+    if (kind) ctx.audit?.record({ event: 'token_revoked', kind, clientId: client.clientId });
     return { status: 200, headers: { 'cache-control': 'no-store' } };
   } catch (e) {
     if (!(e instanceof OAuthError)) throw e;

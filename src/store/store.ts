@@ -29,6 +29,7 @@ export type AuthRequestRecord = {
   browserHash: string;
   csrfHash: string;
   clientId: string;
+  clientName: string;
   /** Who asked (an IPv4 address or an IPv6 /64): the bound per source counts these. */
   source: string;
   redirectUri: string;

@@ -70,3 +70,19 @@ function signalable(target: number): boolean {
     throw e;
   }
 }
+
+/** As `waitFor`, for a check that must ask something over the network or another process. */
+export async function waitForAsync(
+  cond: () => Promise<boolean>,
+  opts: WaitOptions & WaitingFor,
+): Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? TIMEOUT_MS);
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) {
+      const what = typeof opts.what === 'function' ? opts.what() : opts.what;
+      throw new Error(`timed out after ${opts.timeoutMs ?? TIMEOUT_MS} ms waiting for ${what}`);
+    }
+    await sleep(opts.intervalMs ?? INTERVAL_MS);
+  }
+}

@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import { keyCheck, open, seal } from '../secrets.ts';
+import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import {
   type AuthMethod,
   type AuthRequestRecord,
@@ -24,19 +25,30 @@ import { type Migration, migrate, readMigrations } from './migrate.ts';
 export type SqliteStoreOptions = {
   path: string;
   secretKey: Buffer;
+  /** Keys that sealed values before the current one (a rotation in progress): they still open. */
+  previousKeys?: Buffer[];
   /** For tests of the migration runner; the shipped migrations otherwise. */
   migrations?: Migration[];
   busyTimeoutMs?: number;
 };
 
+export type ChangeKind = 'grant' | 'user' | 'access_token';
+
+/** Long past any poll interval: a process that missed this much has restarted anyway. */
+const CHANGE_LOG_KEEP_MS = 60 * 60_000;
+
 export class SqliteStore implements OAuthStore {
   readonly db: DatabaseSync;
   readonly appliedMigrations: number[];
-  readonly #key: Buffer;
+  readonly #keys: Keyring;
   readonly events = new EventEmitter<StoreEventMap>();
+  /** Names this connection's rows in the change log, so it does not replay its own changes. */
+  readonly origin = randomBytes(9).toString('base64url');
+  /** True when the database's key fingerprint is a previous key's: values wait to be re-sealed. */
+  keyRotationPending = false;
 
   constructor(options: SqliteStoreOptions) {
-    this.#key = options.secretKey;
+    this.#keys = new Keyring(options.secretKey, options.previousKeys);
     createOwnerOnly(options.path);
     try {
       this.db = new DatabaseSync(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
@@ -62,7 +74,7 @@ export class SqliteStore implements OAuthStore {
       .prepare("SELECT 1 AS ok FROM sqlite_master WHERE type = 'table' AND name = 'instance'")
       .get();
     if (!hasInstance) return;
-    const check = keyCheck(this.#key);
+    const check = keyCheck(this.#keys.current);
     const row = this.db.prepare('SELECT key_check FROM instance WHERE id = 1').get() as
       | { key_check: string }
       | undefined;
@@ -71,9 +83,13 @@ export class SqliteStore implements OAuthStore {
         .prepare('INSERT INTO instance (id, created_at, key_check) VALUES (1, ?, ?)')
         .run(Date.now(), check);
     } else if (row.key_check !== check) {
-      throw new StoreError(
-        `database ${label} was created with another BROKER_SECRET_KEY; set the original key (or its secret.key file) back`,
-      );
+      if (!this.#keys.hasCheck(row.key_check)) {
+        throw new StoreError(
+          `database ${label} was created with another BROKER_SECRET_KEY; set the original key (or its secret.key file) back, ` +
+            'or, to rotate keys, keep it in BROKER_PREVIOUS_SECRET_KEYS beside the new one',
+        );
+      }
+      this.keyRotationPending = true;
     }
   }
 
@@ -87,6 +103,7 @@ export class SqliteStore implements OAuthStore {
   }
 
   async close(): Promise<void> {
+    this.flushUsage();
     if (this.db.isOpen) this.db.close();
   }
 
@@ -204,6 +221,10 @@ export class SqliteStore implements OAuthStore {
     });
   }
 
+  async pendingAuthRequests(now: number): Promise<number> {
+    return Number(this.#row('SELECT COUNT(*) AS n FROM auth_request WHERE expires_at > ?', now)?.['n'] ?? 0);
+  }
+
   async insertAuthRequest(q: AuthRequestRecord, now: number, limits: PendingLimits): Promise<boolean> {
     return this.#tx(() => {
       // Narrowest first: a source that floods sheds its own oldest requests before anyone else's.
@@ -233,12 +254,14 @@ export class SqliteStore implements OAuthStore {
         if (live() >= max) return false;
       }
       this.#run(
-        `INSERT INTO auth_request (id_hash, browser_hash, csrf_hash, client_id, source, redirect_uri,
-           client_state, code_challenge, resource, scopes, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO auth_request (id_hash, browser_hash, csrf_hash, client_id, client_name, source,
+           redirect_uri, client_state, code_challenge, resource, scopes, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         q.idHash,
         q.browserHash,
         q.csrfHash,
         q.clientId,
+        q.clientName,
         q.source,
         q.redirectUri,
         q.clientState,
@@ -260,6 +283,7 @@ export class SqliteStore implements OAuthStore {
       browserHash: r['browser_hash'] as string,
       csrfHash: r['csrf_hash'] as string,
       clientId: r['client_id'] as string,
+      clientName: r['client_name'] as string,
       source: r['source'] as string,
       redirectUri: r['redirect_uri'] as string,
       clientState: r['client_state'] as string | null,
@@ -267,7 +291,7 @@ export class SqliteStore implements OAuthStore {
       resource: r['resource'] as string,
       scopes: splitScopes(r['scopes'] as string),
       upstreamStateHash: r['upstream_state_hash'] as string | null,
-      upstreamVerifier: sealed === null ? null : open(this.#key, sealed, `auth_request:${idHash}`),
+      upstreamVerifier: sealed === null ? null : this.#keys.open(sealed, `auth_request:${idHash}`),
       expiresAt: r['expires_at'] as number,
     };
   }
@@ -283,7 +307,7 @@ export class SqliteStore implements OAuthStore {
     expiresAt: number,
     now: number,
   ): Promise<boolean> {
-    const sealed = seal(this.#key, upstreamVerifier, `auth_request:${idHash}`);
+    const sealed = this.#keys.seal(upstreamVerifier, `auth_request:${idHash}`);
     return (
       this.#run(
         `UPDATE auth_request SET upstream_state_hash = ?, upstream_verifier = ?, expires_at = ?
@@ -319,8 +343,8 @@ export class SqliteStore implements OAuthStore {
          refresh_token = excluded.refresh_token, expires_at = excluded.expires_at, updated_at = excluded.updated_at`,
       c.userId,
       c.login,
-      seal(this.#key, c.accessToken, ctx),
-      seal(this.#key, c.refreshToken, ctx),
+      this.#keys.seal(c.accessToken, ctx),
+      this.#keys.seal(c.refreshToken, ctx),
       c.expiresAt,
       c.updatedAt,
     );
@@ -334,8 +358,8 @@ export class SqliteStore implements OAuthStore {
     return {
       userId,
       login: r['login'] as string,
-      accessToken: open(this.#key, r['access_token'] as string, ctx),
-      refreshToken: open(this.#key, r['refresh_token'] as string, ctx),
+      accessToken: this.#keys.open(r['access_token'] as string, ctx),
+      refreshToken: this.#keys.open(r['refresh_token'] as string, ctx),
       expiresAt: r['expires_at'] as number,
       updatedAt: r['updated_at'] as number,
     };
@@ -400,6 +424,7 @@ export class SqliteStore implements OAuthStore {
     if (!r) return;
     this.#run('DELETE FROM oauth_grant WHERE grant_id = ?', grantId);
     const revoked: RevokedGrant = { grantId, userId: r['user_id'] as number };
+    this.#logChange('grant', revoked.grantId, revoked.userId, null);
     emit(() => this.events.emit('grantRevoked', revoked));
   }
 
@@ -472,13 +497,124 @@ export class SqliteStore implements OAuthStore {
     });
   }
 
+  /**
+   * Re-seals up to `limit` values not yet under the current key; once none is left, the database
+   * records the current key as its own and the previous keys are no longer needed. Returns how
+   * many it re-sealed.
+   */
+  resealBatch(limit: number): number {
+    const prefix = `v2.${this.#keys.currentId}.%`;
+    return this.#tx(() => {
+      let n = 0;
+      const creds = this.#stmt(
+        `SELECT user_id, access_token, refresh_token FROM forgejo_credential
+         WHERE access_token NOT LIKE ? OR refresh_token NOT LIKE ? LIMIT ?`,
+      ).all(prefix, prefix, limit);
+      for (const r of creds) {
+        const ctx = `forgejo_credential:${r['user_id']}`;
+        this.#run(
+          'UPDATE forgejo_credential SET access_token = ?, refresh_token = ? WHERE user_id = ?',
+          this.#keys.seal(this.#keys.open(r['access_token'] as string, ctx), ctx),
+          this.#keys.seal(this.#keys.open(r['refresh_token'] as string, ctx), ctx),
+          r['user_id'] as number,
+        );
+        n++;
+      }
+      const requests = this.#stmt(
+        `SELECT id_hash, upstream_verifier FROM auth_request
+         WHERE upstream_verifier IS NOT NULL AND upstream_verifier NOT LIKE ? LIMIT ?`,
+      ).all(prefix, Math.max(0, limit - n));
+      for (const r of requests) {
+        const ctx = `auth_request:${r['id_hash']}`;
+        this.#run(
+          'UPDATE auth_request SET upstream_verifier = ? WHERE id_hash = ?',
+          this.#keys.seal(this.#keys.open(r['upstream_verifier'] as string, ctx), ctx),
+          r['id_hash'] as string,
+        );
+        n++;
+      }
+      if (n === 0 && this.keyRotationPending) {
+        this.#run('UPDATE instance SET key_check = ? WHERE id = 1', keyCheck(this.#keys.current));
+        this.keyRotationPending = false;
+      }
+      return n;
+    });
+  }
+
+  /** How many sealed values each key sealed ('legacy': sealed before values named their key). */
+  sealedKeyCounts(): { current: string; counts: Record<string, number> } {
+    const counts: Record<string, number> = {};
+    const rows = [
+      ...this.#stmt('SELECT access_token AS v FROM forgejo_credential').all(),
+      ...this.#stmt('SELECT refresh_token AS v FROM forgejo_credential').all(),
+      ...this.#stmt(
+        'SELECT upstream_verifier AS v FROM auth_request WHERE upstream_verifier IS NOT NULL',
+      ).all(),
+    ];
+    for (const r of rows) {
+      const kid = sealedKeyId(r['v'] as string);
+      counts[kid] = (counts[kid] ?? 0) + 1;
+    }
+    return { current: this.#keys.currentId, counts };
+  }
+
+  /**
+   * Replays revocations that another process wrote to the change log (the admin command, another
+   * broker on the same file) as this store's events, polling SQLite's cheap data_version, which
+   * changes only when another connection committed. Returns the stop function.
+   */
+  watchChanges(intervalMs: number): () => void {
+    let version = this.#dataVersion();
+    let seq = Number(this.#row('SELECT COALESCE(MAX(seq), 0) AS s FROM change_log')?.['s'] ?? 0);
+    const timer = setInterval(() => {
+      if (!this.db.isOpen) return;
+      const v = this.#dataVersion();
+      if (v === version) return;
+      version = v;
+      const rows = this.#stmt('SELECT * FROM change_log WHERE seq > ? ORDER BY seq').all(seq);
+      for (const r of rows) {
+        seq = r['seq'] as number;
+        if (r['origin'] === this.origin) continue;
+        const userId = r['user_id'] as number;
+        const grantId = r['grant_id'] as string;
+        if (r['kind'] === 'grant') this.events.emit('grantRevoked', { grantId, userId });
+        else if (r['kind'] === 'user') this.events.emit('userRevoked', userId);
+        else
+          this.events.emit('accessTokenRevoked', { tokenHash: r['token_hash'] as string, grantId, userId });
+      }
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  #dataVersion(): number {
+    return Number(this.#row('PRAGMA data_version')?.['data_version'] ?? 0);
+  }
+
   async findAccessToken(accessHash: string): Promise<{ grant: GrantRecord; expiresAt: number } | undefined> {
     const r = this.#row(
       `SELECT t.expires_at AS token_expires_at, g.* FROM oauth_token t
        JOIN oauth_grant g ON g.grant_id = t.grant_id WHERE t.token_hash = ? AND t.kind = 'access'`,
       accessHash,
     );
-    return r ? { grant: this.#grant(r), expiresAt: r['token_expires_at'] as number } : undefined;
+    if (!r) return undefined;
+    this.#used.set(r['grant_id'] as string, Date.now());
+    return { grant: this.#grant(r), expiresAt: r['token_expires_at'] as number };
+  }
+
+  /** Grants seen by the bearer check since the last flush, with the time. */
+  readonly #used = new Map<string, number>();
+
+  /** Writes the remembered last-use times of grants (called periodically and at close). */
+  flushUsage(): number {
+    if (this.#used.size === 0 || !this.db.isOpen) return 0;
+    const used = [...this.#used];
+    this.#used.clear();
+    this.#tx(() => {
+      for (const [grantId, at] of used)
+        this.#run('UPDATE oauth_grant SET last_used_at = ? WHERE grant_id = ?', at, grantId);
+    });
+    return used.length;
   }
 
   async revokeToken(tokenHash: string, clientId: string): Promise<'access' | 'refresh' | undefined> {
@@ -495,6 +631,7 @@ export class SqliteStore implements OAuthStore {
       else {
         this.#run('DELETE FROM oauth_token WHERE token_hash = ?', tokenHash);
         const revoked = { tokenHash, grantId: r['grant_id'] as string, userId: r['user_id'] as number };
+        this.#logChange('access_token', revoked.grantId, revoked.userId, tokenHash);
         emit(() => this.events.emit('accessTokenRevoked', revoked));
       }
       return kind;
@@ -510,13 +647,31 @@ export class SqliteStore implements OAuthStore {
       const grants = this.#stmt('SELECT grant_id FROM oauth_grant WHERE user_id = ?').all(userId);
       for (const g of grants) this.#deleteGrant(g['grant_id'] as string, emit);
       this.#run('DELETE FROM forgejo_credential WHERE user_id = ?', userId);
+      this.#logChange('user', null, userId, null);
       emit(() => this.events.emit('userRevoked', userId));
     });
+  }
+
+  /**
+   * Revocations are also written to the change log, in the same transaction, so another process
+   * on the same database (the admin command, another replica) can replay them: see change-feed.ts.
+   */
+  #logChange(kind: ChangeKind, grantId: string | null, userId: number, tokenHash: string | null): void {
+    this.#run(
+      'INSERT INTO change_log (origin, kind, grant_id, user_id, token_hash, at) VALUES (?, ?, ?, ?, ?, ?)',
+      this.origin,
+      kind,
+      grantId,
+      userId,
+      tokenHash,
+      Date.now(),
+    );
   }
 
   async purgeExpired(now: number, unusedClientsBefore: number): Promise<number> {
     return this.#tx(() => {
       let n = this.#run('DELETE FROM auth_request WHERE expires_at <= ?', now);
+      n += this.#run('DELETE FROM change_log WHERE at <= ?', now - CHANGE_LOG_KEEP_MS);
       // A used code stays as long as its grant (it cascades away with it), so a replay is
       // recognised for as long as the tokens it issued live.
       n += this.#run('DELETE FROM auth_code WHERE expires_at <= ? AND used_at IS NULL', now);

@@ -7,9 +7,8 @@ UPDATE oauth_client SET metadata = json_remove(metadata, '$.client_id', '$.clien
 -- The registration budget counts, and collects oldest first, registrations never used for a sign-in.
 CREATE INDEX oauth_client_unused ON oauth_client (created_at) WHERE used_at IS NULL;
 
--- A pending sign-in no longer copies its client's name (nothing read it), and is charged to its
--- source (an IPv4 address or an IPv6 /64) and to its client, each with a bound of its own.
-ALTER TABLE auth_request DROP COLUMN client_name;
+-- A pending sign-in is charged to its source (an IPv4 address or an IPv6 /64) and to its client,
+-- each with a bound of its own.
 ALTER TABLE auth_request ADD COLUMN source TEXT NOT NULL DEFAULT '';
 CREATE INDEX auth_request_source ON auth_request (source, expires_at);
 CREATE INDEX auth_request_client ON auth_request (client_id, expires_at);
