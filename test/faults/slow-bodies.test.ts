@@ -3,24 +3,13 @@
 // /oauth/token and /oauth/register. Each is refused or cut within its deadline, the broker's memory
 // stays bounded, and a signed-in user keeps being served throughout.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, it } from 'node:test';
-import { startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { MCP_BODY_LIMIT } from '../../src/gateway/routes.ts';
-import { type BrokerProcess, startBroker } from '../support/broker-process.ts';
+import { startFaultBroker } from '../support/fault-broker.ts';
 import { brokerToken, connectV1, textOf } from '../support/mcp-oauth-client.ts';
-import {
-  FORGEJO_CLIENT_ID,
-  FORGEJO_CLIENT_SECRET,
-  freePort,
-  testBrokerEnv,
-} from '../support/oauth-harness.ts';
-import { USERS } from '../support/oauth-stack.ts';
 import { type SlowOutcome, slowRequest } from '../support/slow-client.ts';
 
-const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 const BODY_MS = 2000;
 const UPLOADS = 100;
 
@@ -35,35 +24,7 @@ function rssMb(pid: number): number {
 }
 
 it('100 stalled 4 MiB uploads and dripped OAuth bodies: refused or cut in time, memory bounded, users served', async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'broker-slow-'));
-  const port = await freePort();
-  const emulator = await startForgejoEmulator({
-    users: USERS,
-    apps: [
-      {
-        clientId: FORGEJO_CLIENT_ID,
-        clientSecret: FORGEJO_CLIENT_SECRET,
-        name: 'forgejo-mcp-broker',
-        redirectUris: [`http://127.0.0.1:${port}/oauth/callback`],
-      },
-    ],
-  });
-  let b: BrokerProcess | undefined;
-  cleanups.push(async () => {
-    if (b && b.proc.exitCode === null) {
-      b.proc.kill('SIGKILL');
-      await b.exited;
-    }
-    await emulator.close();
-    rmSync(tmp, { recursive: true, force: true });
-  });
-  b = await startBroker({
-    BROKER_LISTEN: `127.0.0.1:${port}`,
-    ...testBrokerEnv({ publicUrl: `http://127.0.0.1:${port}`, forgejoUrl: emulator.url, dir: tmp }),
-    BROKER_RATE_LIMIT: '1000',
-    BROKER_CHILD_COMMAND: `"${process.execPath}" "${FAULT_SERVER}"`,
-    BROKER_BODY_TIMEOUT: `${BODY_MS}ms`,
-  });
+  const b = await startFaultBroker({ BROKER_BODY_TIMEOUT: `${BODY_MS}ms` }, cleanups);
   const pid = b.proc.pid as number;
   const alice = await connectV1(b.url, await brokerToken(b.url, 'alice'));
   cleanups.push(() => alice.client.close().catch(() => {}));
