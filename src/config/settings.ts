@@ -332,7 +332,7 @@ export const settings = {
     env: 'BROKER_REFRESH_REUSE_GRACE',
     default: '30s',
     example: '10s',
-    help: 'A rotated refresh token presented again within this window is honoured once (a client retrying after a lost response); later reuse revokes the grant.',
+    help: 'A rotated refresh token presented again within this window is answered once more, with the same successor pair (a client retrying after a lost response); later reuse revokes the grant.',
     parse: parseDuration,
   }),
   unusedClientTtl: setting({

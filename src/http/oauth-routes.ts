@@ -3,10 +3,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { metrics } from '../metrics/metrics.ts';
 import type { AuthServer } from '../oauth/auth-server.ts';
-import { rateKeys } from '../oauth/rate-keys.ts';
+import { rateKeys, slowDown } from '../oauth/rate-keys.ts';
 import type { OAuthRequest, OAuthResponse, Params } from '../oauth/respond.ts';
 import { limitRefusal } from './limits.ts';
-import { RateLimiter } from './rate-limit.ts';
+import type { RateLimiter } from './rate-limit.ts';
 import type { App } from './server.ts';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -40,24 +40,26 @@ function send(reply: FastifyReply, res: OAuthResponse, cors: Method[] | undefine
   return res.body === undefined ? reply.send() : reply.send(res.body);
 }
 
-export function registerOAuthRoutes(app: App, auth: AuthServer, rateLimitPerMinute: number): void {
-  const perKey = new RateLimiter(rateLimitPerMinute);
-  const perIp = new RateLimiter(rateLimitPerMinute * 10);
+/** `perKey` at the configured rate (the authorization server charges it too), `perIp` at ten times it. */
+export type OAuthRateLimiters = { perKey: RateLimiter; perIp: RateLimiter };
 
-  /** 429 + Retry-After when the key's or the IP's bucket is empty. */
+export function registerOAuthRoutes(app: App, auth: AuthServer, limits: OAuthRateLimiters): void {
+  const { perKey, perIp } = limits;
+
+  /** 429 + Retry-After when the key's or the IP's bucket is empty, or the source failed too often. */
   const limited = (
     endpoint: Parameters<typeof rateKeys>[0],
     req: OAuthRequest,
   ): OAuthResponse | undefined => {
-    const { key, ip } = rateKeys(endpoint, req);
-    const wait = Math.max(key === undefined ? 0 : perKey.take(key), perIp.take(ip));
+    const { key, ip, failures } = rateKeys(endpoint, req);
+    const wait = Math.max(
+      key === undefined ? 0 : perKey.take(key),
+      perIp.take(ip),
+      failures === undefined ? 0 : perKey.wait(failures),
+    );
     if (wait === 0) return undefined;
     metrics.rateLimited.inc({ bucket: endpoint });
-    return {
-      status: 429,
-      headers: { 'retry-after': String(wait), 'cache-control': 'no-store' },
-      body: { error: 'slow_down', error_description: `too many requests; retry in ${wait} s` },
-    };
+    return slowDown(wait);
   };
 
   const route = (

@@ -10,6 +10,15 @@ export class RateLimiter {
     this.#maxKeys = maxKeys;
   }
 
+  /** The seconds until `key` has a token (0: now), without taking one or remembering the key. */
+  wait(key: string, now = Date.now()): number {
+    const b = this.#buckets.get(key);
+    if (!b) return 0;
+    const rate = this.#perMinute / 60_000;
+    const tokens = Math.min(this.#perMinute, b.tokens + (now - b.at) * rate);
+    return tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - tokens) / rate / 1000));
+  }
+
   /** Takes one token: 0 when allowed, else the seconds until one is available. */
   take(key: string, now = Date.now()): number {
     const rate = this.#perMinute / 60_000;

@@ -10,6 +10,7 @@ import { registerMcpRoutes } from '../gateway/routes.ts';
 import { type BuildInfo, readBuildInfo } from '../http/build-info.ts';
 import { registerMetricsRoute } from '../http/metrics-route.ts';
 import { registerOAuthRoutes } from '../http/oauth-routes.ts';
+import { RateLimiter } from '../http/rate-limit.ts';
 import { type App, createHttpServer } from '../http/server.ts';
 import type { Logger } from '../log/log.ts';
 import { observe } from '../metrics/metrics.ts';
@@ -85,6 +86,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     refreshMarginMs: config.forgejoRefreshMargin,
     audit,
   });
+  const rateLimits = new RateLimiter(config.rateLimit);
   const auth = createAuthServer(
     {
       publicUrl: config.publicUrl,
@@ -102,6 +104,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       accessTokenTtlMs: config.accessTokenTtl,
       refreshTokenTtlMs: config.refreshTokenTtl,
       refreshReuseGraceMs: config.refreshReuseGrace,
+      rateLimits,
       successorKey: deriveKey(config.secretKey, 'forgejo-mcp-broker refresh successor v1'),
       allowedUsers: config.allowedUsers,
       allowedOrgs: config.allowedOrgs,
@@ -122,7 +125,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       unauthenticatedBufferBytes: config.unauthenticatedBuffer,
     },
   });
-  registerOAuthRoutes(app, auth, config.rateLimit);
+  registerOAuthRoutes(app, auth, { perKey: rateLimits, perIp: new RateLimiter(config.rateLimit * 10) });
   if (config.metricsToken) registerMetricsRoute(app, config.metricsToken);
   const supervisor = new Supervisor({
     log,

@@ -21,7 +21,7 @@ import {
 import { sourceOf } from './source.ts';
 
 /** One cookie per sign-in, named after its request: see `browserCookieName`. */
-export const BROWSER_COOKIE_PREFIX = '__Host-fmb-browser-';
+const BROWSER_COOKIE_PREFIX = '__Host-fmb-browser-';
 /** How long a sign-in may take: consent, then the Forgejo login. */
 export const REQUEST_TTL_MS = 10 * 60_000;
 /**

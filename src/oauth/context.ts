@@ -3,6 +3,7 @@ import type { ForgejoClient } from '../forgejo/client.ts';
 import type { Logger } from '../log/log.ts';
 import type { ClientRecord, OAuthStore } from '../store/store.ts';
 import { type CimdResolver, isCimdClientId } from './cimd.ts';
+import type { RateLimits } from './rate-keys.ts';
 import { OAuthError } from './respond.ts';
 
 /** Everything the authorization server's handlers share. */
@@ -17,6 +18,8 @@ export type AuthContext = {
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
   refreshReuseGraceMs: number;
+  /** Buckets at the configured rate; the token endpoint charges them once it knows the caller. */
+  rateLimits: RateLimits;
   /** Derives the pair that succeeds a refresh token (see `successorPair` in token.ts). */
   successorKey: Buffer;
   allowedUsers: string[];

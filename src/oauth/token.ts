@@ -8,6 +8,7 @@ import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { AuthMethod, ClientRecord, GrantRecord, TokenPair } from '../store/store.ts';
 import { type AuthContext, resolveClient } from './context.ts';
 import { resourceUrl } from './metadata.ts';
+import { clientKey, failureKey, slowDown } from './rate-keys.ts';
 import {
   errorJson,
   header,
@@ -237,36 +238,76 @@ async function refreshGrant(
   return tokenResponse(t, outcome.grant.scopes, outcome.accessExpiresAt - now);
 }
 
+/**
+ * A client id in a request proves nothing, so its rate-limit bucket is charged only once the
+ * request proved it is that client: a confidential client when it authenticated (then its bucket
+ * pays at once, and an empty one refuses), a public client when its grant checked out (its bucket
+ * is only looked at here, and paid in `settle`). This keeps a stranger from locking a client out.
+ */
+function admit(ctx: AuthContext, req: OAuthRequest, client: ClientRecord): OAuthResponse | undefined {
+  const key = clientKey(client.clientId, req.ip);
+  const wait = client.authMethod === 'none' ? ctx.rateLimits.wait(key) : ctx.rateLimits.take(key);
+  return wait > 0 ? slowDown(wait) : undefined;
+}
+
+/** Charges what `admit` left open: a public client's proven request to it, any failure before that to the source. */
+function settle(
+  ctx: AuthContext,
+  req: OAuthRequest,
+  client: ClientRecord | undefined,
+  proven: boolean,
+): void {
+  if (client && client.authMethod !== 'none') return;
+  ctx.rateLimits.take(client && proven ? clientKey(client.clientId, req.ip) : failureKey(req.ip));
+}
+
 export async function token(ctx: AuthContext, req: OAuthRequest, now = Date.now()): Promise<OAuthResponse> {
+  let client: ClientRecord | undefined;
   try {
     const form = formOf(req);
     const grantType = one(form, 'grant_type', true);
-    const client = await authenticateClient(ctx, req, form);
-    if (grantType === 'authorization_code') return await codeGrant(ctx, client, form, now);
-    if (grantType === 'refresh_token') return await refreshGrant(ctx, client, form, now);
-    throw new OAuthError('unsupported_grant_type', 'grant_type must be authorization_code or refresh_token');
+    client = await authenticateClient(ctx, req, form);
+    const refused = admit(ctx, req, client);
+    if (refused) return refused;
+    let res: OAuthResponse;
+    if (grantType === 'authorization_code') res = await codeGrant(ctx, client, form, now);
+    else if (grantType === 'refresh_token') res = await refreshGrant(ctx, client, form, now);
+    else
+      throw new OAuthError(
+        'unsupported_grant_type',
+        'grant_type must be authorization_code or refresh_token',
+      );
+    settle(ctx, req, client, true);
+    return res;
   } catch (e) {
     if (!(e instanceof OAuthError)) throw e;
+    settle(ctx, req, client, false);
     return errorJson(e, e.status === 401 ? UNAUTHORIZED : {});
   }
 }
 
 export async function revoke(ctx: AuthContext, req: OAuthRequest): Promise<OAuthResponse> {
+  let client: ClientRecord | undefined;
   try {
     const form = formOf(req);
-    const client = await authenticateClient(ctx, req, form);
+    client = await authenticateClient(ctx, req, form);
+    const refused = admit(ctx, req, client);
+    if (refused) return refused;
     const value = one(form, 'token', true);
     const hint = one(form, 'token_type_hint');
     if (hint !== undefined && hint !== 'access_token' && hint !== 'refresh_token') {
       throw new OAuthError('unsupported_token_type', 'token_type_hint must be access_token or refresh_token');
     }
     // Both kinds live in one table keyed by hash, so the hint is not needed to find the token.
-    // An unknown token, or one of another client, is answered 200 like any other (RFC 7009 §2.2).
+    // An unknown token, or one of another client, is answered 200 like any other (RFC 7009 §2.2),
+    // but only a token of this client proves a public client is who it says.
     const kind = await ctx.store.revokeToken(hashSecret(value), client.clientId);
+    settle(ctx, req, client, kind !== undefined);
     if (kind) ctx.audit?.record({ event: 'token_revoked', kind, clientId: client.clientId });
     return { status: 200, headers: { 'cache-control': 'no-store' } };
   } catch (e) {
     if (!(e instanceof OAuthError)) throw e;
+    settle(ctx, req, client, false);
     return errorJson(e, e.status === 401 ? UNAUTHORIZED : {});
   }
 }

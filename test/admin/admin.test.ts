@@ -8,17 +8,11 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
+import type { ForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
 import { brokerToken, connectV1, rawInitialize, rawPost, textOf } from '../support/mcp-oauth-client.ts';
-import {
-  FORGEJO_CLIENT_ID,
-  FORGEJO_CLIENT_SECRET,
-  freePort,
-  registerClient,
-  testBrokerEnv,
-} from '../support/oauth-harness.ts';
-import { USERS } from '../support/oauth-stack.ts';
+import { freePort, registerClient, testBrokerEnv } from '../support/oauth-harness.ts';
+import { startEmulatorFor } from '../support/oauth-stack.ts';
 import { STANDIN_COMMAND } from '../support/standin.ts';
 import { pidAlive, waitFor, waitForAsync } from '../support/wait.ts';
 
@@ -62,17 +56,7 @@ describe('admin command beside a running broker', () => {
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'broker-admin-'));
     port = await freePort();
-    emulator = await startForgejoEmulator({
-      users: USERS,
-      apps: [
-        {
-          clientId: FORGEJO_CLIENT_ID,
-          clientSecret: FORGEJO_CLIENT_SECRET,
-          name: 'forgejo-mcp-broker',
-          redirectUris: [`http://127.0.0.1:${port}/oauth/callback`],
-        },
-      ],
-    });
+    emulator = await startEmulatorFor(`http://127.0.0.1:${port}`);
     env = {
       ...testBrokerEnv({ publicUrl: `http://127.0.0.1:${port}`, forgejoUrl: emulator.url, dir: tmp }),
       BROKER_RATE_LIMIT: '1000',

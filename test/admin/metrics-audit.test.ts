@@ -5,18 +5,11 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
+import type { ForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
 import { connectV1 } from '../support/mcp-oauth-client.ts';
-import {
-  FORGEJO_CLIENT_ID,
-  FORGEJO_CLIENT_SECRET,
-  form,
-  freePort,
-  registerClient,
-  testBrokerEnv,
-} from '../support/oauth-harness.ts';
-import { fullFlow, USERS } from '../support/oauth-stack.ts';
+import { form, freePort, registerClient, testBrokerEnv } from '../support/oauth-harness.ts';
+import { fullFlow, startEmulatorFor } from '../support/oauth-stack.ts';
 import { waitFor } from '../support/wait.ts';
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef0123456789';
@@ -58,17 +51,7 @@ describe('metrics and audit of a running broker', () => {
     tmp = mkdtempSync(join(tmpdir(), 'broker-ops-'));
     auditFile = join(tmp, 'audit.jsonl');
     const port = await freePort();
-    emulator = await startForgejoEmulator({
-      users: USERS,
-      apps: [
-        {
-          clientId: FORGEJO_CLIENT_ID,
-          clientSecret: FORGEJO_CLIENT_SECRET,
-          name: 'forgejo-mcp-broker',
-          redirectUris: [`http://127.0.0.1:${port}/oauth/callback`],
-        },
-      ],
-    });
+    emulator = await startEmulatorFor(`http://127.0.0.1:${port}`);
     broker = await startBroker({
       ...testBrokerEnv({ publicUrl: `http://127.0.0.1:${port}`, forgejoUrl: emulator.url, dir: tmp }),
       BROKER_LISTEN: `127.0.0.1:${port}`,

@@ -16,19 +16,14 @@ import { type OAuthDiscoveryState, UnauthorizedError } from '@modelcontextprotoc
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
-import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
+import type { ForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { type BrokerProcess, startBroker } from '../support/broker-process.ts';
 import { bufferingProxy } from '../support/buffering-proxy.ts';
 import { type CaddyProxy, startCaddy } from '../support/caddy.ts';
 import { EVERYTHING } from '../support/gateway-stack.ts';
 import { textOf } from '../support/mcp-oauth-client.ts';
-import {
-  FORGEJO_CLIENT_ID,
-  FORGEJO_CLIENT_SECRET,
-  freePort,
-  testBrokerEnv,
-} from '../support/oauth-harness.ts';
-import { USERS } from '../support/oauth-stack.ts';
+import { freePort, testBrokerEnv } from '../support/oauth-harness.ts';
+import { startEmulatorFor } from '../support/oauth-stack.ts';
 import { ScriptedOAuthProvider } from '../support/scripted-oauth.ts';
 import { groupAlive } from '../support/wait.ts';
 
@@ -112,17 +107,7 @@ describe('the broker behind the shipped Caddyfile, over HTTPS', () => {
     // What NODE_EXTRA_CA_CERTS does at startup, for this test process (each test file runs in its
     // own): fetch, and so the SDK, trusts Caddy's local CA from here on.
     setDefaultCACertificates([...getCACertificates('default'), readFileSync(caddy.caPath, 'utf8')]);
-    emulator = await startForgejoEmulator({
-      users: USERS,
-      apps: [
-        {
-          clientId: FORGEJO_CLIENT_ID,
-          clientSecret: FORGEJO_CLIENT_SECRET,
-          name: 'forgejo-mcp-broker',
-          redirectUris: [`${caddy.url}/oauth/callback`],
-        },
-      ],
-    });
+    emulator = await startEmulatorFor(caddy.url);
     broker = await startBroker({
       BROKER_LISTEN: `127.0.0.1:${brokerPort}`,
       // What users see is Caddy's https origin: the issuer, the resource and the allowed Host.

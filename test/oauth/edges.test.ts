@@ -6,7 +6,13 @@ import { CimdResolver } from '../../src/oauth/cimd.ts';
 import { OAuthError } from '../../src/oauth/respond.ts';
 import { hashSecret, newSecret } from '../../src/store/secrets.ts';
 import { captureLogger } from '../support/log-capture.ts';
-import { pkce, registerClient } from '../support/oauth-harness.ts';
+import {
+  type BrokerHarness,
+  form,
+  pkce,
+  registerClient,
+  startBrokerInProcess,
+} from '../support/oauth-harness.ts';
 import { authorizeUrl, fullFlow, type Stack, startStack, tokenRequest } from '../support/oauth-stack.ts';
 import { selfSignedCert, startHttpsServer } from '../support/tls.ts';
 import { findForm, UserAgent } from '../support/user-agent.ts';
@@ -329,5 +335,75 @@ describe('refresh grace window', () => {
     assert.equal(late.body['error'], 'invalid_grant');
     assert.match(String(late.body['error_description']), /revoked/);
     assert.equal(await alive(next.body['access_token']), false, 'reuse after the grace revokes the family');
+  });
+});
+
+describe('rate limits keyed on a client id nobody proved', () => {
+  let h: BrokerHarness;
+  let conf: { client_id: string; client_secret?: string };
+  let pub: { client_id: string };
+  before(async () => {
+    // Distinct sources through X-Forwarded-For from a trusted proxy (the test itself).
+    h = await startBrokerInProcess({ env: { BROKER_RATE_LIMIT: '2', BROKER_TRUSTED_PROXIES: '127.0.0.1' } });
+    conf = await registerClient(h.url, {
+      redirect_uris: ['https://a.example/cb'],
+      token_endpoint_auth_method: 'client_secret_post',
+    });
+    pub = await registerClient(h.url, {
+      redirect_uris: ['https://b.example/cb'],
+      token_endpoint_auth_method: 'none',
+    });
+  });
+  after(() => h.close());
+
+  const post = async (path: string, from: string, fields: Record<string, string>) => {
+    const init = form(fields);
+    const res = await fetch(`${h.url}${path}`, {
+      ...init,
+      headers: { ...(init.headers as Record<string, string>), 'x-forwarded-for': from },
+    });
+    await res.body?.cancel();
+    return res.status;
+  };
+  const refresh = (from: string, auth: Record<string, string>) =>
+    post('/oauth/token', from, { grant_type: 'refresh_token', refresh_token: 'mcprt_unknown', ...auth });
+  const times = async (n: number, f: () => Promise<number>) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push(await f());
+    return out;
+  };
+
+  it('a stranger’s failures naming a client are charged to the stranger, not to the client', async () => {
+    const wrongSecret = { client_id: conf.client_id, client_secret: 'mcpcs_wrong' };
+    assert.deepEqual(await times(4, () => refresh('203.0.113.66', wrongSecret)), [401, 401, 429, 429]);
+    assert.deepEqual(
+      await times(4, () => refresh('203.0.113.77', { client_id: pub.client_id })),
+      [400, 400, 429, 429],
+      'a public client’s id with a grant that does not check out is a failure of the source',
+    );
+    assert.deepEqual(
+      await times(3, () => post('/oauth/revoke', '203.0.113.88', { token: 'x', client_id: pub.client_id })),
+      [200, 200, 429],
+    );
+
+    const right = { client_id: conf.client_id, client_secret: conf.client_secret as string };
+    assert.equal(await refresh('198.51.100.1', right), 400, 'the confidential client is not locked out');
+    assert.equal(await refresh('198.51.100.2', { client_id: pub.client_id }), 400, 'nor is the public one');
+    // Once it authenticated, a client's requests are its own, from wherever they come.
+    assert.equal(await refresh('198.51.100.3', right), 400);
+    assert.equal(await refresh('198.51.100.4', right), 429, 'its own bucket still limits it');
+  });
+
+  it('a stranger’s failing calls to a registration’s management URI do not lock out the client', async () => {
+    const c = await registerClient(h.url, { redirect_uris: ['https://c.example/cb'] });
+    const read = async (from: string, token: string) => {
+      const res = await fetch(String(c['registration_client_uri']), {
+        headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': from },
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    assert.deepEqual(await times(3, () => read('203.0.113.99', 'not-the-token')), [401, 401, 429]);
+    assert.equal(await read('198.51.100.9', String(c['registration_access_token'])), 200);
   });
 });

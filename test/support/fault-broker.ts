@@ -3,10 +3,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { type BrokerProcess, startBroker } from './broker-process.ts';
-import { FORGEJO_CLIENT_ID, FORGEJO_CLIENT_SECRET, freePort, testBrokerEnv } from './oauth-harness.ts';
-import { USERS } from './oauth-stack.ts';
+import { freePort, testBrokerEnv } from './oauth-harness.ts';
+import { startEmulatorFor } from './oauth-stack.ts';
 
 const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 
@@ -16,17 +15,7 @@ export async function startFaultBroker(
 ): Promise<BrokerProcess> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-faults-'));
   const port = await freePort();
-  const emulator = await startForgejoEmulator({
-    users: USERS,
-    apps: [
-      {
-        clientId: FORGEJO_CLIENT_ID,
-        clientSecret: FORGEJO_CLIENT_SECRET,
-        name: 'forgejo-mcp-broker',
-        redirectUris: [`http://127.0.0.1:${port}/oauth/callback`],
-      },
-    ],
-  });
+  const emulator = await startEmulatorFor(`http://127.0.0.1:${port}`);
   let b: BrokerProcess | undefined;
   cleanups.push(async () => {
     if (b && b.proc.exitCode === null && b.proc.signalCode === null) {

@@ -24,24 +24,32 @@ export const USERS: EmulatorUser[] = [
   { id: 1003, login: 'carol', password: 'carol-pw' },
 ];
 
-export type Stack = BrokerHarness & { emulator: ForgejoEmulator; closeAll(): Promise<void> };
-
-export async function startStack(
-  opts: { env?: Record<string, string>; emulator?: Partial<EmulatorOptions>; cimdExtraCa?: string[] } = {},
-): Promise<Stack> {
-  const port = await freePort();
-  const emulator = await startForgejoEmulator({
+/** The emulator with the test users and the broker's OAuth app, redirecting to `brokerUrl`. */
+export function startEmulatorFor(
+  brokerUrl: string,
+  extra: Partial<EmulatorOptions> = {},
+): Promise<ForgejoEmulator> {
+  return startForgejoEmulator({
     users: USERS,
     apps: [
       {
         clientId: FORGEJO_CLIENT_ID,
         clientSecret: FORGEJO_CLIENT_SECRET,
         name: 'forgejo-mcp-broker',
-        redirectUris: [`http://127.0.0.1:${port}/oauth/callback`],
+        redirectUris: [`${brokerUrl}/oauth/callback`],
       },
     ],
-    ...opts.emulator,
+    ...extra,
   });
+}
+
+export type Stack = BrokerHarness & { emulator: ForgejoEmulator; closeAll(): Promise<void> };
+
+export async function startStack(
+  opts: { env?: Record<string, string>; emulator?: Partial<EmulatorOptions>; cimdExtraCa?: string[] } = {},
+): Promise<Stack> {
+  const port = await freePort();
+  const emulator = await startEmulatorFor(`http://127.0.0.1:${port}`, opts.emulator);
   const h = await startBrokerInProcess({
     port,
     forgejoUrl: emulator.url,
