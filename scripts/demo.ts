@@ -1,13 +1,16 @@
 // `make demo`: the Forgejo emulator seeded with two users, and the real broker in front of it, on
-// loopback. The child is the real forgejo-mcp when one is on PATH, else the stand-in. Ctrl-C stops
-// everything and leaves no process behind.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+// loopback. `DEMO_FORGEJO=real make demo` runs a real Gitea instead (built first by
+// scripts/real-deps.sh when needed; Forgejo cannot be built here), seeded with the same users. The
+// child is the real forgejo-mcp when one is on PATH, else the stand-in. Ctrl-C stops everything and
+// leaves no process behind.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startForgejoEmulator } from '../emulator/forgejo/emulator.ts';
 import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demoSeedFor } from '../emulator/forgejo/seed.ts';
 import { resolveCommand } from '../src/pool/command.ts';
+import { type GiteaWorld, seedWorld, startRealGitea } from './real-gitea.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -35,21 +38,100 @@ const childCommand = real
   ? `"${real}" --transport stdio`
   : `"${process.execPath}" "${join(ROOT, 'emulator', 'forgejo-mcp', 'main.ts')}" --transport stdio`;
 
-let emulator: Awaited<ReturnType<typeof startForgejoEmulator>>;
-try {
-  emulator = await startForgejoEmulator({
-    ...demoSeedFor(`${publicUrl}/oauth/callback`),
-    port: Number(values['forgejo-port']),
+type Forge = { url: string; clientId: string; clientSecret: string; label: string; close(): Promise<void> };
+const callback = `${publicUrl}/oauth/callback`;
+const forgePort = Number(values['forgejo-port']);
+const useReal = process.env['DEMO_FORGEJO'] === 'real';
+
+async function emulatorForge(): Promise<Forge> {
+  const emulator = await startForgejoEmulator({ ...demoSeedFor(callback), port: forgePort });
+  return {
+    url: emulator.url,
+    clientId: DEMO_CLIENT_ID,
+    clientSecret: DEMO_CLIENT_SECRET,
+    label: 'emulator',
+    close: () => emulator.close(),
+  };
+}
+
+/** The demo seed's users, repositories, issues and organisations, created in a real Gitea. */
+async function giteaForge(): Promise<Forge> {
+  process.stderr.write('demo: DEMO_FORGEJO=real: building (or reusing) Gitea\n');
+  const build = spawnSync('bash', [join(ROOT, 'scripts', 'real-deps.sh')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
+  if (build.status !== 0) {
+    process.stderr.write(
+      'demo: no Gitea to run (above); `make demo` without DEMO_FORGEJO=real uses the emulator.\n',
+    );
+    process.exit(1);
+  }
+  const { users } = demoSeedFor(callback);
+  const world: GiteaWorld = {
+    // Gitea puts an organisation's creator in its Owners team by itself.
+    orgs: users.flatMap((u) =>
+      (u.orgs ?? []).map((o) => ({
+        name: o.name,
+        by: u.login,
+        teams: (o.teams ?? [])
+          .filter((t) => t.toLowerCase() !== 'owners')
+          .map((t) => ({ name: t, members: [u.login] })),
+      })),
+    ),
+    repos: users.flatMap((u) =>
+      (u.repos ?? []).map((r) => ({
+        owner: u.login,
+        name: r.name,
+        private: r.private ?? false,
+        description: r.description ?? '',
+        issues: (r.issues ?? []).map((i) => ({
+          title: i.title,
+          body: i.body ?? '',
+          closed: i.state === 'closed',
+        })),
+      })),
+    ),
+    pulls: [],
+  };
+  process.stderr.write(
+    `demo: starting Gitea on port ${forgePort} and seeding ${users.map((u) => u.login).join(', ')}\n`,
+  );
+  const g = await startRealGitea({
+    port: forgePort,
+    parentDir: values.data as string,
+    redirectUris: [callback],
+    users: users.map((u) => ({
+      login: u.login,
+      password: u.password,
+      ...(u.fullName ? { fullName: u.fullName } : {}),
+    })),
+    seed: (api, made) => seedWorld(api, made, world),
+  });
+  process.stderr.write(`demo: Gitea ${g.version} is up at ${g.url}\n`);
+  return {
+    url: g.url,
+    clientId: g.app.clientId,
+    clientSecret: g.app.clientSecret,
+    label: `real Gitea ${g.version}; admin ${g.admin.login} / ${g.admin.password}`,
+    close: () => g.close(),
+  };
+}
+
+let forge: Forge;
+try {
+  forge = useReal ? await giteaForge() : await emulatorForge();
 } catch (e) {
   process.stderr.write(
-    `demo: cannot start the Forgejo emulator on port ${values['forgejo-port']}: ${(e as Error).message}\n`,
+    `demo: cannot start ${useReal ? 'Gitea' : 'the Forgejo emulator'} on port ${values['forgejo-port']}: ${(e as Error).message}\n`,
   );
   process.stderr.write('demo: set DEMO_FORGEJO_PORT (and DEMO_PORT for the broker) to free ports.\n');
   process.exit(1);
 }
+// A real Gitea starts empty every time: the broker's state of an earlier run would point at it.
+if (useReal) rmSync(join(values.data as string, 'real'), { recursive: true, force: true });
+const dataDir = useReal ? join(values.data as string, 'real') : (values.data as string);
 
-mkdirSync(values.data as string, { recursive: true });
+mkdirSync(dataDir, { recursive: true });
 const broker: ChildProcess = spawn(
   process.execPath,
   ['--import', join(ROOT, 'scripts', 'exit-with-parent.ts'), join(ROOT, 'src', 'main', 'main.ts')],
@@ -58,10 +140,10 @@ const broker: ChildProcess = spawn(
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       BROKER_PUBLIC_URL: publicUrl,
       BROKER_LISTEN: `127.0.0.1:${port}`,
-      FORGEJO_URL: emulator.url,
-      FORGEJO_CLIENT_ID: DEMO_CLIENT_ID,
-      FORGEJO_CLIENT_SECRET: DEMO_CLIENT_SECRET,
-      BROKER_DB: join(values.data as string, 'broker.db'),
+      FORGEJO_URL: forge.url,
+      FORGEJO_CLIENT_ID: forge.clientId,
+      FORGEJO_CLIENT_SECRET: forge.clientSecret,
+      BROKER_DB: join(dataDir, 'broker.db'),
       BROKER_CHILD_COMMAND: childCommand,
       LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
     },
@@ -91,7 +173,7 @@ function banner(): void {
       '  forgejo-mcp-broker demo is running',
       '',
       `  MCP URL        ${mcp}`,
-      `  Forgejo        ${emulator.url}  (emulator)`,
+      `  Forgejo        ${forge.url}  (${forge.label})`,
       `  MCP server     ${real ? `forgejo-mcp from PATH (${real})` : 'the forgejo-mcp stand-in (no forgejo-mcp on PATH)'}`,
       '  Demo users     alice / alice-password    bob / bob-password',
       '',
@@ -124,7 +206,7 @@ async function stop(code: number): Promise<void> {
       });
     });
   }
-  await emulator.close();
+  await forge.close();
   process.exit(code);
 }
 

@@ -444,10 +444,18 @@ export function headerToken(header: string | undefined): string | undefined {
   return fields.length === 2 && (scheme === 'token' || scheme === 'bearer') ? fields[1] : undefined;
 }
 
+/** Forgejo's auth.unauthorized_credentials, what its web auth middleware answers a bad token with. */
+export const UNAUTHORIZED_CREDENTIALS =
+  'Credentials are incorrect or have expired. Retry your command or see https://codeberg.org/forgejo/forgejo/issues/2809 for more information';
+
 export function userinfo(world: World, req: Incoming): Reply {
   const value = headerToken(req.headers.authorization);
-  const found = value === undefined ? undefined : checkAccessToken(world, value);
-  if (!found) return text(401, 'no valid authorization', { 'www-authenticate': 'Bearer realm=""' });
+  // No token at all reaches the handler, which asks for one; a token that resolves to no user is
+  // refused before it by the web auth middleware (http.Error: text, no WWW-Authenticate).
+  if (value === undefined)
+    return text(401, 'no valid authorization', { 'www-authenticate': 'Bearer realm=""' });
+  const found = checkAccessToken(world, value);
+  if (!found) return text(401, `${UNAUTHORIZED_CREDENTIALS}\n`);
   const { user } = found;
   const body: Record<string, unknown> = {
     sub: String(user.id),

@@ -47,7 +47,20 @@ export type BridgeEvents = {
   orphanRequest(msg: JsonRpcRequest): { sink: Sink; origin: string } | undefined;
   /** A stdout line that is not JSON-RPC: logged by the owner, never forwarded. */
   garbage(info: { bytes: number; reason: string }): void;
+  /** A message from the child that no one may safely receive: dropped, for the owner to log. */
+  dropped?(info: { method: string; reason: string }): void;
 };
+
+/**
+ * Notifications about the child itself rather than about any call: every client of the child may
+ * have them. Anything else a child says unasked (a log message, say) belongs to a call.
+ */
+export const CHILD_WIDE_NOTIFICATIONS: ReadonlySet<string> = new Set([
+  'notifications/tools/list_changed',
+  'notifications/prompts/list_changed',
+  'notifications/resources/list_changed',
+  'notifications/resources/updated',
+]);
 
 export type BridgeOptions = {
   initTimeoutMs: number;
@@ -70,6 +83,8 @@ export class BridgeError extends Error {
 type Pending = {
   sink: Sink;
   origin: string;
+  /** Who may see what the child says during this call: the client app (grant) behind `origin`. */
+  party: string;
   clientId: JsonRpcId;
   method: string;
   progressToken?: JsonRpcId;
@@ -144,7 +159,7 @@ export class Bridge {
           clientInfo: this.#opts.clientInfo,
         },
       };
-      this.#dispatch(req, sink, 'broker', this.#opts.initTimeoutMs).catch(reject);
+      this.#dispatch(req, sink, 'broker', this.#opts.initTimeoutMs, 'broker').catch(reject);
     });
     if ('error' in response) {
       throw new BridgeError(
@@ -161,20 +176,27 @@ export class Bridge {
    * Forwards a client's request; everything the child says about it goes to `sink`, the final
    * response last. `origin` names the session, for server-to-client routing and cancellation.
    */
-  call(req: JsonRpcRequest, sink: Sink, origin: string): void {
-    this.#dispatch(req, sink, origin, this.#opts.callTimeoutMs).catch((e: Error) => {
+  call(req: JsonRpcRequest, sink: Sink, origin: string, party = origin): void {
+    this.#dispatch(req, sink, origin, this.#opts.callTimeoutMs, party).catch((e: Error) => {
       // A BridgeError's message is the broker's own; anything else is internal and stays out.
       if (e instanceof BridgeError) sink.send(errorResponse(req.id, e.code, e.message), true);
       else sink.send(errorResponse(req.id, INTERNAL_ERROR, 'internal error'), true);
     });
   }
 
-  async #dispatch(req: JsonRpcRequest, sink: Sink, origin: string, timeoutMs: number): Promise<void> {
+  async #dispatch(
+    req: JsonRpcRequest,
+    sink: Sink,
+    origin: string,
+    timeoutMs: number,
+    party: string,
+  ): Promise<void> {
     if (this.#closed) throw new BridgeError(SERVER_ERROR, this.#closed);
     const id = this.#nextId++;
     const p: Pending = {
       sink,
       origin,
+      party,
       clientId: req.id,
       method: req.method,
       started: Date.now(),
@@ -344,25 +366,53 @@ export class Bridge {
           if (sr.childId === rid) this.#serverRequests.delete(key);
         return;
       }
-      this.#opts.events.notification(m);
+      if (CHILD_WIDE_NOTIFICATIONS.has(m.method)) {
+        this.#opts.events.notification(m);
+        return;
+      }
+      const caller = this.#caller();
+      if (caller === 'ambiguous') this.#drop(m.method, 'calls of several client apps are in flight');
+      else if (caller) caller.pending.sink.send(m, false);
+      else this.#opts.events.notification(m);
     }
   }
 
   /**
-   * stdio carries nothing that ties a server-to-client request to the client request that caused
-   * it, so it goes to the most recent call in flight (a tool asking for sampling or elicitation is
-   * the call waiting on it), or to a session's standalone stream when no call is in flight.
+   * The call a message the child sent unasked belongs to. stdio carries no link to the request that
+   * caused it, so it is the most recent call in flight (a tool asking or logging is normally the
+   * call waiting on it) — but only while every call in flight is of one client app: across apps
+   * that would be a guess, and the message is dropped instead.
    */
-  #serverRequest(m: JsonRpcRequest): void {
-    let callId: number | undefined;
-    let target: Pending | undefined;
+  #caller(): { id: number; pending: Pending } | 'ambiguous' | undefined {
+    let found: { id: number; pending: Pending } | undefined;
     for (const [id, p] of this.#pending) {
       if (p.origin === 'broker') continue;
-      if (!target || p.started >= target.started) {
-        target = p;
-        callId = id;
-      }
+      if (found && found.pending.party !== p.party) return 'ambiguous';
+      if (!found || p.started >= found.pending.started) found = { id, pending: p };
     }
+    return found;
+  }
+
+  #drop(method: string, reason: string): void {
+    this.#opts.events.dropped?.({ method, reason });
+  }
+
+  /**
+   * A server-to-client request goes to the call it belongs to (see #caller), or, with no call in
+   * flight, to a session's standalone stream the owner picks; it is refused when it cannot be
+   * attributed to one client app.
+   */
+  #serverRequest(m: JsonRpcRequest): void {
+    const caller = this.#caller();
+    if (caller === 'ambiguous') {
+      this.#drop(m.method, 'calls of several client apps are in flight');
+      this.#sendToChild(
+        errorResponse(m.id, INTERNAL_ERROR, 'no single client session can answer this request now'),
+      );
+      return;
+    }
+    const callId = caller?.id;
+    const target = caller?.pending;
     const key = `srv-${++serverRequestSerial}`;
     const forwarded: JsonRpcRequest = { ...m, id: key };
     let sink: Sink | undefined = target?.sink;

@@ -7,6 +7,7 @@ import type { Sink } from '../bridge/bridge.ts';
 import {
   INVALID_REQUEST,
   type JsonRpcNotification,
+  type JsonRpcRequest,
   MAX_NESTING,
   nestedDeeperThan,
   PARSE_ERROR,
@@ -45,7 +46,7 @@ export class Gateway {
       idleMs: options.sessionIdleMs,
     });
     this.#ctx = { o: options, gate: this.gate, sessions: this.sessions };
-    this.#routing = new Routing(this.sessions, options.pool);
+    this.#routing = new Routing(this.sessions, options.pool, options.log);
     this.#parked = new ParkedCalls(options.parkTtlMs, options.onCall);
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
     this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked, this.#params);
@@ -60,16 +61,16 @@ export class Gateway {
     );
   }
 
-  /** Pool event: a notification that belongs to no request goes to every session of the user. */
+  /** Pool event: a notification that belongs to no call in flight (see Routing.broadcast). */
   broadcast(userId: number, msg: JsonRpcNotification): void {
     if (msg.method === 'notifications/tools/list_changed')
       this.#params.forget(this.#ctx.o.pool.bridgesOf(userId));
     this.#routing.broadcast(userId, msg);
   }
 
-  /** Pool event: a server-to-client request with no call in flight goes to the freshest GET stream. */
-  orphanRequest(userId: number): { sink: Sink; origin: string } | undefined {
-    return this.#routing.orphanRequest(userId);
+  /** Pool event: a server-to-client request with no call in flight (see Routing.orphanRequest). */
+  orphanRequest(userId: number, msg: JsonRpcRequest): { sink: Sink; origin: string } | undefined {
+    return this.#routing.orphanRequest(userId, msg.method);
   }
 
   /**
@@ -188,6 +189,8 @@ export class Gateway {
   /** One access token revoked: what it opened closes; the grant's other sessions live on. */
   #revokeToken(tokenHash: string, userId: number): void {
     for (const s of this.sessions.ofUser(userId)) {
+      // A stream opened with the revoked token ends even when the session went on with a newer one.
+      if (s.streamTokenHash === tokenHash) s.stream?.end();
       if (s.tokenHash !== tokenHash) continue;
       this.sessions.delete(s);
       this.#legacy.forget(s);

@@ -9,6 +9,7 @@ import {
   type JsonRpcRequest,
   SERVER_ERROR,
 } from '../bridge/jsonrpc.ts';
+import { scrubText } from '../log/redact.ts';
 import { PoolFullError, type PoolUser, signInRequired } from '../pool/pool.ts';
 import type { BearerResult } from './gate.ts';
 import type { GatewayContext } from './types.ts';
@@ -138,7 +139,8 @@ export async function bridgeFor(
     const answers = requests.map((r) => errorResponse(r.id, SERVER_ERROR, message));
     const headers: Record<string, string> = { ...ctx.gate.corsHeaders(origin) };
     if (full) headers['retry-after'] = String((e as PoolFullError).retryAfterSeconds);
-    else ctx.o.log.warn({ user: user.login, err: (e as Error).message }, 'MCP server unavailable');
+    // The reason may quote the child (its answer to initialize): scrubbed like its stderr.
+    else ctx.o.log.warn({ user: user.login, err: scrubText((e as Error).message) }, 'MCP server unavailable');
     writeJson(res, full ? 503 : 200, batch ? answers : answers[0], headers);
     return undefined;
   }

@@ -47,6 +47,7 @@ export function listen(
   };
   const who = `l:${newSecret()}`;
   routing.addListener(l);
+  stream.endAt(p.expiresAt);
   stream.onClose(() => {
     routing.removeListener(l);
     routing.dropSubscriptions(p.userId, who);
@@ -57,6 +58,7 @@ export function listen(
       who,
       bridge,
       p.userId,
+      p.grantId,
     );
   }
   stream.send({

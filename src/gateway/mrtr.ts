@@ -78,7 +78,12 @@ export class ParkedCalls {
       created: Date.now(),
     };
     this.#watch(x, post);
-    bridge.call(forChild(r), observedSink(r, p, this.#sink(x, serverInfo), this.#onCall), x.origin);
+    bridge.call(
+      forChild(r),
+      observedSink(r, p, this.#sink(x, serverInfo), this.#onCall),
+      x.origin,
+      p.grantId,
+    );
   }
 
   /**

@@ -1,13 +1,14 @@
 // Where the child's unrequested messages go: notifications to the user's 2025 sessions and 2026
 // listen streams, server-to-client requests with no call in flight to a GET stream, and resource
 // subscriptions shared by everyone of the user who asked.
-import type { Bridge, Sink } from '../bridge/bridge.ts';
+import { type Bridge, CHILD_WIDE_NOTIFICATIONS, type Sink } from '../bridge/bridge.ts';
 import {
   errorResponse,
   type JsonRpcMessage,
   type JsonRpcNotification,
   type JsonRpcRequest,
 } from '../bridge/jsonrpc.ts';
+import type { Logger } from '../log/log.ts';
 import type { Pool } from '../pool/pool.ts';
 import { callOnce } from './call-once.ts';
 import { META } from './envelope.ts';
@@ -21,13 +22,37 @@ export class Routing {
   /** Resource subscriptions per user: uri → sessions (or listeners) that asked. */
   readonly #subs = new Map<number, Map<string, Set<string>>>();
 
-  constructor(sessions: SessionRegistry, pool: Pool) {
+  readonly #log: Logger;
+
+  constructor(sessions: SessionRegistry, pool: Pool, log: Logger) {
     this.#sessions = sessions;
     this.#pool = pool;
+    this.#log = log;
   }
 
-  /** Pool event: a notification that belongs to no request goes to every session of the user. */
+  #drop(userId: number, method: string): void {
+    this.#log.info(
+      { userId, method, reason: 'no call in flight and several client apps of the user' },
+      'dropped a message no single client app may see',
+    );
+  }
+
+  /**
+   * Pool event: a notification that belongs to no call in flight. One about the child itself (list
+   * changes, resource updates) goes to every session and listener of the user that wants it: every
+   * app of the user shares that child. Anything else (a log message) could be about one app's work,
+   * so it goes to the user's sessions only while they and the user's listen streams are all of one
+   * grant, and is dropped otherwise.
+   */
   broadcast(userId: number, msg: JsonRpcNotification): void {
+    if (!CHILD_WIDE_NOTIFICATIONS.has(msg.method)) {
+      if (this.#grantsOf(userId) > 1) {
+        this.#drop(userId, msg.method);
+        return;
+      }
+      for (const s of this.#sessions.ofUser(userId)) s.stream?.send(msg);
+      return;
+    }
     if (msg.method === 'notifications/resources/updated') {
       const uri = String(msg.params?.['uri'] ?? '');
       const who = this.#subs.get(userId)?.get(uri);
@@ -46,15 +71,29 @@ export class Routing {
       for (const l of this.#listeners) if (l.userId === userId && l.wants[kind]) this.#toListener(l, msg);
   }
 
-  /** Pool event: a server-to-client request with no call in flight goes to the freshest GET stream. */
-  orphanRequest(userId: number): { sink: Sink; origin: string } | undefined {
-    let best: Session | undefined;
-    for (const s of this.#sessions.ofUser(userId)) {
-      if (s.stream?.open && (!best || s.lastSeen > best.lastSeen)) best = s;
+  /**
+   * Pool event: a server-to-client request with no call in flight goes to the freshest GET stream,
+   * provided the user's sessions and listen streams are all of one grant (else there is no telling
+   * whose it is).
+   */
+  orphanRequest(userId: number, method: string): { sink: Sink; origin: string } | undefined {
+    if (this.#grantsOf(userId) > 1) {
+      this.#drop(userId, method);
+      return undefined;
     }
+    let best: Session | undefined;
+    for (const s of this.#sessions.ofUser(userId))
+      if (s.stream?.open && (!best || s.lastSeen > best.lastSeen)) best = s;
     const stream = best?.stream;
     if (!best || !stream) return undefined;
     return { sink: { send: (m) => stream.send(m) }, origin: best.id };
+  }
+
+  /** How many grants (client apps) of the user hold a session or a listen stream. */
+  #grantsOf(userId: number): number {
+    const grants = new Set(this.#sessions.ofUser(userId).map((s) => s.grantId));
+    for (const l of this.#listeners) if (l.userId === userId) grants.add(l.grantId);
+    return grants.size;
   }
 
   #toListener(l: Listener, msg: JsonRpcNotification): void {
@@ -92,6 +131,7 @@ export class Routing {
     who: string,
     bridge: Bridge,
     userId: number,
+    grantId: string,
   ): Promise<JsonRpcMessage> {
     const uri = r.params?.['uri'];
     if (typeof uri !== 'string') return errorResponse(r.id, -32602, 'params.uri must be a string');
@@ -104,7 +144,7 @@ export class Routing {
     const subscribe = r.method === 'resources/subscribe';
     const needChild = subscribe ? set.size === 0 : set.size === 1 && set.has(who);
     if (needChild) {
-      const answer = await callOnce(bridge, r, who);
+      const answer = await callOnce(bridge, r, who, grantId);
       if ('error' in answer) return answer;
     }
     if (subscribe) {

@@ -117,10 +117,12 @@ export class SessionTransport {
       return;
     }
     if (r.method === 'resources/subscribe' || r.method === 'resources/unsubscribe') {
-      void this.#routing.subscription(r, session.id, bridge, user.id).then((m) => post.send(m, true));
+      void this.#routing
+        .subscription(r, session.id, bridge, user.id, session.grantId)
+        .then((m) => post.send(m, true));
       return;
     }
-    bridge.call(r, observedSink(r, p, post.sink, this.#ctx.o.onCall), session.id);
+    bridge.call(r, observedSink(r, p, post.sink, this.#ctx.o.onCall), session.id, session.grantId);
   }
 
   #notify(session: Session, m: JsonRpcNotification): void {
@@ -176,9 +178,10 @@ export class SessionTransport {
     const id = req.headers['mcp-session-id'];
     if (typeof id !== 'string' || id === '')
       throw new HttpError(400, SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required');
-    // Another user's session id is as unknown as a made-up one.
+    // Another user's session id is as unknown as a made-up one, and so is another app's of the same
+    // user: what the child says to a session must reach only the grant that opened it.
     const s = this.#ctx.sessions.get(id, p.userId);
-    if (!s) throw new HttpError(404, -32001, 'Session not found');
+    if (!s || s.grantId !== p.grantId) throw new HttpError(404, -32001, 'Session not found');
     if (p.tokenHash) s.tokenHash = p.tokenHash;
     const v = req.headers['mcp-protocol-version'];
     if (v !== undefined && !(LEGACY_VERSIONS as readonly unknown[]).includes(v)) {
@@ -203,6 +206,9 @@ export class SessionTransport {
       throw new HttpError(409, SERVER_ERROR, 'Conflict: Only one SSE stream is allowed per session');
     const stream = new SseStream(res, this.#ctx.o.sse, this.#ctx.gate.corsHeaders(req.headers.origin));
     s.stream = stream;
+    if (p.tokenHash) s.streamTokenHash = p.tokenHash;
+    else delete s.streamTokenHash;
+    stream.endAt(p.expiresAt);
     stream.onClose(() => {
       if (s.stream === stream) s.stream = undefined;
     });

@@ -14,6 +14,8 @@ export type Session = {
   tokenHash?: string;
   /** The standalone GET stream, if the client opened one. */
   stream?: SseStream;
+  /** Hash of the access token that opened `stream`: its revocation ends the stream. */
+  streamTokenHash?: string;
   created: number;
   lastSeen: number;
 };

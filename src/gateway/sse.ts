@@ -14,6 +14,9 @@ export const SSE_HEADERS = {
   'x-accel-buffering': 'no',
 } as const;
 
+/** setTimeout's longest delay; a later end comes early, and the client reconnects. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * One Server-Sent Events stream. A reader that stays too slow loses its stream, not the broker's
  * memory: once more than `maxQueuedBytes` wait in the socket buffer the stream is destroyed.
@@ -58,6 +61,16 @@ export class SseStream {
     }
     this.#res.write(frame);
     return true;
+  }
+
+  /**
+   * Ends the stream at `at` (epoch ms): a standalone stream lives no longer than the access token
+   * that opened it; the client reconnects with its new one.
+   */
+  endAt(at: number): void {
+    const timer = setTimeout(() => this.end(), Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS));
+    timer.unref();
+    this.onClose(() => clearTimeout(timer));
   }
 
   end(): void {

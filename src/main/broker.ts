@@ -156,7 +156,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     log,
     events: {
       notification: (userId, msg) => gateway?.broadcast(userId, msg),
-      orphanRequest: (userId) => gateway?.orphanRequest(userId),
+      orphanRequest: (userId, msg) => gateway?.orphanRequest(userId, msg),
     },
   });
   gateway = new Gateway({

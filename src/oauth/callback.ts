@@ -3,6 +3,7 @@
 // identified and checked against the allow-lists, their one Forgejo credential replaced, and the
 // client gets a single-use broker code.
 import { randomUUID } from 'node:crypto';
+import { ResponseBodyError } from 'oauth4webapi';
 import type { ForgejoUser } from '../forgejo/client.ts';
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { AuthRequestRecord } from '../store/store.ts';
@@ -74,8 +75,18 @@ async function finish(
     tokens = await ctx.forgejo.exchangeCode(params, state, ar.upstreamVerifier);
     user = await ctx.forgejo.userinfo(tokens.accessToken);
   } catch (e) {
-    ctx.log.warn({ err: { name: (e as Error).name, message: (e as Error).message } }, 'Forgejo login failed');
-    return back({ error: 'server_error', error_description: 'signing in to Forgejo failed' });
+    const failure = describeUpstreamFailure(e, ctx.forgejoUrl);
+    ctx.log.warn(
+      { err: { name: (e as Error).name, message: (e as Error).message }, cause: failure.cause },
+      'Forgejo login failed',
+    );
+    const url = back({ error: 'server_error', error_description: 'signing in to Forgejo failed' }).headers[
+      'location'
+    ] as string;
+    return errorPage(502, 'Sign-in could not be completed', failure.message, {
+      href: url,
+      text: 'Return to the application',
+    });
   }
   if (!isAllowed(ctx, user)) {
     ctx.log.info({ userId: user.id }, 'user refused by the allow-list');
@@ -134,4 +145,41 @@ async function finish(
     clientName: ar.clientName,
   });
   return back({ code });
+}
+
+/**
+ * Why the code exchange or userinfo call failed, for the operator's log line and in words the user
+ * can pass on: the broker's own Forgejo credentials refused, Forgejo unreachable, or another answer.
+ * Forgejo's error descriptions name no secret, so they are quoted.
+ */
+export function describeUpstreamFailure(e: unknown, forgejoUrl: string): { cause: string; message: string } {
+  if (e instanceof ResponseBodyError) {
+    const said = `${e.error}${e.error_description ? `: ${e.error_description}` : ''}`;
+    if (e.error === 'invalid_client' || /client secret|cannot load client/i.test(e.error_description ?? '')) {
+      return {
+        cause: `Forgejo refused the broker's client credentials (${said})`,
+        message: `Forgejo refused this server's own credentials (${said}). The operator must correct FORGEJO_CLIENT_ID or FORGEJO_CLIENT_SECRET; nothing is wrong with your account.`,
+      };
+    }
+    return {
+      cause: `Forgejo refused the code exchange (${said})`,
+      message: `Forgejo refused to complete the sign-in (${said}). Try again from your application; if it persists, tell the operator.`,
+    };
+  }
+  const err = e as Error & { cause?: { code?: string } };
+  const network =
+    err.name === 'TimeoutError' ||
+    (err.name === 'TypeError' && /fetch failed/i.test(err.message)) ||
+    ['ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT'].includes(err.cause?.code ?? '');
+  if (network) {
+    return {
+      cause: `Forgejo at ${forgejoUrl} is unreachable (${err.cause?.code ?? err.name})`,
+      message: `This server could not reach Forgejo at ${forgejoUrl} to complete your sign-in. Try again later; if it persists, tell the operator.`,
+    };
+  }
+  return {
+    cause: `unexpected answer from Forgejo (${err.message})`,
+    message:
+      'Forgejo gave this server an answer it could not use to complete your sign-in. Tell the operator.',
+  };
 }

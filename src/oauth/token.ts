@@ -247,7 +247,9 @@ async function refreshGrant(
 function admit(ctx: AuthContext, req: OAuthRequest, client: ClientRecord): OAuthResponse | undefined {
   const key = clientKey(client.clientId, req.ip);
   const wait = client.authMethod === 'none' ? ctx.rateLimits.wait(key) : ctx.rateLimits.take(key);
-  return wait > 0 ? slowDown(wait) : undefined;
+  if (wait === 0) return undefined;
+  metrics.rateLimited.inc({ bucket: 'token-client' });
+  return slowDown(wait);
 }
 
 /** Charges what `admit` left open: a public client's proven request to it, any failure before that to the source. */

@@ -197,6 +197,11 @@ export class Pool {
         orphanRequest: (msg) => this.#o.events.orphanRequest(userId, msg),
         garbage: (info) =>
           this.#o.log.warn({ child: e.user.login, ...info }, 'skipped a stdout line that is not JSON-RPC'),
+        dropped: (info) =>
+          this.#o.log.info(
+            { child: e.user.login, ...info },
+            'dropped a message no single client app may see',
+          ),
       },
     });
     try {

@@ -2,7 +2,7 @@
 // OAuth flow as a demo user, call a tool, press Ctrl-C, and find no process of the demo left.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
@@ -12,25 +12,11 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { freePort } from '../support/oauth-harness.ts';
 import { ScriptedOAuthProvider } from '../support/scripted-oauth.ts';
-import { eventually } from '../support/wait.ts';
+import { processesMentioning as demoProcesses, eventually } from '../support/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const data = mkdtempSync(join(tmpdir(), 'broker-demo-'));
 after(() => rmSync(data, { recursive: true, force: true }));
-
-/** Pids of every process whose environment mentions the demo's data folder or its Forgejo port. */
-function demoProcesses(marker: string): number[] {
-  const found: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      const env = readFileSync(`/proc/${d}/environ`, 'utf8');
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      if (env.includes(marker) || cmd.includes(marker)) found.push(Number(d));
-    } catch {}
-  }
-  return found;
-}
 
 it('make demo: banner, OAuth as a demo user, list_my_repos, then Ctrl-C leaves nothing behind', async () => {
   const port = await freePort();

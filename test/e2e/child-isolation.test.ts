@@ -3,21 +3,32 @@
 // the broker's FORGEJO_CLIENT_SECRET from the broker's environ, the database and the key file.
 // With the sandbox nothing is within reach; without it everything is, and the broker says so.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type ForgejoEmulator, startForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
 import { FAULT_SERVER } from '../support/gateway-stack.ts';
 import { brokerToken, connectV1, textOf } from '../support/mcp-oauth-client.ts';
-import {
-  FORGEJO_CLIENT_ID,
-  FORGEJO_CLIENT_SECRET,
-  freePort,
-  testBrokerEnv,
-} from '../support/oauth-harness.ts';
-import { E2E_USERS } from './support.ts';
+import { FORGEJO_CLIENT_SECRET, freePort, testBrokerEnv } from '../support/oauth-harness.ts';
+import { startEmulatorFor } from '../support/oauth-stack.ts';
+import { eventually } from '../support/wait.ts';
+
+/** Live processes (bubblewrap or the child it runs) whose command line names the fault server. */
+function childProcesses(): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(FAULT_SERVER);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 type Peek = { processes: number; otherTokens: number; found: string[]; readable: string[] };
 
@@ -32,14 +43,8 @@ async function brokerWith(isolation: string): Promise<{ broker: BrokerProcess; d
   // itself must be what is hidden.
   const dir = mkdtempSync(join('/var/tmp', 'broker-isolation-'));
   assert.ok(!dir.startsWith(tmpdir()));
-  const emulator: ForgejoEmulator = await startForgejoEmulator({
-    users: E2E_USERS,
-    apps: [
-      { clientId: FORGEJO_CLIENT_ID, clientSecret: FORGEJO_CLIENT_SECRET, name: 'broker', redirectUris: [] },
-    ],
-  });
   const port = await freePort();
-  emulator.setRedirectUris(FORGEJO_CLIENT_ID, [`http://127.0.0.1:${port}/oauth/callback`]);
+  const emulator = await startEmulatorFor(`http://127.0.0.1:${port}`);
   const broker = await startBroker({
     BROKER_LISTEN: `127.0.0.1:${port}`,
     ...testBrokerEnv({ publicUrl: `http://127.0.0.1:${port}`, forgejoUrl: emulator.url, dir }),
@@ -85,9 +90,13 @@ describe('child isolation', () => {
     assert.equal(said?.['level'], 'info');
     assert.match(String(said?.['msg']), /own PID namespace/);
     const peek = await attack(broker, dir);
-    assert.deepEqual(peek, { processes: peek.processes, otherTokens: 0, found: [], readable: [] });
-    // Its own process and bubblewrap's init: nothing else exists for it.
-    assert.ok(peek.processes <= 2, `${peek.processes} processes visible`);
+    assert.deepEqual(peek, { processes: 1, otherTokens: 0, found: [], readable: [] });
+    // On SIGTERM the sandboxed children stop with the broker, and nothing of theirs is left.
+    assert.ok(childProcesses().length >= 2, 'both children run');
+    broker.proc.kill('SIGTERM');
+    assert.equal((await broker.exited).code, 0);
+    assert.ok(logLines(broker).filter((l) => l['msg'] === 'child stopped').length >= 2);
+    assert.ok(await eventually(() => childProcesses().length === 0), `left: ${childProcesses()}`);
   });
 
   it('none: the same child takes a sibling’s token, the broker’s secret and both files; the broker warns at startup', async () => {

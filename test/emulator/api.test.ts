@@ -429,9 +429,9 @@ describe('userinfo', () => {
     assert.equal('groups' in body, false);
   });
 
-  it('answers 401 text/plain "no valid authorization" with WWW-Authenticate without a valid token', async () => {
+  it('answers 401 text/plain "no valid authorization" with WWW-Authenticate without a token (Basic is not one here)', async () => {
     const basic = `Basic ${Buffer.from(`alice:${USERS.alice.password}`).toString('base64')}`;
-    for (const authorization of [undefined, 'Bearer nope', basic, `Bearer ${alice.refresh_token}`]) {
+    for (const authorization of [undefined, basic]) {
       const res = await fetch(`${emu.url}/login/oauth/userinfo`, {
         headers: authorization ? { authorization } : {},
       });
@@ -439,6 +439,19 @@ describe('userinfo', () => {
       assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
       assert.equal(res.headers.get('www-authenticate'), 'Bearer realm=""');
       assert.equal(await res.text(), 'no valid authorization');
+    }
+  });
+
+  it('answers a token that resolves to no user as Forgejo’s web auth middleware does: 401 text, no WWW-Authenticate', async () => {
+    for (const authorization of ['Bearer nope', `Bearer ${alice.refresh_token}`, 'token nope']) {
+      const res = await fetch(`${emu.url}/login/oauth/userinfo`, { headers: { authorization } });
+      assert.equal(res.status, 401, authorization);
+      assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+      assert.equal(res.headers.get('www-authenticate'), null);
+      assert.match(
+        await res.text(),
+        /^Credentials are incorrect or have expired\. .*issues\/2809 for more information\n$/,
+      );
     }
   });
 });

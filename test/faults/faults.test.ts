@@ -136,6 +136,9 @@ describe('fault-server behind the broker (BROKER_CALL_TIMEOUT=1s)', () => {
       env: {
         BROKER_CHILD_COMMAND: `"${process.execPath}" "${FAULT_SERVER}"`,
         BROKER_CALL_TIMEOUT: '1s',
+        // These tests signal the child by the pid it reports: its host pid only outside a sandbox
+        // (test/e2e/child-isolation.test.ts covers the sandboxed child).
+        BROKER_CHILD_ISOLATION: 'none',
       },
     });
     pids = recordChildPids(s.broker.supervisor);

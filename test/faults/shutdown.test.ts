@@ -14,7 +14,15 @@ after(async () => {
 
 /** The broker process with fault-server children and this grace for SIGTERM. */
 const startShutdownBroker = (graceMs: number) =>
-  startFaultBroker({ BROKER_SHUTDOWN_GRACE: `${graceMs}ms` }, cleanups);
+  startFaultBroker(
+    {
+      BROKER_SHUTDOWN_GRACE: `${graceMs}ms`,
+      // The children's self-reported pids are host pids only outside a sandbox; the sandboxed stop
+      // is covered by test/e2e/child-isolation.test.ts.
+      BROKER_CHILD_ISOLATION: 'none',
+    },
+    cleanups,
+  );
 
 function assertStoppedCleanly(b: BrokerProcess): void {
   const stopped = logLines(b).find((l) => l['msg'] === 'broker stopped');

@@ -7,7 +7,7 @@ import {
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { type GatewayStack, startGatewayStack } from '../support/gateway-stack.ts';
+import { drainBody, type GatewayStack, startGatewayStack } from '../support/gateway-stack.ts';
 import { eventually } from '../support/wait.ts';
 
 let stack: GatewayStack;
@@ -420,18 +420,7 @@ describe('notifications that belong to no request', () => {
       headers: { authorization: `Bearer ${token}`, 'mcp-session-id': sid, accept: 'text/event-stream' },
     });
     assert.equal(res.status, 200);
-    let buf = '';
-    const reader = res.body!.getReader();
-    void (async () => {
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) return;
-          buf += new TextDecoder().decode(value);
-        }
-      } catch {}
-    })();
-    return { sid, text: () => buf, close: () => ctrl.abort() };
+    return { sid, text: drainBody(res).text, close: () => ctrl.abort() };
   }
 
   it('list-changed goes to every session of the user, and to no other user', async () => {

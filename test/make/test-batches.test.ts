@@ -92,6 +92,31 @@ describe('make test batches (scripts/test-batches.ts)', () => {
     assert.equal(text.trimEnd().split('\n').at(-1), '2 passed, 0 failed');
   });
 
+  it('a batch that did not run fails make test where it is required (CI), and only there', async () => {
+    const real = (required: boolean) => ({
+      name: 'real server',
+      files: ['b-*.test.ts'],
+      notRunBecause: () => 'no suitable Go',
+      required: () => required,
+    });
+    const optional = await runAll([{ name: 'first', files: ['b-*.test.ts'] }, real(false)], {
+      cwd: dir,
+      echo: () => {},
+    });
+    assert.equal(optional.ok, true);
+    assert.match(optional.text, /^- real server: NOT RUN \(no suitable Go\)$/m);
+    const required = await runAll([{ name: 'first', files: ['b-*.test.ts'] }, real(true)], {
+      cwd: dir,
+      echo: () => {},
+    });
+    assert.equal(required.ok, false);
+    assert.match(
+      required.text,
+      /^- real server: NOT RUN \(no suitable Go\) — required here, so make test fails$/m,
+    );
+    assert.equal(required.text.trimEnd().split('\n').at(-1), '2 passed, 0 failed');
+  });
+
   it("make test's batches together take every test file of the repository once", () => {
     const root = join(import.meta.dirname, '..', '..');
     const all = batchFiles({ name: 'all', files: ['test/*/*.test.ts'] }, root);

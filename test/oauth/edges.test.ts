@@ -2,6 +2,7 @@
 // before the fix.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { metrics } from '../../src/metrics/metrics.ts';
 import { CimdResolver } from '../../src/oauth/cimd.ts';
 import { OAuthError } from '../../src/oauth/respond.ts';
 import { hashSecret, newSecret } from '../../src/store/secrets.ts';
@@ -391,7 +392,11 @@ describe('rate limits keyed on a client id nobody proved', () => {
     assert.equal(await refresh('198.51.100.2', { client_id: pub.client_id }), 400, 'nor is the public one');
     // Once it authenticated, a client's requests are its own, from wherever they come.
     assert.equal(await refresh('198.51.100.3', right), 400);
+    const counted = async () =>
+      (await metrics.rateLimited.get()).values.find((v) => v.labels['bucket'] === 'token-client')?.value ?? 0;
+    const before = await counted();
     assert.equal(await refresh('198.51.100.4', right), 429, 'its own bucket still limits it');
+    assert.equal(await counted(), before + 1, 'and the refusal is counted');
   });
 
   it('a stranger’s failing calls to a registration’s management URI do not lock out the client', async () => {

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dumpTables, FORGEJO_CLIENT_SECRET, form, pkce, registerClient } from '../support/oauth-harness.ts';
 import { browserFlow, fullFlow, type Stack, startStack, tokenRequest } from '../support/oauth-stack.ts';
-import { UserAgent } from '../support/user-agent.ts';
+import { decodeEntities, UserAgent } from '../support/user-agent.ts';
 
 const CB = 'https://app.example/cb';
 
@@ -495,17 +495,41 @@ describe('callback failures and purging', () => {
     }
   });
 
-  it('a failing Forgejo code exchange → server_error to the client, and nothing is logged that is secret', async () => {
+  it('a failing Forgejo code exchange → a page naming the cause, a way back with server_error, an operator line, nothing secret logged', async () => {
     const s = await startStack({ env: { FORGEJO_CLIENT_SECRET: 'not-the-secret' } });
     try {
       const c = await registerClient(s.url, {
         redirect_uris: [CB],
         token_endpoint_auth_method: 'client_secret_post',
       });
-      const { params } = await browserFlow(s.url, { clientId: c.client_id, redirectUri: CB });
-      assert.equal(params.get('error'), 'server_error');
-      assert.equal(params.get('code'), null);
-      assert.ok(s.logs.lines().some((l) => l['msg'] === 'Forgejo login failed'));
+      const ua = new UserAgent();
+      const stop = (u: URL) => u.href.startsWith(`${CB}?`);
+      const q = new URLSearchParams({
+        response_type: 'code',
+        client_id: c.client_id,
+        redirect_uri: CB,
+        code_challenge: pkce().challenge,
+        code_challenge_method: 'S256',
+        state: 'f1',
+      });
+      let p = await ua.get(`${s.url}/oauth/authorize?${q}`, { stop });
+      p = await ua.submit(p, 'consent-form', { button: 'consent-approve', stop });
+      p = await ua.submit(p, 'login-form', { fields: { user_name: 'bob', password: 'bob-pw' }, stop });
+      p = await ua.submit(p, 'grant-form', { button: 'grant-approve', stop });
+      assert.equal(p.status, 502);
+      assert.match(
+        p.body,
+        /refused this server&#39;s own credentials \(unauthorized_client: invalid client secret\)/,
+      );
+      const back = new URL(decodeEntities(/id="return-link" href="([^"]+)"/.exec(p.body)?.[1] ?? ''));
+      assert.equal(back.searchParams.get('error'), 'server_error');
+      assert.equal(back.searchParams.get('state'), 'f1');
+      assert.equal(back.searchParams.get('code'), null);
+      const line = s.logs.lines().find((l) => l['msg'] === 'Forgejo login failed');
+      assert.match(
+        String(line?.['cause']),
+        /client credentials \(unauthorized_client: invalid client secret\)/,
+      );
       assert.ok(!s.logs.text().includes('not-the-secret'));
     } finally {
       await s.closeAll();

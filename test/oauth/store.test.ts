@@ -5,15 +5,21 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { hashSecret, newSecret } from '../../src/store/secrets.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import type { AuthRequestRecord } from '../../src/store/store.ts';
+import type { AuthRequestRecord, TokenPair } from '../../src/store/store.ts';
 
-describe('SqliteStore: pending authorizations', () => {
+/** A store in a temporary folder, closed and removed after the suite. */
+function openStore(): SqliteStore {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-oauth-store-'));
   const store = new SqliteStore({ path: join(tmp, 'b.db'), secretKey: Buffer.alloc(32, 9) });
   after(async () => {
     await store.close();
     rmSync(tmp, { recursive: true, force: true });
   });
+  return store;
+}
+
+describe('SqliteStore: pending authorizations', () => {
+  const store = openStore();
   const now = 1_000_000;
   const request = (expiresAt = now + 600_000): AuthRequestRecord => ({
     idHash: hashSecret(newSecret()),
@@ -156,5 +162,64 @@ describe('SqliteStore: pending authorizations are bounded per source, per client
     assert.equal(await alive(store, a), true);
     assert.equal(await alive(store, b), true);
     await store.close();
+  });
+});
+
+describe('SqliteStore: refresh grace', () => {
+  const store = openStore();
+  const now = 1_000_000;
+  const pair = (): TokenPair => ({
+    accessHash: hashSecret(newSecret()),
+    accessExpiresAt: now + 3_600_000,
+    refreshHash: hashSecret(newSecret()),
+    refreshExpiresAt: now + 86_400_000,
+  });
+  const tokens = () => Number(store.db.prepare('SELECT COUNT(*) AS n FROM oauth_token').get()?.['n']);
+
+  async function grantWithTokens(): Promise<TokenPair> {
+    const grantId = newSecret();
+    const codeHash = hashSecret(newSecret());
+    await store.createGrant(
+      { grantId, userId: 1, login: 'u', clientId: 'c', scopes: ['mcp'], resource: 'r', createdAt: now },
+      {
+        codeHash,
+        grantId,
+        clientId: 'c',
+        redirectUri: 'https://c.example/cb',
+        codeChallenge: 'x'.repeat(43),
+        resource: 'r',
+        expiresAt: now + 60_000,
+        usedAt: null,
+      },
+    );
+    const first = pair();
+    assert.equal(await store.redeemCode(codeHash, now, first), 'ok');
+    return first;
+  }
+
+  it('answers a retry with the successor it stored, storing nothing, and keeps a revoked access token revoked', async () => {
+    const first = await grantWithTokens();
+    const next = pair();
+    const a = await store.rotateRefreshToken(first.refreshHash, 'c', now, 30_000, next);
+    assert.ok(a.ok && !a.graceReuse);
+    assert.equal(a.accessExpiresAt, next.accessExpiresAt);
+    const before = tokens();
+    assert.equal(await store.revokeToken(next.accessHash, 'c'), 'access');
+    const b = await store.rotateRefreshToken(first.refreshHash, 'c', now + 1000, 30_000, next);
+    assert.ok(b.ok && b.graceReuse);
+    assert.equal(b.accessExpiresAt, now + 1000, 'the revoked access token is not re-created: expires now');
+    assert.equal(tokens(), before - 1, 'nothing was stored for the retry');
+    assert.equal(await store.findAccessToken(next.accessHash), undefined);
+  });
+
+  it('stores the successor on a retry only when it was never stored (rotated under an earlier key)', async () => {
+    const first = await grantWithTokens();
+    assert.ok((await store.rotateRefreshToken(first.refreshHash, 'c', now, 30_000, pair())).ok);
+    const other = pair();
+    const b = await store.rotateRefreshToken(first.refreshHash, 'c', now + 1000, 30_000, other);
+    assert.ok(b.ok && b.graceReuse);
+    assert.ok(await store.findAccessToken(other.accessHash));
+    const c = await store.rotateRefreshToken(first.refreshHash, 'c', now + 2000, 30_000, other);
+    assert.deepEqual(c, { ok: false, reason: 'reused' }, 'the grace is still used once');
   });
 });

@@ -1,6 +1,7 @@
 // The /mcp stack with real parts below the OAuth server: Fastify, gateway, pool, supervisor and
 // real child processes. Bearer tokens map to fixed users here; the end-to-end tests run the real
 // authorization server instead.
+import type { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +59,40 @@ export const USERS: Record<string, Principal> = {
   },
 };
 
+/**
+ * Adds bearer token `name` for alice: of her usual grant unless another is named, expiring when
+ * told. Tests use it for two apps of one user, refreshed tokens and tokens about to expire.
+ */
+export function aliceToken(name: string, o: { grantId?: string; expiresInMs?: number } = {}): string {
+  const alice = USERS['token-alice'] as Principal;
+  USERS[name] = {
+    ...alice,
+    grantId: o.grantId ?? alice.grantId,
+    tokenHash: `hash-${name}`,
+    expiresAt: Date.now() + (o.expiresInMs ?? 3_600_000),
+  };
+  return name;
+}
+
+/** Reads a response body to its end in the background: what came so far, and when it ended (0: not yet). */
+export function drainBody(res: Response): { text: () => string; endedAt: () => number } {
+  let buf = '';
+  let endedAt = 0;
+  void (async () => {
+    const reader = res.body?.getReader();
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        const chunk = await reader?.read();
+        if (!chunk || chunk.done) break;
+        buf += decoder.decode(chunk.value, { stream: true });
+      }
+    } catch {}
+    endedAt = Date.now();
+  })();
+  return { text: () => buf, endedAt: () => endedAt };
+}
+
 export type GatewayStack = {
   url: string;
   app: App;
@@ -75,6 +110,8 @@ export async function startGatewayStack(
     callTimeoutMs?: number;
     maxSessionsPerUser?: number;
     limits?: Partial<HttpLimits>;
+    /** Revocation announcements, as the OAuth side makes them. */
+    events?: EventEmitter;
   } = {},
 ): Promise<GatewayStack> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
@@ -108,7 +145,7 @@ export async function startGatewayStack(
     log: logs.log,
     events: {
       notification: (userId, msg) => gateway?.broadcast(userId, msg),
-      orphanRequest: (userId) => gateway?.orphanRequest(userId),
+      orphanRequest: (userId, msg) => gateway?.orphanRequest(userId, msg),
     },
     ...opts.pool,
   });
@@ -137,6 +174,7 @@ export async function startGatewayStack(
     maxSessionsPerUser: opts.maxSessionsPerUser ?? 50,
     sessionIdleMs: 3_600_000,
     parkTtlMs: 60_000,
+    ...(opts.events ? { events: opts.events } : {}),
   });
   return {
     url: `${publicUrl}/mcp`,

@@ -1,7 +1,9 @@
 // The browser step of a real MCP client's OAuth flow, scripted with the cookie-jar user agent: from
 // the broker's authorization URL through consent, the emulator's login and grant pages, up to the
-// redirect to the client's callback (which is returned, not followed, unless asked to).
-import { type Page, UserAgent } from './user-agent.ts';
+// redirect to the client's callback (which is returned, not followed, unless asked to). The forms
+// are found by what they post to, so a real Gitea's pages work as the emulator's do.
+import { walkForge } from './forge-walk.ts';
+import { UserAgent } from './user-agent.ts';
 
 export type Login = { login: string; password: string };
 
@@ -15,26 +17,7 @@ export async function walkAuthorization(
   who: Login,
   ua = new UserAgent(),
 ): Promise<URL> {
-  const opts = { stop: isCallback };
-  let page: Page = await ua.get(authorizationUrl, opts);
-  for (let step = 0; step < 6; step++) {
-    if (page.location !== undefined) return new URL(page.location);
-    if (page.body.includes('id="consent-form"')) {
-      page = await ua.submit(page, 'consent-form', { button: 'consent-approve', ...opts });
-    } else if (page.body.includes('id="login-form"')) {
-      page = await ua.submit(page, 'login-form', {
-        fields: { user_name: who.login, password: who.password },
-        ...opts,
-      });
-    } else if (page.body.includes('id="grant-form"')) {
-      page = await ua.submit(page, 'grant-form', { button: 'grant-approve', ...opts });
-    } else {
-      break;
-    }
-  }
-  throw new Error(
-    `authorization did not reach the client callback: ${page.status} ${page.url}\n${page.body.slice(0, 400)}`,
-  );
+  return (await walkForge(ua, authorizationUrl, who, isCallback)).location;
 }
 
 /**

@@ -98,22 +98,29 @@ export class UserAgent {
   }
 
   /**
-   * Submits the form with this id on the page, as a browser would when `button` (an element id) is
-   * clicked: its fields, `fields` overriding or adding values, the clicked button's name=value.
+   * Submits the form with this id (or the first one the predicate accepts) on the page, as a browser
+   * would when `button` (an element id, or a predicate) is clicked: its fields, `fields` overriding or
+   * adding values, the clicked button's name=value.
    */
   async submit(
     page: Page,
-    formId: string,
-    options: { fields?: Record<string, string>; button?: string } & FollowOptions = {},
+    formId: string | ((f: HtmlForm) => boolean),
+    options: {
+      fields?: Record<string, string>;
+      button?: string | ((b: FormButton) => boolean);
+    } & FollowOptions = {},
   ): Promise<Page> {
-    const form = findForm(page.body, formId);
-    if (!form) throw new Error(`no form #${formId} on ${page.url}`);
+    const form =
+      typeof formId === 'string' ? findForm(page.body, formId) : parseForms(page.body).find(formId);
+    if (!form)
+      throw new Error(`no form ${typeof formId === 'string' ? `#${formId}` : 'matching'} on ${page.url}`);
     const params = new URLSearchParams();
     for (const [k, v] of form.fields) if (!(options.fields && k in options.fields)) params.append(k, v);
     for (const [k, v] of Object.entries(options.fields ?? {})) params.append(k, v);
     if (options.button !== undefined) {
-      const button = form.buttons.find((b) => b.id === options.button);
-      if (!button) throw new Error(`no button #${options.button} in form #${formId}`);
+      const wanted = options.button;
+      const button = form.buttons.find((b) => (typeof wanted === 'string' ? b.id === wanted : wanted(b)));
+      if (!button) throw new Error(`no such button in form ${form.id ?? form.action}`);
       if (button.name) params.append(button.name, button.value);
     }
     const action = new URL(form.action || page.url, page.url);

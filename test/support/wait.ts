@@ -1,5 +1,6 @@
 // Waiting in tests for what another process or a timer brings about: one bounded polling loop, and
 // the process liveness checks most of those waits are about.
+import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type WaitOptions = {
@@ -85,4 +86,18 @@ export async function waitForAsync(
     }
     await sleep(opts.intervalMs ?? INTERVAL_MS);
   }
+}
+
+/** Pids of every other process whose environment or command line mentions `marker` (a folder, a port). */
+export function processesMentioning(marker: string): number[] {
+  const found: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${d}/environ`, 'utf8');
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (env.includes(marker) || cmd.includes(marker)) found.push(Number(d));
+    } catch {}
+  }
+  return found;
 }
