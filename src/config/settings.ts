@@ -407,9 +407,9 @@ export const settings = {
   }),
   keepAliveTimeout: setting({
     env: 'BROKER_KEEPALIVE_TIMEOUT',
-    default: '30s',
-    example: '10s',
-    help: 'An idle keep-alive connection is closed after this long. Behind a reverse proxy, keep it above the proxy’s own idle timeout for upstream connections (the shipped Caddyfile uses 20s).',
+    default: '72s',
+    example: '30s',
+    help: 'An idle keep-alive connection is closed after this long. Behind a reverse proxy, keep it above the proxy’s own idle timeout for upstream connections (the shipped Caddyfile uses 60s).',
     parse: parsePositiveDuration,
   }),
   unauthenticatedBuffer: setting({

@@ -21,7 +21,9 @@ export type HttpLimits = {
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   bodyTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 30_000,
+  // Shorter ones (30 s was tried) made browsers' reused connections race the close during
+  // sign-ins against a real Gitea (test/real); 72 s is what Fastify, and the broker, always had.
+  keepAliveTimeoutMs: 72_000,
   unauthenticatedBufferBytes: 8 * 1024 * 1024,
 };
 
