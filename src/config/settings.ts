@@ -166,6 +166,16 @@ export const gatewaySettings = {
     help: 'Longest wait for one answer from an MCP server; progress notifications restart the clock.',
     parse: parseDuration,
   }),
+  maxResultChars: setting({
+    env: 'BROKER_MAX_RESULT_CHARS',
+    default: '145000',
+    example: '100000',
+    help: 'Longest tool result, in characters of text, passed on whole; a longer one is cut to fit with a note saying so and how long it was (Claude.ai cuts results silently at about 150000). 0: no limit.',
+    parse: (raw) => {
+      if (!/^\d+$/.test(raw.trim())) throw new Error('must be a whole number (0 for no limit)');
+      return Number(raw);
+    },
+  }),
   childStartTimeout: setting({
     env: 'BROKER_CHILD_START_TIMEOUT',
     default: '20s',

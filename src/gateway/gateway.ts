@@ -20,6 +20,7 @@ import { answerThrown, HttpError, refuse, requestIdOf, withRequestId } from './h
 import { ParkedCalls } from './mrtr.ts';
 import { ParamHeaders } from './param-headers.ts';
 import { parseAccept } from './post-response.ts';
+import { limitedSink } from './result-limit.ts';
 import { Routing } from './routing.ts';
 import { SessionTransport } from './session-transport.ts';
 import { SessionRegistry } from './sessions.ts';
@@ -47,7 +48,9 @@ export class Gateway {
     });
     this.#ctx = { o: options, gate: this.gate, sessions: this.sessions };
     this.#routing = new Routing(this.sessions, options.pool, options.log);
-    this.#parked = new ParkedCalls(options.parkTtlMs, options.onCall);
+    this.#parked = new ParkedCalls(options.parkTtlMs, options.onCall, (r, sink, userId) =>
+      limitedSink(r, sink, options.maxResultChars ?? 0, options.log, userId),
+    );
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
     this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked, this.#params);
     this.#sweeper = setInterval(() => this.#sweep(), 30_000);

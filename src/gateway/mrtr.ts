@@ -20,6 +20,7 @@ import {
   clientCapabilitiesOf,
   decorateResult,
   forChild,
+  META,
   MISSING_CAPABILITY,
   translateError,
 } from './envelope.ts';
@@ -35,19 +36,39 @@ import type { Parked } from './types.ts';
  */
 export const SETTLE_MS = 25;
 
+/** RFC 5424 severities, as MCP names them, least severe first. */
+const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+/** Whether a 2026 request's `_meta` logLevel lets a log message at `log.level` through. */
+function logWanted(
+  request: Record<string, unknown> | undefined,
+  log: Record<string, unknown> | undefined,
+): boolean {
+  const meta = request?.['_meta'] as Record<string, unknown> | undefined;
+  const wanted = LOG_LEVELS.indexOf(String(meta?.[`${META}logLevel`]));
+  return wanted >= 0 && LOG_LEVELS.indexOf(String(log?.['level'])) >= wanted;
+}
+
 /** A call may leave at most this many questions open; more is a child gone wrong. */
 const MAX_OPEN = 32;
 
 export class ParkedCalls {
   readonly #parked = new Map<string, Parked>();
   readonly #ttlMs: number;
+  readonly #limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink;
   readonly #sealer = new RequestStateSealer();
 
   readonly #onCall: CallObserver | undefined;
 
-  constructor(ttlMs: number, onCall?: CallObserver) {
+  /** `limit` wraps the child's answer to a call (tool results cut to size). */
+  constructor(
+    ttlMs: number,
+    onCall?: CallObserver,
+    limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink = (_r, s) => s,
+  ) {
     this.#onCall = onCall;
     this.#ttlMs = ttlMs;
+    this.#limit = limit;
   }
 
   get size(): number {
@@ -78,12 +99,8 @@ export class ParkedCalls {
       created: Date.now(),
     };
     this.#watch(x, post);
-    bridge.call(
-      forChild(r),
-      observedSink(r, p, this.#sink(x, serverInfo), this.#onCall),
-      x.origin,
-      p.grantId,
-    );
+    const sink = this.#limit(r, this.#sink(x, serverInfo), p.userId);
+    bridge.call(forChild(r), observedSink(r, p, sink, this.#onCall), x.origin, p.grantId);
   }
 
   /**
@@ -101,6 +118,9 @@ export class ParkedCalls {
           this.#question(x, msg);
           return true;
         }
+        // 2026 clients ask for log messages per request (`_meta` logLevel); without it, none.
+        if ('method' in msg && msg.method === 'notifications/message' && !logWanted(x.params, msg.params))
+          return true;
         return x.post && !x.post.done && x.open.size === 0 ? x.post.send(msg, false) : false;
       },
     };

@@ -19,6 +19,7 @@ import { MODERN_VERSION } from './envelope.ts';
 import type { Principal } from './gate.ts';
 import { bridgeFor, HttpError } from './http-errors.ts';
 import { type Accepts, PostResponse, parseAccept } from './post-response.ts';
+import { limitedSink } from './result-limit.ts';
 import type { Routing } from './routing.ts';
 import type { Session } from './sessions.ts';
 import { SseStream } from './sse.ts';
@@ -122,7 +123,9 @@ export class SessionTransport {
         .then((m) => post.send(m, true));
       return;
     }
-    bridge.call(r, observedSink(r, p, post.sink, this.#ctx.o.onCall), session.id, session.grantId);
+    const { maxResultChars = 0, log, onCall } = this.#ctx.o;
+    const sink = limitedSink(r, post.sink, maxResultChars, log, user.id);
+    bridge.call(r, observedSink(r, p, sink, onCall), session.id, session.grantId);
   }
 
   #notify(session: Session, m: JsonRpcNotification): void {

@@ -22,6 +22,8 @@ export type GatewayOptions = GateOptions & {
   sessionIdleMs: number;
   /** How long a 2026 call may wait for the client to answer its server-to-client requests. */
   parkTtlMs: number;
+  /** Most characters of text in a tool result before it is cut with a note; 0 or absent: no limit. */
+  maxResultChars?: number;
   /** Told of every call relayed to a child when its final answer leaves (metrics, audit). */
   onCall?: CallObserver;
   /** Revocation announcements from the OAuth side: grantRevoked({grantId,userId}), userRevoked(userId), tokenChanged(userId). */

@@ -23,6 +23,8 @@ const SECRET_KEYS = new Set(
     'codeVerifier',
     'client_secret',
     'clientSecret',
+    'registration_access_token',
+    'registrationToken',
     'secret',
     'password',
     'state',

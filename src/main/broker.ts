@@ -170,6 +170,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     maxSessionsPerUser: config.maxSessionsPerUser,
     sessionIdleMs: config.sessionIdle,
     parkTtlMs: config.callTimeout,
+    maxResultChars: config.maxResultChars,
     events: credentials.events,
     onCall: callTelemetry(store, audit),
   });

@@ -4,8 +4,20 @@
 // initialize and a fresh session per exchange), and an expired access token refreshed or replaced
 // by a new authorization.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { CLAUDE_MCP_UA, CLAUDE_OAUTH_UA, ClaudeAi, LEGACY, MODERN } from '../support/claude-ai.ts';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import {
+  CLAUDE_MCP_UA,
+  CLAUDE_OAUTH_UA,
+  ClaudeAi,
+  ClaudeAiError,
+  LEGACY,
+  MODERN,
+} from '../support/claude-ai.ts';
 import { type Stack, startStack } from '../support/oauth-stack.ts';
 import { E2E_USERS, fullNames, repoNames, STANDIN_TOOLS } from './support.ts';
 
@@ -31,6 +43,16 @@ function mcpRequests(c: ClaudeAi) {
       status: r.status,
     }));
 }
+
+/** tools/list then tools/call on a 2025 server, each in a session of its own, as Claude.ai does now. */
+const LEGACY_LIST_THEN_CALL = [
+  'initialize 200',
+  'notifications/initialized 202',
+  'tools/list 200',
+  'initialize 200',
+  'notifications/initialized 202',
+  'tools/call 200',
+];
 
 function expireAccessTokens(): void {
   s.broker.store.db
@@ -108,14 +130,7 @@ describe('Claude.ai (simulated from the field reports) against the broker and th
     const sent = mcpRequests(c);
     assert.deepEqual(
       sent.map((r) => `${r.method} ${r.status}`),
-      [
-        'initialize 200',
-        'notifications/initialized 202',
-        'tools/list 200',
-        'initialize 200',
-        'notifications/initialized 202',
-        'tools/call 200',
-      ],
+      LEGACY_LIST_THEN_CALL,
     );
     assert.ok(sent.every((r) => r.ua === CLAUDE_MCP_UA));
     assert.equal(sent[5]?.name, 'list_my_repos');
@@ -166,5 +181,97 @@ describe('Claude.ai (simulated from the field reports) against the broker and th
     assert.deepEqual(c.grants, ['authorization_code', 'refresh_token', 'authorization_code']);
     assert.notEqual(c.client?.id, old.id, 'a new client after invalid_client');
     assert.equal(c.registrations.length, 2);
+  });
+});
+
+/** A 2025-only server from the v1 SDK (sessions, no 2026 support), with no authorization. */
+async function legacyServer(): Promise<{ url: string; initializes: () => number; close(): Promise<void> }> {
+  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  let initializes = 0;
+  const http = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
+    const id = req.headers['mcp-session-id'];
+    let transport = typeof id === 'string' ? sessions.get(id) : undefined;
+    if (!transport) {
+      if (body?.method === 'initialize') initializes++;
+      const t = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (sid) => {
+          sessions.set(sid, t);
+        },
+      });
+      const server = new McpServer({ name: 'legacy', version: '1.0.0' });
+      server.registerTool('hello', { description: 'says hello' }, async () => ({
+        content: [{ type: 'text', text: 'hello from 2025' }],
+      }));
+      await server.connect(t);
+      transport = t;
+    }
+    await transport.handleRequest(req, res, body);
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  const { port } = http.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    initializes: () => initializes,
+    close: async () => {
+      for (const t of sessions.values()) await t.close();
+      http.closeAllConnections();
+      await new Promise((r) => http.close(r));
+    },
+  };
+}
+
+/** A server whose every answer is one 400 with a 2026 error (an unsupported protocol version). */
+async function modernRefusal(): Promise<{ url: string; close(): Promise<void> }> {
+  const http = createServer((req, res) => {
+    req.resume();
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        error: { code: -32022, message: 'Unsupported protocol version', data: { supported: ['2099-01-01'] } },
+      }),
+    );
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  const { port } = http.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/mcp`, close: () => new Promise((r) => http.close(() => r())) };
+}
+
+describe('the simulator keeps the 2026 fallback rule (its MCP side alone, against other servers)', () => {
+  it('falls back to initialize on a 400 without a modern error (a 2025-only SDK server), re-initializing per exchange', async () => {
+    const legacy = await legacyServer();
+    try {
+      const c = new ClaudeAi({ url: legacy.url, login: { login: '-', password: '-' } });
+      assert.deepEqual(await c.listTools(), ['hello']);
+      const r = await c.callTool('hello');
+      assert.equal(r.content?.[0]?.text, 'hello from 2025');
+      assert.equal(c.era, 'legacy');
+      assert.deepEqual(
+        c.sent.map((x) => `${x.headers['mcp-method']} ${x.status}`),
+        ['server/discover 400', ...LEGACY_LIST_THEN_CALL],
+      );
+      assert.equal(legacy.initializes(), 2);
+    } finally {
+      await legacy.close();
+    }
+  });
+
+  it('does not fall back on a 400 carrying a modern error: it gives up instead', async () => {
+    const modern = await modernRefusal();
+    try {
+      const c = new ClaudeAi({ url: modern.url, login: { login: '-', password: '-' } });
+      await assert.rejects(c.listTools(), ClaudeAiError);
+      assert.deepEqual(
+        c.sent.map((x) => x.headers['mcp-method']),
+        ['server/discover'],
+      );
+    } finally {
+      await modern.close();
+    }
   });
 });

@@ -13,6 +13,7 @@ describe('redactSecrets', () => {
       headers: { Authorization: `Bearer ${S}`, 'content-type': 'application/json', 'Set-Cookie': [S] },
       calls: [{ body: { refresh_token: S, grant_type: 'refresh_token' } }],
       env: { FORGEJO_ACCESS_TOKEN: S, PATH: '/usr/bin' },
+      registration: { registration_access_token: S, client_id: 'c1' },
     };
     const out = redactSecrets(input);
     assert.deepEqual(out, {
@@ -21,6 +22,7 @@ describe('redactSecrets', () => {
       headers: { Authorization: CENSOR, 'content-type': 'application/json', 'Set-Cookie': CENSOR },
       calls: [{ body: { refresh_token: CENSOR, grant_type: 'refresh_token' } }],
       env: { FORGEJO_ACCESS_TOKEN: CENSOR, PATH: '/usr/bin' },
+      registration: { registration_access_token: CENSOR, client_id: 'c1' },
     });
   });
 

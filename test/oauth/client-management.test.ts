@@ -352,6 +352,9 @@ describe('RFC 7592 client configuration endpoint', () => {
 
     const still = await s.broker.auth.verifyBearer(`Bearer ${otherFlow.tokens.access_token}`);
     assert.ok(still.ok, 'the other client’s grant is untouched');
+    const log = s.logs.text();
+    assert.ok(log.includes('client deleted itself'));
+    assert.ok(!log.includes(c.registration_access_token) && !log.includes(other.registration_access_token));
   });
 
   it('DELETE also drops the client’s sign-ins in progress', async () => {

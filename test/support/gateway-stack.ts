@@ -112,6 +112,7 @@ export async function startGatewayStack(
     limits?: Partial<HttpLimits>;
     /** Revocation announcements, as the OAuth side makes them. */
     events?: EventEmitter;
+    maxResultChars?: number;
   } = {},
 ): Promise<GatewayStack> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
@@ -175,6 +176,7 @@ export async function startGatewayStack(
     sessionIdleMs: 3_600_000,
     parkTtlMs: 60_000,
     ...(opts.events ? { events: opts.events } : {}),
+    ...(opts.maxResultChars === undefined ? {} : { maxResultChars: opts.maxResultChars }),
   });
   return {
     url: `${publicUrl}/mcp`,
