@@ -87,6 +87,22 @@ function durationSetting(s: Omit<Setting<number>, 'parse'> & { min: string; max:
   };
 }
 
+export function parsePositiveDuration(raw: string): number {
+  const ms = parseDuration(raw);
+  if (ms < 1) throw new Error('must be longer than 0');
+  return ms;
+}
+
+/** A size in bytes: 65536, 512KiB, 8MiB (KB and MB are read as KiB and MiB). */
+export function parseSize(raw: string): number {
+  const m = /^(\d+)\s*(B|KiB|KB|MiB|MB|GiB|GB)?$/i.exec(raw.trim());
+  if (!m) throw new Error('must be a size such as 65536, 512KiB or 8MiB');
+  const unit = (m[2] ?? 'b').toLowerCase().replace('ib', 'b');
+  const bytes = Number(m[1]) * ({ b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[unit] as number);
+  if (bytes < 1) throw new Error('must be at least 1 byte');
+  return bytes;
+}
+
 export function parsePositiveInt(raw: string): number {
   if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1) throw new Error('must be a whole number of at least 1');
   return Number(raw);
@@ -421,11 +437,18 @@ export const settings = {
   }),
   unusedClientTtl: durationSetting({
     env: 'BROKER_UNUSED_CLIENT_TTL',
-    default: '24h',
-    example: '1h',
-    help: 'Dynamically registered clients that never completed a login are deleted after this age.',
+    default: '1h',
+    example: '24h',
+    help: 'Dynamically registered clients that never completed a login are deleted after this age (clients such as Claude.ai register anew for every connection).',
     min: '1m',
     max: '365d',
+  }),
+  maxUnusedClients: setting({
+    env: 'BROKER_MAX_UNUSED_CLIENTS',
+    default: '10000',
+    example: '2000',
+    help: 'Most registrations that have not completed a login yet, all clients together. When full, the oldest one older than a sign-in (10 minutes) makes room; if none is, registration answers 503 until one is.',
+    parse: parsePositiveInt,
   }),
   allowedUsers: setting({
     env: 'BROKER_ALLOWED_USERS',
@@ -440,6 +463,14 @@ export const settings = {
     example: 'acme,acme:developers',
     help: 'Forgejo organisations (org) or teams (org:team) whose members may sign in, from the userinfo groups. Combined with BROKER_ALLOWED_USERS by OR.',
     parse: (raw) => parseList(raw).map((w) => w.toLowerCase()),
+  }),
+  cimdTimeout: durationSetting({
+    env: 'BROKER_CIMD_TIMEOUT',
+    default: '5s',
+    example: '3s',
+    help: 'Longest time for fetching one Client ID Metadata Document, from the connection to its last byte.',
+    min: '1s',
+    max: '1m',
   }),
   cimdAllowPrivateHosts: setting({
     env: 'BROKER_CIMD_ALLOW_PRIVATE_HOSTS',
@@ -461,6 +492,37 @@ export const settings = {
     example: '127.0.0.1,10.0.0.0/8',
     help: 'Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (for rate-limit keys). Empty: none.',
     parse: parseList,
+  }),
+  bodyTimeout: durationSetting({
+    env: 'BROKER_BODY_TIMEOUT',
+    default: '10s',
+    example: '30s',
+    help: "Longest wait for a request's headers, and then for its whole body; past it the broker answers 408 and closes the connection.",
+    min: '1s',
+    max: '10m',
+  }),
+  requestTimeout: durationSetting({
+    env: 'BROKER_REQUEST_TIMEOUT',
+    default: '30s',
+    example: '60s',
+    help: 'Longest time from a request’s arrival to the end of its answer (503 past it), for every route but the MCP calls and streams of an authenticated client, which BROKER_CALL_TIMEOUT bounds.',
+    min: '1s',
+    max: '1h',
+  }),
+  keepAliveTimeout: durationSetting({
+    env: 'BROKER_KEEPALIVE_TIMEOUT',
+    default: '72s',
+    example: '30s',
+    help: 'An idle keep-alive connection is closed after this long. Behind a reverse proxy, keep it above the proxy’s own idle timeout for upstream connections (the shipped Caddyfile uses 60s).',
+    min: '1s',
+    max: '1h',
+  }),
+  unauthenticatedBuffer: setting({
+    env: 'BROKER_UNAUTHENTICATED_BUFFER',
+    default: '8MiB',
+    example: '32MiB',
+    help: 'Most bytes of request bodies held at once, all together, for requests no bearer token vouches for (the OAuth endpoints); past it such requests get 503. /mcp reads no body before the token is checked.',
+    parse: parseSize,
   }),
   shutdownGrace: durationSetting({
     env: 'BROKER_SHUTDOWN_GRACE',

@@ -1,6 +1,6 @@
 // /mcp: every MCP revision on one endpoint, each request bound to its user's child through the pool.
-// This file checks what every request must pass (Host, Origin, bearer, content type) and hands the
-// request to its revision's transport: 2025 sessions (session-transport.ts) or 2026 stateless
+// This file checks what every request must pass (Host, Origin and bearer on the headers alone, then
+// the content type) and hands the request to its revision's transport: 2025 sessions (session-transport.ts) or 2026 stateless
 // requests (stateless-transport.ts). Nothing here speaks to a child directly: the bridge does.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Sink } from '../bridge/bridge.ts';
@@ -79,7 +79,16 @@ export class Gateway {
     return this.#routing.orphanRequest(userId, msg.method);
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, body: Buffer | undefined): Promise<void> {
+  /**
+   * The gate, on the headers alone (no body byte has been read yet): Host, Origin, the CORS
+   * preflight and the bearer token. A request that does not pass is answered here (undefined),
+   * once `beforeAnswer` (the HTTP layer's handling of the unread body) has run.
+   */
+  async admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    beforeAnswer: () => Promise<void> = async () => {},
+  ): Promise<Principal | undefined> {
     const origin = req.headers.origin;
     try {
       if (!this.gate.hostAllowed(req.headers.host))
@@ -87,15 +96,29 @@ export class Gateway {
       if (!this.gate.originAllowed(origin))
         throw new HttpError(403, SERVER_ERROR, `Origin not allowed: ${origin}`);
       if (req.method === 'OPTIONS') {
+        await beforeAnswer();
         this.gate.preflight(req, res);
-        return;
+        return undefined;
       }
       const auth = await this.#ctx.o.verifyBearer(req.headers.authorization);
-      if (!auth.ok) {
-        refuse(this.#ctx, res, auth, req.headers.authorization !== undefined, origin);
-        return;
-      }
-      const p = auth.principal;
+      if (auth.ok) return auth.principal;
+      await beforeAnswer();
+      refuse(this.#ctx, res, auth, req.headers.authorization !== undefined, origin);
+    } catch (e) {
+      await beforeAnswer();
+      answerThrown(this.#ctx, res, e, origin);
+    }
+    return undefined;
+  }
+
+  /** An admitted request, with its whole body. */
+  async handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer | undefined,
+    p: Principal,
+  ): Promise<void> {
+    try {
       switch (req.method) {
         case 'POST':
           await this.#post(req, res, body, p);
@@ -112,7 +135,7 @@ export class Gateway {
           });
       }
     } catch (e) {
-      answerThrown(this.#ctx, res, e, origin);
+      answerThrown(this.#ctx, res, e, req.headers.origin);
     }
   }
 

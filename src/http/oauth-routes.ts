@@ -5,6 +5,7 @@ import { metrics } from '../metrics/metrics.ts';
 import type { AuthServer } from '../oauth/auth-server.ts';
 import { rateKeys, slowDown } from '../oauth/rate-keys.ts';
 import type { OAuthRequest, OAuthResponse, Params } from '../oauth/respond.ts';
+import { limitRefusal } from './limits.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { App } from './server.ts';
 
@@ -17,13 +18,18 @@ const CORS = {
   'access-control-max-age': '600',
 };
 
-function toRequest(req: FastifyRequest): OAuthRequest {
+function toRequest(req: FastifyRequest, reply: FastifyReply): OAuthRequest {
+  // Fastify's own request.signal fires as soon as a POST body has been read; the response's close
+  // is when nobody waits for the answer any more (sent, timed out, or the client left).
+  const gone = new AbortController();
+  reply.raw.once('close', () => gone.abort());
   return {
     query: (req.query ?? {}) as Params,
     body: req.body,
     headers: req.headers,
     ip: req.ip,
     params: (req.params ?? {}) as Record<string, string>,
+    signal: gone.signal,
   };
 }
 
@@ -68,12 +74,25 @@ export function registerOAuthRoutes(app: App, auth: AuthServer, limits: OAuthRat
       method: methods,
       url,
       handler: async (req, reply) => {
-        const r = toRequest(req);
+        const r = toRequest(req, reply);
         const res = (opts.limit && limited(opts.limit, r)) || (await handler(r, req.method));
         return send(reply, res, cors);
       },
       // Bad JSON, a wrong content type or a too-large body, in the protocol's own error shape.
       errorHandler: (err: { statusCode?: number; message: string }, req, reply) => {
+        const refused = limitRefusal(err);
+        if (refused) {
+          const error = refused.status === 408 ? 'invalid_request' : 'temporarily_unavailable';
+          return send(
+            reply,
+            {
+              status: refused.status,
+              headers: { 'cache-control': 'no-store', ...refused.headers },
+              body: { error, error_description: refused.message },
+            },
+            cors,
+          );
+        }
         const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
         if (status === 500) req.log.error({ err }, 'request failed');
         const body =

@@ -10,6 +10,7 @@ import { metrics } from '../metrics/metrics.ts';
 import type { Store } from '../store/store.ts';
 import type { BuildInfo } from './build-info.ts';
 import { registerHealthz } from './healthz.ts';
+import { DEFAULT_HTTP_LIMITS, guardBodies, type HttpLimits, limitRefusal } from './limits.ts';
 
 export type HttpDeps = {
   log: Logger;
@@ -19,6 +20,8 @@ export type HttpDeps = {
   bodyLimit?: number;
   /** Proxies whose X-Forwarded-For is believed (addresses or CIDRs). */
   trustedProxies?: string[];
+  /** Deadlines and the unauthenticated body budget (src/http/limits.ts). */
+  limits?: Partial<HttpLimits>;
 };
 
 /** The broker's Fastify app, typed with its pino logger. */
@@ -37,15 +40,27 @@ export function parseForm(body: string): FormBody {
 }
 
 export function createHttpServer(deps: HttpDeps): App {
+  const limits = { ...DEFAULT_HTTP_LIMITS, ...deps.limits };
   const app = Fastify({
     loggerInstance: deps.log,
     // Fastify's own request lines carry the full URL (query strings hold OAuth codes): we log our own.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: deps.bodyLimit ?? 64 * 1024,
+    bodyLimit: deps.bodyLimit ?? 16 * 1024,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     trustProxy: deps.trustedProxies?.length ? deps.trustedProxies : false,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // Node's own check that a whole request (headers, then body) arrives: a backstop behind the
+    // precise body deadline in limits.ts. It runs every connectionsCheckingInterval.
+    requestTimeout: 2 * limits.bodyTimeoutMs,
+    handlerTimeout: limits.requestTimeoutMs,
+    http: {
+      headersTimeout: limits.bodyTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.bodyTimeoutMs / 4))),
+    },
   });
+  app.server.headersTimeout = limits.bodyTimeoutMs;
+  guardBodies(app, limits);
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, parseForm(body as string));
@@ -87,6 +102,14 @@ export function createHttpServer(deps: HttpDeps): App {
   });
 
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+    const refused = limitRefusal(err);
+    if (refused) {
+      reply
+        .code(refused.status)
+        .headers(refused.headers)
+        .send({ error: refused.code, message: refused.message });
+      return;
+    }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
     // Client errors from Fastify (body too large, bad JSON, bad content type) are safe to explain;

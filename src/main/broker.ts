@@ -97,7 +97,12 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       forgejo,
       forgejoUrl: config.forgejoUrl,
       forgejoScope: config.forgejoScope,
-      cimd: new CimdResolver({ allowPrivateHosts: config.cimdAllowPrivateHosts, extraCa: opts.cimdExtraCa }),
+      cimd: new CimdResolver({
+        allowPrivateHosts: config.cimdAllowPrivateHosts,
+        extraCa: opts.cimdExtraCa,
+        timeoutMs: config.cimdTimeout,
+        log,
+      }),
       log,
       accessTokenTtlMs: config.accessTokenTtl,
       refreshTokenTtlMs: config.refreshTokenTtl,
@@ -111,13 +116,19 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       audit,
     },
     credentials,
-    config.unusedClientTtl,
+    { ttlMs: config.unusedClientTtl, max: config.maxUnusedClients },
   );
   const app = createHttpServer({
     log,
     store,
     buildInfo,
     trustedProxies: config.trustedProxies,
+    limits: {
+      bodyTimeoutMs: config.bodyTimeout,
+      requestTimeoutMs: config.requestTimeout,
+      keepAliveTimeoutMs: config.keepAliveTimeout,
+      unauthenticatedBufferBytes: config.unauthenticatedBuffer,
+    },
   });
   registerOAuthRoutes(app, auth, { perKey: rateLimits, perIp: new RateLimiter(config.rateLimit * 10) });
   if (config.metricsToken) registerMetricsRoute(app, config.metricsToken);

@@ -1,7 +1,7 @@
 // The authorization server in one object: what src/http routes to and what the gateway consumes.
 import type { CredentialManager } from '../forgejo/credentials.ts';
 import { account, accountAction, accountLogin } from './account.ts';
-import { authorize, consent } from './authorize.ts';
+import { authorize, consent, REQUEST_TTL_MS } from './authorize.ts';
 import { createBearerVerifier, type VerifyBearer } from './bearer.ts';
 import { callback } from './callback.ts';
 import { deleteClient, readClient, updateClient } from './client-management.ts';
@@ -36,15 +36,22 @@ export type AuthServer = {
   purge(now?: number): Promise<number>;
 };
 
+/** Registrations that never completed a sign-in: how long they are kept, and how many at once. */
+export type UnusedClients = { ttlMs: number; max: number };
+
 export function createAuthServer(
   ctx: AuthContext,
   credentials: CredentialManager,
-  unusedClientTtlMs: number,
+  unused: UnusedClients,
 ): AuthServer {
   return {
     protectedResourceMetadata: protectedResourceMetadata(ctx.publicUrl),
     authorizationServerMetadata: authorizationServerMetadata(ctx.publicUrl),
-    register: (req) => register(ctx.store, ctx.publicUrl, req.body),
+    register: (req) =>
+      register(ctx.store, ctx.publicUrl, req.body, {
+        maxUnused: unused.max,
+        evictCreatedBefore: Date.now() - REQUEST_TTL_MS,
+      }),
     readClient: (req) => readClient(ctx, req),
     updateClient: (req) => updateClient(ctx, req),
     deleteClient: (req) => deleteClient(ctx, req),
@@ -58,6 +65,6 @@ export function createAuthServer(
     accountAction: (req, action) => accountAction(ctx, req, action),
     verifyBearer: createBearerVerifier(ctx.store, resourceUrl(ctx.publicUrl)),
     credentials,
-    purge: (now = Date.now()) => ctx.store.purgeExpired(now, now - unusedClientTtlMs),
+    purge: (now = Date.now()) => ctx.store.purgeExpired(now, now - unused.ttlMs),
   };
 }

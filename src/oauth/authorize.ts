@@ -2,7 +2,7 @@
 // page, never a redirect; the user's decision goes back to the client with `error`, `state` and
 // `iss`. Nothing reaches Forgejo before the user approved.
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
-import type { AuthRequestRecord, ClientRecord, GrantMode } from '../store/store.ts';
+import type { AuthRequestRecord, ClientRecord, GrantMode, PendingLimits } from '../store/store.ts';
 import { isCimdClientId } from './cimd.ts';
 import { type AuthContext, resolveClient } from './context.ts';
 import { resourceUrl, SCOPES } from './metadata.ts';
@@ -18,12 +18,22 @@ import {
   readCookie,
   redirect,
 } from './respond.ts';
+import { sourceOf } from './source.ts';
 
 /** One cookie per sign-in, named after its request: see `browserCookieName`. */
 const BROWSER_COOKIE_PREFIX = '__Host-fmb-browser-';
-const REQUEST_TTL_MS = 10 * 60_000;
-/** Pending authorizations are a buffer strangers can fill: it is bounded. */
-const MAX_PENDING = 10_000;
+/** How long a sign-in may take: consent, then the Forgejo login. */
+export const REQUEST_TTL_MS = 10 * 60_000;
+/**
+ * Pending authorizations are a buffer strangers can fill, so it is bounded three ways, and a full
+ * bound drops its oldest request nobody consented to instead of refusing the new one: a flood from
+ * one source (address, or IPv6 /64) recycles its own entries, one client cannot take the whole
+ * table, and filling the whole table takes hundreds of sources racing each user's few seconds on the
+ * consent page. A sign-in already approved (the user is at Forgejo) is never dropped.
+ */
+export const PENDING_LIMITS: PendingLimits = { total: 10_000, perSource: 50, perClient: 1_000 };
+/** The client's `state` is stored with the pending request and echoed back: generous, but bounded. */
+const MAX_STATE_LENGTH = 1024;
 const SECRET_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
 /** The client's redirect URI with the response parameters added (RFC 9207 `iss` always). */
@@ -65,8 +75,9 @@ export function browserHash(req: OAuthRequest, requestIdHash: string): string | 
 async function trustedClient(
   ctx: AuthContext,
   q: Params,
+  signal: AbortSignal | undefined,
 ): Promise<{ client: ClientRecord; redirectUri: string }> {
-  const client = await resolveClient(ctx, one(q, 'client_id', true));
+  const client = await resolveClient(ctx, one(q, 'client_id', true), signal);
   const requested = one(q, 'redirect_uri');
   const redirectUri = requested ?? (client.redirectUris.length === 1 ? client.redirectUris[0] : undefined);
   if (!redirectUri) throw new OAuthError('invalid_request', 'redirect_uri is required for this client');
@@ -97,7 +108,7 @@ export async function authorize(
 ): Promise<OAuthResponse> {
   const q = req.query;
   try {
-    const { client, redirectUri } = await trustedClient(ctx, q);
+    const { client, redirectUri } = await trustedClient(ctx, q, req.signal);
     if (one(q, 'response_type', true) !== 'code')
       throw new OAuthError('unsupported_response_type', 'response_type must be code');
     const method = one(q, 'code_challenge_method');
@@ -107,6 +118,8 @@ export async function authorize(
     if (!/^[A-Za-z0-9_-]{43}$/.test(challenge))
       throw new OAuthError('invalid_request', 'code_challenge is not an S256 challenge');
     const state = one(q, 'state');
+    if (state !== undefined && state.length > MAX_STATE_LENGTH)
+      throw new OAuthError('invalid_request', `state is longer than ${MAX_STATE_LENGTH} characters`);
     const resource = one(q, 'resource') ?? resourceUrl(ctx.publicUrl);
     if (resource !== resourceUrl(ctx.publicUrl)) {
       throw new OAuthError('invalid_target', `resource must be ${resourceUrl(ctx.publicUrl)}`);
@@ -124,6 +137,7 @@ export async function authorize(
       csrfHash: hashSecret(csrf),
       clientId: client.clientId,
       clientName: client.name,
+      source: sourceOf(req.ip),
       redirectUri,
       clientState: state ?? null,
       codeChallenge: challenge,
@@ -133,7 +147,7 @@ export async function authorize(
       upstreamVerifier: null,
       expiresAt: now + REQUEST_TTL_MS,
     };
-    if (!(await ctx.store.insertAuthRequest(record, now, MAX_PENDING))) {
+    if (!(await ctx.store.insertAuthRequest(record, now, PENDING_LIMITS))) {
       throw new OAuthError(
         'temporarily_unavailable',
         'too many sign-ins in progress; try again in a few minutes',

@@ -1,61 +1,51 @@
 // Client ID Metadata Documents (MCP 2025-11-25): an https URL used as client_id is fetched and
-// validated. The fetch is the broker's one outbound request chosen by a stranger, so it is guarded
-// against SSRF: the host is resolved first, private/loopback/link-local/multicast addresses are
-// refused (unless the host is on the development allow-list), the checked address is the one
-// connected to (no DNS rebinding), with a size cap, a timeout, no redirects, and a bounded cache.
+// validated. The fetch is the broker's one outbound request chosen by a stranger, so it is guarded:
+// - SSRF: every address the host resolves to must be global unicast by ipaddr.js's classification
+//   of the IANA special-purpose registries (and, for IPv6, inside 2000::/3), so IPv4-compatible and
+//   IPv4-mapped forms, NAT64, 6to4, Teredo and the rest are refused; the checked address is the one
+//   connected to (no DNS rebinding); no redirects.
+// - Cost: one deadline for the whole fetch (lookup to last byte), a small size cap, at most a few
+//   fetches at once, single flight per URL, documents cached per their max-age and failures
+//   briefly, and a fetch nobody waits for any more (the browser left) is aborted.
+// - No oracle: whatever went wrong after the URL's shape was checked, the client sees one message;
+//   the reason goes to the log.
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { request } from 'node:https';
-import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
+import ipaddr from 'ipaddr.js';
+import type { Logger } from '../log/log.ts';
 import type { ClientRecord } from '../store/store.ts';
 import { checkRedirectUris, cleanClientName } from './register.ts';
 import { OAuthError } from './respond.ts';
 
-const MAX_BYTES = 64 * 1024;
-const MAX_ENTRIES = 200;
+/** Documents are a few hundred bytes; some real ones pass 5 KiB, none comes near this. */
+const MAX_BYTES = 16 * 1024;
+const MAX_DOCUMENTS = 200;
+const MAX_FAILURES = 1000;
+/** A URL that failed is not fetched again for this long. */
+const FAILURE_TTL_MS = 30_000;
+const MAX_IN_FLIGHT = 32;
+const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_AGE_MS = 5 * 60_000;
 const MAX_MAX_AGE_MS = 24 * 3_600_000;
 
-const blocked = new BlockList();
-for (const [net, bits] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24],
-  ['203.0.113.0', 24],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const)
-  blocked.addSubnet(net, bits, 'ipv4');
-for (const [net, bits] of [
-  ['::', 128],
-  ['::1', 128],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['fec0::', 10],
-  ['ff00::', 8],
-  ['64:ff9b::', 96],
-  ['64:ff9b:1::', 48],
-  ['2001:db8::', 32],
-  ['100::', 64],
-  ['2002::', 16],
-] as const)
-  blocked.addSubnet(net, bits, 'ipv6');
+/** All a client learns when a document could not be used; the log says why. */
+export const UNUSABLE_DOCUMENT = 'the client metadata document could not be fetched or is not valid';
 
-/** True for addresses a CIMD fetch must not reach: private, loopback, link-local, multicast, unspecified. */
+const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
+
+/**
+ * True for every address a CIMD fetch must not reach: anything but global unicast in the IANA
+ * IPv4 and IPv6 special-purpose registries (as ipaddr.js classifies them), any IPv6 address outside
+ * 2000::/3 (which covers ::/96 IPv4-compatible and ::ffff:0:0/96 IPv4-mapped forms, NAT64 and
+ * whatever IANA has not allocated), and anything that is not an IP address.
+ */
 export function isForbiddenAddress(address: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return isForbiddenAddress(mapped[1] as string);
-  const family = isIP(address);
-  if (family === 0) return true;
-  return blocked.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  if (isIP(address) === 0) return true;
+  const a = ipaddr.parse(address);
+  if (a.range() !== 'unicast') return true;
+  return a.kind() === 'ipv6' && !(a as ipaddr.IPv6).match(GLOBAL_UNICAST_V6);
 }
 
 export type CimdOptions = {
@@ -63,10 +53,21 @@ export type CimdOptions = {
   allowPrivateHosts: string[];
   /** Extra trusted CA certificates (PEM), e.g. a test's self-signed server. */
   extraCa?: string[];
+  /** One deadline for the whole fetch: lookup, connection, TLS, headers and the last body byte. */
   timeoutMs?: number;
+  log?: Logger;
 };
 
-type Entry = { client: ClientRecord; expiresAt: number };
+export type ResolveOptions = {
+  /** Aborted when the caller stops waiting (the browser left, the request timed out). */
+  signal?: AbortSignal;
+  now?: number;
+};
+
+/** Why a document was refused: for the log only. */
+class Unusable extends Error {}
+
+type Flight = { promise: Promise<ClientRecord>; waiters: number; controller: AbortController };
 
 export function isCimdClientId(clientId: string): boolean {
   return clientId.startsWith('https://');
@@ -74,33 +75,68 @@ export function isCimdClientId(clientId: string): boolean {
 
 export class CimdResolver {
   readonly #opts: CimdOptions;
-  readonly #cache = new Map<string, Entry>();
+  /** Map order is the LRU order. */
+  readonly #documents = new Map<string, { client: ClientRecord; expiresAt: number }>();
+  readonly #failures = new Map<string, number>();
+  readonly #flights = new Map<string, Flight>();
 
   constructor(opts: CimdOptions) {
     this.#opts = opts;
   }
 
-  async resolve(clientId: string, now = Date.now()): Promise<ClientRecord> {
-    const hit = this.#cache.get(clientId);
+  async resolve(clientId: string, { signal, now = Date.now() }: ResolveOptions = {}): Promise<ClientRecord> {
+    const hit = this.#documents.get(clientId);
     if (hit && hit.expiresAt > now) {
-      this.#cache.delete(clientId); // re-insert: Map order is the LRU order
-      this.#cache.set(clientId, hit);
+      this.#documents.delete(clientId);
+      this.#documents.set(clientId, hit);
       return hit.client;
     }
+    const failedUntil = this.#failures.get(clientId);
+    if (failedUntil !== undefined && failedUntil > now)
+      throw new OAuthError('invalid_client', UNUSABLE_DOCUMENT);
     const url = checkUrl(clientId);
-    const { body, maxAgeMs } = await this.#fetch(url);
-    const client = parseDocument(clientId, body, now);
-    this.#cache.delete(clientId);
-    this.#cache.set(clientId, { client, expiresAt: now + maxAgeMs });
-    while (this.#cache.size > MAX_ENTRIES) this.#cache.delete(this.#cache.keys().next().value as string);
-    return client;
+    let flight = this.#flights.get(clientId);
+    if (!flight) {
+      if (this.#flights.size >= MAX_IN_FLIGHT) {
+        this.#opts.log?.warn({ clientId }, 'client metadata document: too many fetches in progress');
+        throw new OAuthError('invalid_client', UNUSABLE_DOCUMENT);
+      }
+      flight = this.#start(clientId, url, now);
+    }
+    return wait(flight, signal);
   }
 
-  #fetch(url: URL): Promise<{ body: string; maxAgeMs: number }> {
+  #start(clientId: string, url: URL, now: number): Flight {
+    const controller = new AbortController();
+    const promise = this.#fetch(url, controller.signal)
+      .then(({ body, maxAgeMs }) => {
+        const client = parseDocument(clientId, body, now);
+        if (maxAgeMs > 0)
+          remember(this.#documents, clientId, { client, expiresAt: now + maxAgeMs }, MAX_DOCUMENTS);
+        return client;
+      })
+      .catch((e: unknown) => {
+        const reason = (e as Error).message;
+        if (controller.signal.aborted) {
+          this.#opts.log?.info({ clientId }, 'client metadata document: fetch abandoned, nobody is waiting');
+        } else {
+          remember(this.#failures, clientId, now + FAILURE_TTL_MS, MAX_FAILURES);
+          this.#opts.log?.warn({ clientId, reason }, 'client metadata document refused');
+        }
+        throw new OAuthError('invalid_client', UNUSABLE_DOCUMENT);
+      })
+      .finally(() => this.#flights.delete(clientId));
+    promise.catch(() => {});
+    const flight: Flight = { promise, waiters: 0, controller };
+    this.#flights.set(clientId, flight);
+    return flight;
+  }
+
+  #fetch(url: URL, signal: AbortSignal): Promise<{ body: string; maxAgeMs: number }> {
     const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
     const allowPrivate = this.#opts.allowPrivateHosts.includes(host);
     if (isIP(host) && !allowPrivate && isForbiddenAddress(host)) {
-      return Promise.reject(new OAuthError('invalid_client', 'client metadata host is a private address'));
+      return Promise.reject(new Unusable(`the host ${host} is not a public address`));
     }
     const lookup: LookupFunction = (hostname, options, callback) => {
       dnsLookup(hostname, { all: true }).then(
@@ -108,7 +144,8 @@ export class CimdResolver {
           const ok = addresses.filter((a) => allowPrivate || !isForbiddenAddress(a.address));
           const first = ok[0];
           if (!first || ok.length !== addresses.length) {
-            callback(new Error('client metadata host resolves to a private address'), '', 0);
+            const all = addresses.map((a) => a.address).join(', ');
+            callback(new Unusable(`${hostname} resolves to a non-public address (${all})`), '', 0);
           } else if (options.all) {
             (callback as unknown as (e: null, a: typeof ok) => void)(null, [first]);
           } else callback(null, first.address, first.family);
@@ -117,51 +154,85 @@ export class CimdResolver {
       );
     };
     const ca = this.#opts.extraCa?.length ? [...rootCertificates, ...this.#opts.extraCa] : undefined;
+    const timeoutMs = this.#opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
-      const fail = (why: string) =>
-        reject(new OAuthError('invalid_client', `client metadata document: ${why}`));
+      let settled = false;
+      const finish = (e: Error | undefined, value?: { body: string; maxAgeMs: number }) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        signal.removeEventListener('abort', onAbort);
+        if (e) {
+          req.destroy();
+          reject(e);
+        } else resolve(value as { body: string; maxAgeMs: number });
+      };
+      const deadline = setTimeout(
+        () => finish(new Unusable(`no whole answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const onAbort = () => finish(new Unusable('abandoned'));
+      signal.addEventListener('abort', onAbort, { once: true });
       const req = request(
         url,
-        {
-          method: 'GET',
-          agent: false,
-          lookup,
-          ca,
-          headers: { accept: 'application/json' },
-          timeout: this.#opts.timeoutMs ?? 5000,
-        },
+        { method: 'GET', agent: false, lookup, ca, headers: { accept: 'application/json' } },
         (res) => {
           if (res.statusCode !== 200) {
             res.resume();
-            return fail(`fetch answered HTTP ${res.statusCode}`);
+            return finish(new Unusable(`the server answered HTTP ${res.statusCode}`));
           }
           const chunks: Buffer[] = [];
           let size = 0;
           res.on('data', (c: Buffer) => {
             size += c.length;
-            if (size > MAX_BYTES) {
-              req.destroy();
-              return fail(`larger than ${MAX_BYTES} bytes`);
-            }
+            if (size > MAX_BYTES) return finish(new Unusable(`larger than ${MAX_BYTES} bytes`));
             chunks.push(c);
           });
           res.on('end', () =>
-            resolve({
+            finish(undefined, {
               body: Buffer.concat(chunks).toString('utf8'),
               maxAgeMs: maxAge(res.headers['cache-control']),
             }),
           );
-          res.on('error', () => fail('the response broke off'));
+          res.on('error', () => finish(new Unusable('the answer broke off')));
         },
       );
-      req.on('timeout', () => {
-        req.destroy();
-        fail('fetch timed out');
-      });
-      req.on('error', (e) => fail(e.message));
+      req.on('error', (e) => finish(e instanceof Unusable ? e : new Unusable(e.message)));
       req.end();
     });
   }
+}
+
+/** One caller waits on a shared fetch; the fetch is abandoned once its last caller stopped waiting. */
+function wait(flight: Flight, signal: AbortSignal | undefined): Promise<ClientRecord> {
+  flight.waiters++;
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const leave = (): boolean => {
+      if (done) return false;
+      done = true;
+      signal?.removeEventListener('abort', onAbort);
+      flight.waiters--;
+      return true;
+    };
+    const onAbort = () => {
+      if (!leave()) return;
+      if (flight.waiters === 0) flight.controller.abort();
+      reject(new OAuthError('invalid_client', UNUSABLE_DOCUMENT));
+    };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    flight.promise.then(
+      (client) => leave() && resolve(client),
+      (e: unknown) => leave() && reject(e),
+    );
+  });
+}
+
+function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > max) map.delete(map.keys().next().value as string);
 }
 
 function checkUrl(clientId: string): URL {

@@ -32,9 +32,16 @@ export type AuthContext = {
   audit?: Audit;
 };
 
-/** A registered client, or one described by its Client ID Metadata Document. */
-export async function resolveClient(ctx: AuthContext, clientId: string): Promise<ClientRecord> {
-  if (isCimdClientId(clientId)) return ctx.cimd.resolve(clientId);
+/**
+ * A registered client, or one described by its Client ID Metadata Document (whose fetch is
+ * abandoned when `signal` aborts: the browser left).
+ */
+export async function resolveClient(
+  ctx: AuthContext,
+  clientId: string,
+  signal?: AbortSignal,
+): Promise<ClientRecord> {
+  if (isCimdClientId(clientId)) return ctx.cimd.resolve(clientId, { signal });
   const client = clientId.length <= 200 ? await ctx.store.getClient(clientId) : undefined;
   if (!client) throw new OAuthError('invalid_client', 'unknown client_id', 401);
   return client;

@@ -1,10 +1,9 @@
 // RFC 7591 dynamic client registration. The secret and the RFC 7592 registration access token are
 // returned once and stored only hashed.
-
 import { randomUUID } from 'node:crypto';
 import { metrics } from '../metrics/metrics.ts';
 import { hashSecret, newSecret } from '../store/secrets.ts';
-import type { AuthMethod, ClientRecord, OAuthStore } from '../store/store.ts';
+import type { AuthMethod, ClientRecord, OAuthStore, RegistrationBudget } from '../store/store.ts';
 import { registrationClientUri } from './metadata.ts';
 import { redirectUriProblem } from './redirect-uri.ts';
 import { errorJson, json, OAuthError, type OAuthResponse } from './respond.ts';
@@ -57,6 +56,30 @@ export type ClientMetadata = {
   responseTypes: string[];
 };
 
+/**
+ * What one registration may store. Anyone may register, and Claude.ai registers anew for every
+ * connection, so each one is kept small: real clients' redirect URIs are well under 100 characters
+ * and VS Code's list, the longest seen, has four.
+ */
+export const REGISTRATION_LIMITS = { redirectUris: 10, redirectUriLength: 512, metadataBytes: 4096 };
+
+/** Refuses metadata beyond REGISTRATION_LIMITS, at registration and at an RFC 7592 update alike. */
+export function checkRegistrationSize(v: ClientMetadata): void {
+  const L = REGISTRATION_LIMITS;
+  if (v.redirectUris.length > L.redirectUris)
+    throw new OAuthError('invalid_redirect_uri', `at most ${L.redirectUris} redirect URIs`);
+  if (v.redirectUris.some((u) => u.length > L.redirectUriLength))
+    throw new OAuthError(
+      'invalid_redirect_uri',
+      `redirect URIs must be at most ${L.redirectUriLength} characters`,
+    );
+  if (Buffer.byteLength(JSON.stringify(v)) > L.metadataBytes)
+    throw new OAuthError(
+      'invalid_client_metadata',
+      `the client metadata must be at most ${L.metadataBytes} bytes`,
+    );
+}
+
 /** RFC 7591 §2 for this server; `defaultAuthMethod` applies when the field is absent. */
 export function validateClientMetadata(
   body: unknown,
@@ -84,7 +107,9 @@ export function validateClientMetadata(
     throw new OAuthError('invalid_client_metadata', 'scope must be a string');
   }
   const name = cleanClientName(m['client_name'], 'Unnamed MCP client');
-  return { authMethod, name, redirectUris, grantTypes, responseTypes };
+  const v = { authMethod, name, redirectUris, grantTypes, responseTypes };
+  checkRegistrationSize(v);
+  return v;
 }
 
 /** The stored metadata: what GET returns again, without any secret. */
@@ -121,10 +146,17 @@ export function clientInformation(
   };
 }
 
+/**
+ * `budget` bounds the registrations waiting for their first sign-in (BROKER_MAX_UNUSED_CLIENTS);
+ * when it is full, abandoned ones (older than a sign-in can take) make room, and a flood of fresh
+ * ones is refused with 503 until they age: no stranger can evict a registration whose user is
+ * signing in right now.
+ */
 export async function register(
   store: OAuthStore,
   publicUrl: string,
   body: unknown,
+  budget: RegistrationBudget,
   now = Date.now(),
 ): Promise<OAuthResponse> {
   try {
@@ -144,7 +176,17 @@ export async function register(
       usedAt: null,
       registrationTokenHash: hashSecret(registrationToken),
     };
-    await store.insertClient(client);
+    if (!(await store.insertClient(client, budget))) {
+      metrics.registrations.inc({ outcome: 'refused' });
+      return json(
+        503,
+        {
+          error: 'temporarily_unavailable',
+          error_description: 'too many registrations are waiting for their first sign-in; retry in a minute',
+        },
+        { 'retry-after': '60' },
+      );
+    }
     metrics.registrations.inc({ outcome: 'ok' });
     return json(201, clientInformation(publicUrl, metadata, registrationToken, secret));
   } catch (e) {

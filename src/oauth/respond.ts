@@ -9,6 +9,8 @@ export type OAuthRequest = {
   ip: string;
   /** Parameters of the route's path (`/oauth/register/:clientId`). */
   params?: Record<string, string>;
+  /** Aborted once the answer is no longer awaited (the client went away, or it was sent). */
+  signal?: AbortSignal;
 };
 
 export type OAuthResponse = {

@@ -72,7 +72,7 @@ export async function authenticateClient(
     throw new OAuthError('invalid_client', 'client authentication is required', 401);
   let client: ClientRecord;
   try {
-    client = await resolveClient(ctx, clientId);
+    client = await resolveClient(ctx, clientId, req.signal);
   } catch (e) {
     if (e instanceof OAuthError) throw new OAuthError('invalid_client', e.message, 401);
     throw e;

@@ -33,6 +33,8 @@ export type AuthRequestRecord = {
   csrfHash: string;
   clientId: string;
   clientName: string;
+  /** Who asked (an IPv4 address or an IPv6 /64): the bound per source counts these. */
+  source: string;
   redirectUri: string;
   clientState: string | null;
   codeChallenge: string;
@@ -44,6 +46,16 @@ export type AuthRequestRecord = {
   /** Set by the consent POST. */
   mode?: GrantMode | null;
   expiresAt: number;
+};
+
+/** Bounds on pending authorizations: all together, per source and per client. */
+export type PendingLimits = { total: number; perSource: number; perClient: number };
+
+/** The bound on registrations that have not completed a sign-in yet. */
+export type RegistrationBudget = {
+  maxUnused: number;
+  /** Unused registrations created before this may be deleted to make room (older than a sign-in). */
+  evictCreatedBefore: number;
 };
 
 /** The one Forgejo credential of a Forgejo user (plaintext here; sealed at rest). */
@@ -127,7 +139,11 @@ export interface OAuthStore extends Store {
   /** Emitted after the change is committed. */
   readonly events: EventEmitter<StoreEventMap>;
 
-  insertClient(client: ClientRecord): Promise<void>;
+  /**
+   * Stores a client. With a budget, a full budget first deletes the oldest unused registrations old
+   * enough to go; false (nothing stored) when none is.
+   */
+  insertClient(client: ClientRecord, budget?: RegistrationBudget): Promise<boolean>;
   getClient(clientId: string): Promise<ClientRecord | undefined>;
   /** Replaces a registered client's metadata; false if it is gone. */
   updateClient(clientId: string, update: ClientUpdate): Promise<boolean>;
@@ -137,8 +153,12 @@ export interface OAuthStore extends Store {
    */
   deleteClient(clientId: string): Promise<boolean>;
 
-  /** Stores a pending authorization unless `maxPending` live ones exist already (then false). */
-  insertAuthRequest(request: AuthRequestRecord, now: number, maxPending: number): Promise<boolean>;
+  /**
+   * Stores a pending authorization. Where its source, its client or all of them together are at
+   * their bound, the oldest ones there that nobody consented to yet are dropped to make room; false
+   * (nothing stored) only when every one there is already consented to (mid-login at Forgejo).
+   */
+  insertAuthRequest(request: AuthRequestRecord, now: number, limits: PendingLimits): Promise<boolean>;
   getAuthRequest(idHash: string): Promise<AuthRequestRecord | undefined>;
   /** Sets the upstream state once; false if the request is gone, expired or already approved. */
   approveAuthRequest(

@@ -5,6 +5,7 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Se
 import { request as httpsRequest } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
+import { parseDuration, settings } from '../../src/config/settings.ts';
 import { bufferingProxy } from '../support/buffering-proxy.ts';
 import { adaptCaddyfile, type CaddyProxy, REPO_CADDYFILE, startCaddy } from '../support/caddy.ts';
 
@@ -156,6 +157,11 @@ describe('deploy/caddy/Caddyfile', () => {
     assert.match(text, /"flush_interval":-1/);
     assert.match(text, /"upstreams":\[\{"dial":"broker:8080"\}\]/);
     assert.doesNotMatch(text, /"handler":"encode"/, 'compression buffers SSE');
+    // Caddy lets an idle upstream connection go before the broker closes it, so it never sends a
+    // request on a connection the broker is closing (a 502 for a POST it cannot retry).
+    const idleNs = Number(/"keep_alive":\{"idle_timeout":(\d+)\}/.exec(text)?.[1]);
+    const brokerMs = parseDuration(settings.keepAliveTimeout.default as string);
+    assert.ok(idleNs / 1e6 < brokerMs, `Caddy idle ${idleNs / 1e6} ms, broker keep-alive ${brokerMs} ms`);
     // ACME, not the local CA, in the deployed file: no tls internal, no automation policy overrides.
     assert.equal((config as { apps: Record<string, unknown> }).apps['tls'], undefined);
   });

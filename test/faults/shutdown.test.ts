@@ -1,50 +1,28 @@
 // SIGTERM to the real broker process while a call is in flight: the call finishes within the grace,
 // every child is stopped, none outlives the broker, and it exits 0.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, it } from 'node:test';
-import type { ForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
-import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
+import { type BrokerProcess, logLines } from '../support/broker-process.ts';
+import { startFaultBroker } from '../support/fault-broker.ts';
 import { brokerToken, type Connected, connectV1, textOf } from '../support/mcp-oauth-client.ts';
-import { freePort, testBrokerEnv } from '../support/oauth-harness.ts';
-import { startEmulatorFor } from '../support/oauth-stack.ts';
 import { groupAlive } from '../support/wait.ts';
-
-const FAULT_SERVER = join(import.meta.dirname, '..', 'fixtures', 'fault-server.ts');
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-/** The Forgejo emulator and a spawned broker (fault-server children) wired to each other. */
-async function startFaultBroker(graceMs: number): Promise<BrokerProcess> {
-  const tmp = mkdtempSync(join(tmpdir(), 'broker-shutdown-'));
-  const port = await freePort();
-  const emulator: ForgejoEmulator = await startEmulatorFor(`http://127.0.0.1:${port}`);
-  let b: BrokerProcess | undefined;
-  cleanups.push(async () => {
-    if (b && b.proc.exitCode === null && b.proc.signalCode === null) {
-      b.proc.kill('SIGKILL');
-      await b.exited;
-    }
-    await emulator.close();
-    rmSync(tmp, { recursive: true, force: true });
-  });
-  b = await startBroker({
-    BROKER_LISTEN: `127.0.0.1:${port}`,
-    ...testBrokerEnv({ publicUrl: `http://127.0.0.1:${port}`, forgejoUrl: emulator.url, dir: tmp }),
-    BROKER_RATE_LIMIT: '1000',
-    BROKER_CHILD_COMMAND: `"${process.execPath}" "${FAULT_SERVER}"`,
-    BROKER_SHUTDOWN_GRACE: `${graceMs}ms`,
-    // The children's self-reported pids are host pids only outside a sandbox; the sandboxed stop
-    // is covered by test/e2e/child-isolation.test.ts.
-    BROKER_CHILD_ISOLATION: 'none',
-  });
-  return b;
-}
+/** The broker process with fault-server children and this grace for SIGTERM. */
+const startShutdownBroker = (graceMs: number) =>
+  startFaultBroker(
+    {
+      BROKER_SHUTDOWN_GRACE: `${graceMs}ms`,
+      // The children's self-reported pids are host pids only outside a sandbox; the sandboxed stop
+      // is covered by test/e2e/child-isolation.test.ts.
+      BROKER_CHILD_ISOLATION: 'none',
+    },
+    cleanups,
+  );
 
 function assertStoppedCleanly(b: BrokerProcess): void {
   const stopped = logLines(b).find((l) => l['msg'] === 'broker stopped');
@@ -55,7 +33,7 @@ function assertStoppedCleanly(b: BrokerProcess): void {
 
 it('SIGTERM with a call in flight: the call finishes within the grace, every child stops, exit 0', async () => {
   const GRACE_MS = 5000;
-  const b = await startFaultBroker(GRACE_MS);
+  const b = await startShutdownBroker(GRACE_MS);
   const alice = await connectV1(b.url, await brokerToken(b.url, 'alice'));
   const bob = await connectV1(b.url, await brokerToken(b.url, 'bob'));
   cleanups.push(async () => {
@@ -99,7 +77,7 @@ it('SIGTERM with a call in flight: the call finishes within the grace, every chi
 it('SIGTERM: once the in-flight call has answered, an idle keep-alive connection does not hold the exit to the grace', async () => {
   // A long grace that only a connection left open could use up: the exit must come well before it.
   const GRACE_MS = 20_000;
-  const b = await startFaultBroker(GRACE_MS);
+  const b = await startShutdownBroker(GRACE_MS);
   const token = await brokerToken(b.url, 'alice');
   // fetch keeps its connections alive: after the response, the socket stays open and idle.
   const headers = {
@@ -154,7 +132,7 @@ it('SIGTERM: once the in-flight call has answered, an idle keep-alive connection
 
 it('SIGTERM with a call that never answers: cut at the grace, the child told to cancel and stopped, exit 0', async () => {
   const GRACE_MS = 1000;
-  const b = await startFaultBroker(GRACE_MS);
+  const b = await startShutdownBroker(GRACE_MS);
   const alice = await connectV1(b.url, await brokerToken(b.url, 'alice'));
   cleanups.push(() => alice.client.close().catch(() => {}));
   const childPid = Number(textOf(await alice.client.callTool({ name: 'pid', arguments: {} })));

@@ -88,17 +88,23 @@ describe('the gate', () => {
     assert.match(ok.headers.get('access-control-expose-headers') ?? '', /mcp-session-id/);
   });
 
-  it('refuses a Host header that is not the public host (DNS rebinding)', async () => {
+  /** A POST /mcp with exactly this Host header (fetch would set its own). */
+  async function statusWithHost(host: string): Promise<number> {
     const { request } = await import('node:http');
     const u = new URL(stack.url);
-    const status = await new Promise<number>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       const r = request(
         {
           host: u.hostname,
           port: u.port,
           path: '/mcp',
           method: 'POST',
-          headers: { host: 'attacker.example', 'content-type': 'application/json' },
+          headers: {
+            host,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            authorization: 'Bearer token-alice',
+          },
         },
         (res) => {
           res.resume();
@@ -106,9 +112,44 @@ describe('the gate', () => {
         },
       );
       r.on('error', reject);
-      r.end('{}');
+      r.end(JSON.stringify(init()));
     });
-    assert.equal(status, 403);
+  }
+
+  it('refuses a Host header that is not the public host (DNS rebinding)', async () => {
+    assert.equal(await statusWithHost('attacker.example'), 403);
+    assert.equal(await statusWithHost(new URL(stack.url).host), 200);
+    assert.equal(await statusWithHost(`localhost:${new URL(stack.url).port}`), 200);
+  });
+
+  it('parses Host and Origin strictly: userinfo, paths or junk around a loopback host are refused', async () => {
+    const port = new URL(stack.url).port;
+    for (const host of [
+      'evil.example@127.0.0.1',
+      `evil.example@127.0.0.1:${port}`,
+      `127.0.0.1:${port}@evil.example`,
+      `127.0.0.1:${port}/x`,
+      `127.0.0.1:${port}#x`,
+      '127.0.0.1:99999',
+      '[::1',
+      '[not:an:ip]',
+    ]) {
+      assert.equal(await statusWithHost(host), 403, host);
+    }
+    for (const origin of [
+      'http://evil@127.0.0.1',
+      `http://evil@127.0.0.1:${port}`,
+      'http://127.0.0.1.evil.example',
+      'http://localhost:6274/path',
+      'http://localhost:6274?x',
+      'null',
+      'javascript://localhost',
+    ]) {
+      const res = await post(init(), { origin });
+      assert.equal(res.status, 403, origin);
+      assert.equal(res.headers.get('access-control-allow-origin'), null, origin);
+    }
+    assert.equal((await post(init(), { origin: 'http://[::1]:6274' })).status, 200);
   });
 
   it('answers other methods with 405 and an Allow header', async () => {

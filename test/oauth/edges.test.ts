@@ -6,6 +6,7 @@ import { metrics } from '../../src/metrics/metrics.ts';
 import { CimdResolver } from '../../src/oauth/cimd.ts';
 import { OAuthError } from '../../src/oauth/respond.ts';
 import { hashSecret, newSecret } from '../../src/store/secrets.ts';
+import { captureLogger } from '../support/log-capture.ts';
 import {
   type BrokerHarness,
   form,
@@ -90,11 +91,18 @@ describe('names and redirect URIs a consent page must not show or follow', () =>
     });
     origin = srv.origin;
     try {
-      const resolver = new CimdResolver({ allowPrivateHosts: ['localhost'], extraCa: [tls.cert] });
+      const logs = captureLogger('info');
+      const resolver = new CimdResolver({
+        allowPrivateHosts: ['localhost'],
+        extraCa: [tls.cert],
+        log: logs.log,
+      });
       const err = await resolver.resolve(`${origin}/bidi.json`).catch((e: unknown) => e);
       assert.ok(err instanceof OAuthError, String(err));
       assert.equal(err.error, 'invalid_client');
-      assert.match(err.message, /client_name/);
+      // The client sees one generic message (no fetch oracle); the log says it was the name.
+      const refused = logs.lines().find((l) => l['msg'] === 'client metadata document refused');
+      assert.match(String(refused?.['reason']), /client_name/);
     } finally {
       await srv.close();
     }

@@ -27,6 +27,7 @@ describe('SqliteStore: pending authorizations', () => {
     csrfHash: hashSecret(newSecret()),
     clientId: 'c',
     clientName: 'C',
+    source: '192.0.2.1',
     redirectUri: 'https://c.example/cb',
     clientState: null,
     codeChallenge: 'x'.repeat(43),
@@ -37,16 +38,11 @@ describe('SqliteStore: pending authorizations', () => {
     expiresAt,
   });
 
-  it('bounds the number of live pending authorizations; expired ones do not count', async () => {
-    assert.equal(await store.insertAuthRequest(request(now - 1), now, 2), true);
-    assert.equal(await store.insertAuthRequest(request(), now, 2), true);
-    assert.equal(await store.insertAuthRequest(request(), now, 2), true);
-    assert.equal(await store.insertAuthRequest(request(), now, 2), false);
-  });
+  const wide = { total: 100, perSource: 100, perClient: 100 };
 
   it('approves once, seals the verifier, and gives the request back by its state exactly once', async () => {
     const r = request();
-    await store.insertAuthRequest(r, now, 100);
+    await store.insertAuthRequest(r, now, wide);
     const state = hashSecret('upstream-state');
     assert.equal(
       await store.approveAuthRequest(r.idHash, state, 'verifier-plaintext-0123456789', now + 600_000, now),
@@ -67,11 +63,105 @@ describe('SqliteStore: pending authorizations', () => {
 
   it('an expired approved request is consumed but not returned', async () => {
     const r = request(now + 10);
-    await store.insertAuthRequest(r, now, 100);
+    await store.insertAuthRequest(r, now, wide);
     const state = hashSecret('s2');
     assert.equal(await store.approveAuthRequest(r.idHash, state, 'v'.repeat(43), now + 10, now), true);
     assert.equal(await store.takeAuthRequestByState(state, now + 20), undefined);
     assert.equal(await store.getAuthRequest(r.idHash), undefined);
+  });
+});
+
+describe('SqliteStore: pending authorizations are bounded per source, per client and in total', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'broker-pending-'));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+  let n = 0;
+  const fresh = () => new SqliteStore({ path: join(tmp, `p-${++n}.db`), secretKey: Buffer.alloc(32, 9) });
+  const now = 1_000_000;
+  let seq = 0;
+  /** Later requests expire later: `seq` orders them oldest first. */
+  const request = (source: string, clientId: string): AuthRequestRecord => ({
+    idHash: hashSecret(newSecret()),
+    browserHash: hashSecret(newSecret()),
+    csrfHash: hashSecret(newSecret()),
+    clientId,
+    clientName: 'C',
+    source,
+    redirectUri: 'https://c.example/cb',
+    clientState: null,
+    codeChallenge: 'x'.repeat(43),
+    resource: 'https://mcp.example/mcp',
+    scopes: ['mcp'],
+    upstreamStateHash: null,
+    upstreamVerifier: null,
+    expiresAt: now + 600_000 + ++seq,
+  });
+  const alive = async (store: SqliteStore, r: AuthRequestRecord) =>
+    (await store.getAuthRequest(r.idHash)) !== undefined;
+
+  it('a source at its bound sheds its own oldest request, and nobody else’s', async () => {
+    const store = fresh();
+    const limits = { total: 100, perSource: 3, perClient: 100 };
+    const victim = request('198.51.100.7', 'c');
+    assert.equal(await store.insertAuthRequest(victim, now, limits), true);
+    const flood = Array.from({ length: 10 }, () => request('203.0.113.9', 'c'));
+    for (const r of flood) assert.equal(await store.insertAuthRequest(r, now, limits), true);
+    assert.equal(await alive(store, victim), true);
+    const kept = await Promise.all(flood.map((r) => alive(store, r)));
+    assert.deepEqual(kept, [...Array(7).fill(false), true, true, true]);
+    await store.close();
+  });
+
+  it('a client at its bound sheds its own oldest request', async () => {
+    const store = fresh();
+    const limits = { total: 100, perSource: 100, perClient: 2 };
+    const other = request('192.0.2.1', 'other');
+    await store.insertAuthRequest(other, now, limits);
+    const mine = [1, 2, 3].map((i) => request(`192.0.2.${i + 1}`, 'busy'));
+    for (const r of mine) assert.equal(await store.insertAuthRequest(r, now, limits), true);
+    assert.deepEqual(await Promise.all(mine.map((r) => alive(store, r))), [false, true, true]);
+    assert.equal(await alive(store, other), true);
+    await store.close();
+  });
+
+  it('a full table sheds the oldest unconsented request, never one the user already approved', async () => {
+    const store = fresh();
+    const limits = { total: 3, perSource: 100, perClient: 100 };
+    const approved = request('192.0.2.1', 'a');
+    const old = request('192.0.2.2', 'b');
+    const newer = request('192.0.2.3', 'c');
+    for (const r of [approved, old, newer]) await store.insertAuthRequest(r, now, limits);
+    assert.equal(
+      await store.approveAuthRequest(approved.idHash, hashSecret('s'), 'v', now + 700_000, now),
+      true,
+    );
+    const late = request('192.0.2.4', 'd');
+    assert.equal(await store.insertAuthRequest(late, now, limits), true);
+    assert.deepEqual(await Promise.all([approved, old, newer, late].map((r) => alive(store, r))), [
+      true,
+      false,
+      true,
+      true,
+    ]);
+    await store.close();
+  });
+
+  it('refuses (false) only when every request in the way is already approved; expired ones never count', async () => {
+    const store = fresh();
+    const limits = { total: 2, perSource: 100, perClient: 100 };
+    const expired = { ...request('192.0.2.9', 'x'), expiresAt: now - 1 };
+    await store.insertAuthRequest(expired, now - 10, limits);
+    const a = request('192.0.2.1', 'a');
+    const b = request('192.0.2.2', 'b');
+    for (const r of [a, b]) assert.equal(await store.insertAuthRequest(r, now, limits), true);
+    for (const r of [a, b])
+      assert.equal(
+        await store.approveAuthRequest(r.idHash, hashSecret(r.idHash), 'v', now + 700_000, now),
+        true,
+      );
+    assert.equal(await store.insertAuthRequest(request('192.0.2.3', 'c'), now, limits), false);
+    assert.equal(await alive(store, a), true);
+    assert.equal(await alive(store, b), true);
+    await store.close();
   });
 });
 

@@ -45,7 +45,7 @@ describe('connected-apps store', () => {
       .run('g-old', 5, 'eve', 'c1', 'mcp', 'http://x/mcp', 1);
     await old.close();
     const s = new SqliteStore({ path, secretKey: key });
-    assert.deepEqual(s.appliedMigrations, [5]);
+    assert.deepEqual(s.appliedMigrations, [5, 6]);
     const [g] = await s.listGrants(5);
     assert.equal(g?.mode, 'write');
     assert.equal(g?.lastUsedAt, null);

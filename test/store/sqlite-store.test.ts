@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/config.ts';
 import { type Migration, readMigrations } from '../../src/store/sqlite/migrate.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { StoreError } from '../../src/store/store.ts';
@@ -163,5 +164,54 @@ describe('SqliteStore migrations', () => {
       readdirSync(dir).filter((f) => !/^b\.db(-wal|-shm)?$/.test(f)),
       [],
     );
+  });
+
+  it('creates the database, its -wal and -shm and its folder owner-only even under umask 022', async () => {
+    const old = process.umask(0o022);
+    try {
+      const dir = join(tmp, 'private', 'nested');
+      const loaded = loadConfig(
+        {
+          BROKER_PUBLIC_URL: 'http://127.0.0.1:8080',
+          FORGEJO_URL: 'http://127.0.0.1:3000',
+          FORGEJO_CLIENT_ID: 'x',
+          FORGEJO_CLIENT_SECRET: 'y',
+          BROKER_DB: join(dir, 'broker.db'),
+          // Any command on the machine: the config checks that the child command exists.
+          BROKER_CHILD_COMMAND: process.execPath,
+        },
+        [],
+      );
+      assert.ok(loaded.ok);
+      const store = new SqliteStore({ path: loaded.config.db, secretKey: loaded.config.secretKey });
+      await store.insertClient({
+        clientId: 'c1',
+        secretHash: null,
+        authMethod: 'none',
+        name: 'n',
+        redirectUris: ['https://a.example/cb'],
+        metadata: {},
+        createdAt: 1,
+        usedAt: null,
+      });
+      const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
+      assert.equal(mode(join(tmp, 'private')), '700');
+      assert.equal(mode(dir), '700');
+      for (const f of ['broker.db', 'broker.db-wal', 'broker.db-shm', 'secret.key'])
+        assert.equal(mode(join(dir, f)), '600', f);
+      await store.close();
+
+      // A database an older broker left world-readable is tightened when opened.
+      const legacy = join(tmp, 'legacy.db');
+      new SqliteStore({ path: legacy, secretKey: key }).close();
+      for (const f of [legacy, `${legacy}-wal`, `${legacy}-shm`])
+        writeFileSync(f, '', { flag: 'a', mode: 0o644 });
+      for (const f of [legacy, `${legacy}-wal`, `${legacy}-shm`]) chmodSync(f, 0o644);
+      const reopened = new SqliteStore({ path: legacy, secretKey: key });
+      for (const f of [legacy, `${legacy}-wal`, `${legacy}-shm`]) assert.equal(mode(f), '600', f);
+      await reopened.close();
+    } finally {
+      process.umask(old);
+    }
   });
 });

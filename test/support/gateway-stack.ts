@@ -9,6 +9,7 @@ import type { BearerResult, Principal } from '../../src/gateway/gate.ts';
 import { Gateway } from '../../src/gateway/gateway.ts';
 import { registerMcpRoutes } from '../../src/gateway/routes.ts';
 import type { TaskOptions } from '../../src/gateway/tasks.ts';
+import type { HttpLimits } from '../../src/http/limits.ts';
 import { type App, createHttpServer, listen } from '../../src/http/server.ts';
 import { Pool, type PoolOptions } from '../../src/pool/pool.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
@@ -110,6 +111,7 @@ export async function startGatewayStack(
     callTimeoutMs?: number;
     maxSessionsPerUser?: number;
     tasks?: Partial<TaskOptions>;
+    limits?: Partial<HttpLimits>;
     /** Revocation announcements, as the OAuth side makes them. */
     events?: EventEmitter;
     maxResultChars?: number;
@@ -118,7 +120,12 @@ export async function startGatewayStack(
   const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
   const logs = captureLogger('info');
   const store = new SqliteStore({ path: join(tmp, 'b.db'), secretKey: Buffer.alloc(32, 4) });
-  const app = createHttpServer({ log: logs.log, store, buildInfo: { version: 't', git: 't' } });
+  const app = createHttpServer({
+    log: logs.log,
+    store,
+    buildInfo: { version: 't', git: 't' },
+    limits: opts.limits,
+  });
   const supervisor = new Supervisor({ log: logs.log });
   let gateway: Gateway | undefined;
   const pool = new Pool({
@@ -147,7 +154,10 @@ export async function startGatewayStack(
   });
   // The public URL holds the port, known only once listening: the route delegates to the gateway
   // created just after.
-  registerMcpRoutes(app, { handle: (req, res, body) => (gateway as Gateway).handle(req, res, body) });
+  registerMcpRoutes(app, {
+    admit: (req, res, before) => (gateway as Gateway).admit(req, res, before),
+    handle: (req, res, body, p) => (gateway as Gateway).handle(req, res, body, p),
+  });
   const bound = await listen(app, '127.0.0.1', 0);
   const publicUrl = `http://127.0.0.1:${bound.port}`;
   gateway = new Gateway({

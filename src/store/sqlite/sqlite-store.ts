@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import {
@@ -13,7 +14,9 @@ import {
   type GrantMode,
   type GrantRecord,
   type OAuthStore,
+  type PendingLimits,
   type RefreshOutcome,
+  type RegistrationBudget,
   type RevokedGrant,
   StoreError,
   type StoreEventMap,
@@ -48,6 +51,7 @@ export class SqliteStore implements OAuthStore {
 
   constructor(options: SqliteStoreOptions) {
     this.#keys = new Keyring(options.secretKey, options.previousKeys);
+    createOwnerOnly(options.path);
     try {
       this.db = new DatabaseSync(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
     } catch (e) {
@@ -57,6 +61,8 @@ export class SqliteStore implements OAuthStore {
       // WAL lets readers run beside the one writer; NORMAL sync is durable at each checkpoint
       // and safe against corruption in WAL mode.
       this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+      // SQLite gives the -wal and -shm files the database file's mode; older ones are tightened.
+      for (const suffix of ['-wal', '-shm']) tightenToOwner(`${options.path}${suffix}`);
       this.appliedMigrations = migrate(this.db, options.migrations ?? readMigrations(), options.path);
       this.#checkKey(options.path);
     } catch (e) {
@@ -140,32 +146,56 @@ export class SqliteStore implements OAuthStore {
     return result;
   }
 
-  async insertClient(c: ClientRecord): Promise<void> {
-    this.#run(
-      `INSERT INTO oauth_client (client_id, secret_hash, auth_method, name, redirect_uris, metadata, created_at,
-         used_at, registration_token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      c.clientId,
-      c.secretHash,
-      c.authMethod,
-      c.name,
-      JSON.stringify(c.redirectUris),
-      JSON.stringify(c.metadata),
-      c.createdAt,
-      c.usedAt,
-      c.registrationTokenHash ?? null,
-    );
+  async insertClient(c: ClientRecord, budget?: RegistrationBudget): Promise<boolean> {
+    return this.#tx(() => {
+      if (budget && !this.#roomForClient(budget)) return false;
+      this.#run(
+        `INSERT INTO oauth_client (client_id, secret_hash, auth_method, name, redirect_uris, metadata, created_at,
+           used_at, registration_token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        c.clientId,
+        c.secretHash,
+        c.authMethod,
+        c.name,
+        JSON.stringify(c.redirectUris),
+        packMetadata(c.metadata),
+        c.createdAt,
+        c.usedAt,
+        c.registrationTokenHash ?? null,
+      );
+      return true;
+    });
+  }
+
+  /** Inside a transaction: true when the budget has room, after deleting what may make it. */
+  #roomForClient(b: RegistrationBudget): boolean {
+    const unused = () =>
+      Number(this.#row('SELECT COUNT(*) AS n FROM oauth_client WHERE used_at IS NULL')?.['n'] ?? 0);
+    const over = unused() - b.maxUnused + 1;
+    if (over <= 0) return true;
+    const victims = this.#stmt(
+      `SELECT client_id FROM oauth_client WHERE used_at IS NULL AND created_at < ?
+       ORDER BY created_at LIMIT ?`,
+    ).all(b.evictCreatedBefore, over);
+    for (const v of victims) {
+      this.#run('DELETE FROM auth_request WHERE client_id = ?', v['client_id'] as string);
+      this.#run('DELETE FROM oauth_client WHERE client_id = ?', v['client_id'] as string);
+    }
+    return unused() < b.maxUnused;
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
     const r = this.#row('SELECT * FROM oauth_client WHERE client_id = ?', clientId);
     if (!r) return undefined;
+    const clientIdCol = r['client_id'] as string;
+    const name = r['name'] as string;
+    const redirectUris = JSON.parse(r['redirect_uris'] as string) as string[];
     return {
-      clientId: r['client_id'] as string,
+      clientId: clientIdCol,
       secretHash: r['secret_hash'] as string | null,
       authMethod: r['auth_method'] as AuthMethod,
-      name: r['name'] as string,
-      redirectUris: JSON.parse(r['redirect_uris'] as string),
-      metadata: JSON.parse(r['metadata'] as string),
+      name,
+      redirectUris,
+      metadata: unpackMetadata(r['metadata'] as string, clientIdCol, name, redirectUris),
       createdAt: r['created_at'] as number,
       usedAt: r['used_at'] as number | null,
       registrationTokenHash: r['registration_token_hash'] as string | null,
@@ -178,7 +208,7 @@ export class SqliteStore implements OAuthStore {
         'UPDATE oauth_client SET name = ?, redirect_uris = ?, metadata = ? WHERE client_id = ?',
         u.name,
         JSON.stringify(u.redirectUris),
-        JSON.stringify(u.metadata),
+        packMetadata(u.metadata),
         clientId,
       ) === 1
     );
@@ -197,25 +227,53 @@ export class SqliteStore implements OAuthStore {
     return Number(this.#row('SELECT COUNT(*) AS n FROM auth_request WHERE expires_at > ?', now)?.['n'] ?? 0);
   }
 
-  async insertAuthRequest(q: AuthRequestRecord, now: number, maxPending: number): Promise<boolean> {
-    const pending = this.#row('SELECT COUNT(*) AS n FROM auth_request WHERE expires_at > ?', now);
-    if (Number(pending?.['n'] ?? 0) >= maxPending) return false;
-    this.#run(
-      `INSERT INTO auth_request (id_hash, browser_hash, csrf_hash, client_id, client_name, redirect_uri,
-         client_state, code_challenge, resource, scopes, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      q.idHash,
-      q.browserHash,
-      q.csrfHash,
-      q.clientId,
-      q.clientName,
-      q.redirectUri,
-      q.clientState,
-      q.codeChallenge,
-      q.resource,
-      q.scopes.join(' '),
-      q.expiresAt,
-    );
-    return true;
+  async insertAuthRequest(q: AuthRequestRecord, now: number, limits: PendingLimits): Promise<boolean> {
+    return this.#tx(() => {
+      // Narrowest first: a source that floods sheds its own oldest requests before anyone else's.
+      const bounds: [string, SQLInputValue[], number][] = [
+        ['source = ?', [q.source], limits.perSource],
+        ['client_id = ?', [q.clientId], limits.perClient],
+        ['1 = 1', [], limits.total],
+      ];
+      for (const [where, args, max] of bounds) {
+        const live = () =>
+          Number(
+            this.#row(
+              `SELECT COUNT(*) AS n FROM auth_request WHERE ${where} AND expires_at > ?`,
+              ...args,
+              now,
+            )?.['n'] ?? 0,
+          );
+        const over = live() - max + 1;
+        if (over <= 0) continue;
+        this.#run(
+          `DELETE FROM auth_request WHERE id_hash IN (SELECT id_hash FROM auth_request
+             WHERE ${where} AND expires_at > ? AND upstream_state_hash IS NULL ORDER BY expires_at LIMIT ?)`,
+          ...args,
+          now,
+          over,
+        );
+        if (live() >= max) return false;
+      }
+      this.#run(
+        `INSERT INTO auth_request (id_hash, browser_hash, csrf_hash, client_id, client_name, source,
+           redirect_uri, client_state, code_challenge, resource, scopes, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        q.idHash,
+        q.browserHash,
+        q.csrfHash,
+        q.clientId,
+        q.clientName,
+        q.source,
+        q.redirectUri,
+        q.clientState,
+        q.codeChallenge,
+        q.resource,
+        q.scopes.join(' '),
+        q.expiresAt,
+      );
+      return true;
+    });
   }
 
   #authRequest(r: Record<string, SQLInputValue> | undefined): AuthRequestRecord | undefined {
@@ -228,6 +286,7 @@ export class SqliteStore implements OAuthStore {
       csrfHash: r['csrf_hash'] as string,
       clientId: r['client_id'] as string,
       clientName: r['client_name'] as string,
+      source: r['source'] as string,
       redirectUri: r['redirect_uri'] as string,
       clientState: r['client_state'] as string | null,
       codeChallenge: r['code_challenge'] as string,
@@ -712,6 +771,52 @@ export class SqliteStore implements OAuthStore {
       );
       return n;
     });
+  }
+}
+
+// The id, name and redirect URIs have columns of their own; the metadata JSON does not repeat them.
+const OWN_COLUMNS = ['client_id', 'client_name', 'redirect_uris'];
+
+function packMetadata(metadata: Record<string, unknown>): string {
+  return JSON.stringify(
+    Object.fromEntries(Object.entries(metadata).filter(([k]) => !OWN_COLUMNS.includes(k))),
+  );
+}
+
+function unpackMetadata(
+  json: string,
+  clientId: string,
+  name: string,
+  redirectUris: string[],
+): Record<string, unknown> {
+  return {
+    ...(JSON.parse(json) as Record<string, unknown>),
+    client_id: clientId,
+    client_name: name,
+    redirect_uris: redirectUris,
+  };
+}
+
+/**
+ * The database holds hashes, sealed tokens and client metadata: it is created owner-only (0600)
+ * whatever the umask (SQLite would make it 0644), and an existing one readable by others is tightened.
+ */
+function createOwnerOnly(path: string): void {
+  if (path === ':memory:' || path === '' || path.startsWith('file:')) return;
+  try {
+    closeSync(openSync(path, 'a', 0o600));
+  } catch {
+    return; // DatabaseSync says why, in its own words
+  }
+  tightenToOwner(path);
+}
+
+function tightenToOwner(path: string): void {
+  try {
+    const mode = statSync(path).mode & 0o777;
+    if (mode & 0o077) chmodSync(path, mode & 0o700);
+  } catch {
+    // Missing, or not ours to change (an operator's deliberate setup): left as it is.
   }
 }
 
