@@ -42,6 +42,26 @@ async function readJson(res: Response): Promise<Record<string, unknown> | undefi
   }
 }
 
+/**
+ * The check's request to Forgejo's token endpoint: a code exchange with a code that was never
+ * issued, so only the client credentials and the redirect URI can be right or wrong.
+ */
+export function testCodeExchange(o: ForgejoCheckOptions, signal?: AbortSignal): Promise<Response> {
+  return fetch(`${o.forgejoUrl.replace(/\/+$/, '')}/login/oauth/access_token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      client_id: o.clientId,
+      client_secret: o.clientSecret,
+      redirect_uri: o.redirectUri,
+      code: `broker-check-${randomBytes(16).toString('hex')}`,
+    }),
+    ...(signal ? { signal } : {}),
+    redirect: 'manual',
+  });
+}
+
 export async function checkForgejo(o: ForgejoCheckOptions): Promise<ForgejoCheck> {
   const root = o.forgejoUrl.replace(/\/+$/, '');
   const timeout = () => AbortSignal.timeout(o.timeoutMs ?? 10_000);
@@ -80,20 +100,7 @@ export async function checkForgejo(o: ForgejoCheckOptions): Promise<ForgejoCheck
 
   const tokenUrl = `${root}/login/oauth/access_token`;
   try {
-    res = await fetch(tokenUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams({
-        grant_type: 'authorization_code',
-        client_id: o.clientId,
-        client_secret: o.clientSecret,
-        redirect_uri: o.redirectUri,
-        // A code that was never issued: only the client credentials can be right or wrong here.
-        code: `broker-check-${randomBytes(16).toString('hex')}`,
-      }),
-      signal: timeout(),
-      redirect: 'manual',
-    });
+    res = await testCodeExchange(o, timeout());
   } catch (e) {
     error(
       `cannot reach Forgejo's token endpoint ${tokenUrl} (${describeFailure(e)})`,

@@ -11,12 +11,14 @@ import { after, before, describe, it } from 'node:test';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
+  CLAUDE_AI_OPENING,
   CLAUDE_MCP_UA,
   CLAUDE_OAUTH_UA,
   ClaudeAi,
   ClaudeAiError,
   LEGACY,
   MODERN,
+  openingOf,
 } from '../support/claude-ai.ts';
 import { type Stack, startStack } from '../support/oauth-stack.ts';
 import { E2E_USERS, fullNames, repoNames, STANDIN_TOOLS } from './support.ts';
@@ -65,16 +67,7 @@ describe('Claude.ai (simulated from the field reports) against the broker and th
     const c = connector();
     await c.connect();
 
-    const paths = c.sent.map((r) => `${r.method} ${new URL(r.url).pathname} ${r.status}`);
-    assert.deepEqual(paths, [
-      'POST /mcp 401',
-      'GET /.well-known/oauth-protected-resource/mcp 200',
-      'GET /.well-known/oauth-protected-resource 200',
-      'GET /.well-known/oauth-authorization-server 200',
-      'POST /oauth/register 201',
-      'POST /oauth/register 201',
-      'POST /oauth/token 200',
-    ]);
+    assert.deepEqual(openingOf(c), CLAUDE_AI_OPENING);
     assert.ok(c.sent.slice(1).every((r) => r.headers['user-agent'] === CLAUDE_OAUTH_UA));
     assert.equal(c.registrations.length, 2);
     for (const r of c.registrations) {

@@ -8,7 +8,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoNames, STANDIN_TOOLS, textOf } from '../e2e/support.ts';
-import { CLAUDE_MCP_UA, CLAUDE_OAUTH_UA, ClaudeAi, MODERN } from '../support/claude-ai.ts';
+import {
+  CLAUDE_AI_OPENING,
+  CLAUDE_MCP_UA,
+  CLAUDE_OAUTH_UA,
+  ClaudeAi,
+  MODERN,
+  openingOf,
+} from '../support/claude-ai.ts';
 import { type BrokerHarness, freePort, startBrokerInProcess } from '../support/oauth-harness.ts';
 import { type GiteaUser, giteaRepos, type RealGitea, startRealGitea } from '../support/real-gitea.ts';
 
@@ -49,18 +56,7 @@ describe('Claude.ai (simulated) against the broker on a real Gitea', () => {
     const c = connector(broker, gitea.alice);
     await c.connect();
 
-    assert.deepEqual(
-      c.sent.map((r) => `${r.method} ${new URL(r.url).pathname} ${r.status}`),
-      [
-        'POST /mcp 401',
-        'GET /.well-known/oauth-protected-resource/mcp 200',
-        'GET /.well-known/oauth-protected-resource 200',
-        'GET /.well-known/oauth-authorization-server 200',
-        'POST /oauth/register 201',
-        'POST /oauth/register 201',
-        'POST /oauth/token 200',
-      ],
-    );
+    assert.deepEqual(openingOf(c), CLAUDE_AI_OPENING);
     assert.ok(c.sent.slice(1).every((r) => r.headers['user-agent'] === CLAUDE_OAUTH_UA));
     assert.equal(c.registrations.length, 2);
     for (const r of c.registrations) {

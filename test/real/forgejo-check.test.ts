@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/config.ts';
-import { checkForgejo, type ForgejoCheckOptions } from '../../src/forgejo/check.ts';
+import { checkForgejo, type ForgejoCheckOptions, testCodeExchange } from '../../src/forgejo/check.ts';
 import { runCheck } from '../../src/main/check.ts';
 import { testBrokerEnv } from '../support/oauth-harness.ts';
 import { type RealGitea, startRealGitea } from '../support/real-gitea.ts';
@@ -28,19 +28,9 @@ before(async () => {
 });
 after(() => gitea?.close());
 
-/** Gitea's own answer to the check's request: a code exchange with a code never issued. */
+/** Gitea's own answer to the check's very request. */
 async function exchange(o: ForgejoCheckOptions): Promise<string> {
-  const res = await fetch(`${gitea.url}/login/oauth/access_token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      client_id: o.clientId,
-      client_secret: o.clientSecret,
-      redirect_uri: o.redirectUri,
-      code: 'broker-check-never-issued',
-    }),
-  });
+  const res = await testCodeExchange(o);
   const body = (await res.json()) as { error?: string; error_description?: string };
   return `${res.status} ${body.error}: ${body.error_description}`;
 }

@@ -31,6 +31,19 @@ export const LEGACY = '2025-11-25';
 /** Where Claude.ai cuts a tool result (characters of text). */
 export const CLAUDE_RESULT_LIMIT = 150_000;
 const TOOL_TIMEOUT_MS = 300_000;
+/** Its requests from "Connect" to tokens, as `METHOD path status`, for a server with DCR. */
+export const CLAUDE_AI_OPENING = [
+  'POST /mcp 401',
+  'GET /.well-known/oauth-protected-resource/mcp 200',
+  'GET /.well-known/oauth-protected-resource 200',
+  'GET /.well-known/oauth-authorization-server 200',
+  'POST /oauth/register 201',
+  'POST /oauth/register 201',
+  'POST /oauth/token 200',
+];
+/** What a simulator sent, in CLAUDE_AI_OPENING's form. */
+export const openingOf = (c: ClaudeAi): string[] =>
+  c.sent.map((r) => `${r.method} ${new URL(r.url).pathname} ${r.status}`);
 /** Modern JSON-RPC errors: a 400 carrying one comes from a 2026 server (no fallback). */
 const MODERN_ERRORS = new Set([-32020, -32021, -32022]);
 
