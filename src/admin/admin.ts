@@ -117,6 +117,12 @@ export async function runAdmin(argv: string[], config: Config, io: Output): Prom
       return report(e, io);
     }
   }
+  if (config.dbKind === 'postgres') {
+    io.err(
+      'forgejo-mcp-broker admin: this command reads SQLite databases only for now; on PostgreSQL, see docs/operations.md\n',
+    );
+    return EXIT.usage;
+  }
   let store: SqliteStore;
   try {
     store = new SqliteStore({
@@ -273,7 +279,7 @@ async function dispatch(
       return EXIT.ok;
     }
     case 'keys': {
-      const { current, counts } = store.sealedKeyCounts();
+      const { current, counts } = await store.sealedKeyCounts();
       const others = Object.entries(counts).filter(([k]) => k !== current);
       const done = others.length === 0 && !store.keyRotationPending;
       print(

@@ -5,7 +5,9 @@ import { parseArgs } from 'node:util';
 import { flagName, parseSecretKey, type SettingName, type SettingValues, settings } from './settings.ts';
 
 export type Config = Omit<SettingValues, 'secretKey' | 'db'> & {
+  /** A resolved SQLite file path, or a postgres:// URL (see `dbKind`). */
   db: string;
+  dbKind: 'sqlite' | 'postgres';
   secretKey: Buffer;
   /** Where the key came from, for the startup log line (never the key itself). */
   secretKeySource: 'env' | 'file' | 'generated';
@@ -54,7 +56,21 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: string[]): ConfigResult
   }
 
   let db: string | undefined;
-  if (typeof values.db === 'string') {
+  const postgres = typeof values.db === 'string' && isPostgresUrl(values.db);
+  if (postgres) {
+    // Never echoed back: the URL may carry a password.
+    if (URL.canParse(values.db as string)) db = values.db as string;
+    else errors.push(describe('db', 'is not a valid postgres:// URL', undefined));
+    // Replicas must share the key, and there is no folder to keep a generated one in.
+    if (values.secretKey === undefined)
+      errors.push(
+        describe(
+          'secretKey',
+          'is required with a PostgreSQL BROKER_DB (every replica sets the same key)',
+          undefined,
+        ),
+      );
+  } else if (typeof values.db === 'string') {
     db = resolve(values.db);
     const problem = prepareFolder(dirname(db));
     if (problem) {
@@ -66,7 +82,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: string[]): ConfigResult
   let secretKey = values.secretKey as Buffer | undefined;
   let secretKeySource: Config['secretKeySource'] = 'env';
   // The key file is only created for an otherwise valid configuration: a refused start leaves no trace.
-  if (secretKey === undefined && db !== undefined && errors.length === 0) {
+  if (secretKey === undefined && db !== undefined && !postgres && errors.length === 0) {
     const keyFile = join(dirname(db), KEY_FILE);
     try {
       const fromFile = readOrCreateKeyFile(keyFile);
@@ -78,7 +94,21 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: string[]): ConfigResult
   }
 
   if (errors.length > 0 || !db || !secretKey) return { ok: false, errors };
-  return { ok: true, config: { ...(values as SettingValues), db, secretKey, secretKeySource } };
+  return {
+    ok: true,
+    config: {
+      ...(values as SettingValues),
+      db,
+      dbKind: postgres ? 'postgres' : 'sqlite',
+      secretKey,
+      secretKeySource,
+    },
+  };
+}
+
+/** A postgres:// (or postgresql://) URL names a PostgreSQL database; anything else a SQLite file. */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(db);
 }
 
 /** Creates the folder if needed and proves it writable; returns the problem, if any. */

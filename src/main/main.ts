@@ -4,6 +4,7 @@ import { helpText, loadConfig } from '../config/config.ts';
 import { startMetricsListener } from '../http/metrics-route.ts';
 import { listen } from '../http/server.ts';
 import { createLogger } from '../log/log.ts';
+import { describePostgresUrl } from '../store/postgres/postgres-store.ts';
 import { type Broker, buildBroker } from './broker.ts';
 import { installSignalHandlers } from './lifecycle.ts';
 
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
   let broker: Broker;
   try {
     broker = buildBroker(config, log);
+    // PostgreSQL connects and migrates in the background: nothing listens before it can be used.
+    await broker.store.ready();
   } catch (e) {
     // A store it cannot use or a child command it cannot find: said once, plainly, exit 2.
     log.fatal({ err: { message: (e as Error).message } }, 'cannot start');
@@ -83,7 +86,7 @@ async function main(): Promise<void> {
       address,
       publicUrl: config.publicUrl,
       forgejoUrl: config.forgejoUrl,
-      db: config.db,
+      db: config.dbKind === 'postgres' ? describePostgresUrl(config.db) : config.db,
       keySource: config.secretKeySource,
       isolation: supervisor.isolation.kind,
       migrationsApplied: store.appliedMigrations,

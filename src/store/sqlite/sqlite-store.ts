@@ -5,12 +5,13 @@ import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import {
   type AuthMethod,
   type AuthRequestRecord,
+  type BrokerStore,
   type ClientRecord,
   type ClientUpdate,
   type CodeRecord,
   type ForgejoCredential,
   type GrantRecord,
-  type OAuthStore,
+  type LiveChildRecord,
   type RefreshOutcome,
   type RevokedGrant,
   StoreError,
@@ -18,6 +19,7 @@ import {
   type TokenPair,
 } from '../store.ts';
 import { type Migration, migrate, readMigrations } from './migrate.ts';
+import { Operations } from './operations.ts';
 
 export type SqliteStoreOptions = {
   path: string;
@@ -34,7 +36,8 @@ export type ChangeKind = 'grant' | 'user' | 'access_token';
 /** Long past any poll interval: a process that missed this much has restarted anyway. */
 const CHANGE_LOG_KEEP_MS = 60 * 60_000;
 
-export class SqliteStore implements OAuthStore {
+export class SqliteStore implements BrokerStore {
+  readonly kind = 'sqlite' as const;
   readonly db: DatabaseSync;
   readonly appliedMigrations: number[];
   readonly #keys: Keyring;
@@ -87,6 +90,9 @@ export class SqliteStore implements OAuthStore {
     }
   }
 
+  /** Opening is synchronous here: a store that could not be used threw in the constructor. */
+  async ready(): Promise<void> {}
+
   async health(): Promise<void> {
     if (!this.db.isOpen) throw new StoreError('database is closed');
     try {
@@ -97,7 +103,7 @@ export class SqliteStore implements OAuthStore {
   }
 
   async close(): Promise<void> {
-    this.flushUsage();
+    this.#flushUsage();
     if (this.db.isOpen) this.db.close();
   }
 
@@ -443,7 +449,7 @@ export class SqliteStore implements OAuthStore {
    * records the current key as its own and the previous keys are no longer needed. Returns how
    * many it re-sealed.
    */
-  resealBatch(limit: number): number {
+  async resealBatch(limit: number): Promise<number> {
     const prefix = `v2.${this.#keys.currentId}.%`;
     return this.#tx(() => {
       let n = 0;
@@ -483,7 +489,7 @@ export class SqliteStore implements OAuthStore {
   }
 
   /** How many sealed values each key sealed ('legacy': sealed before values named their key). */
-  sealedKeyCounts(): { current: string; counts: Record<string, number> } {
+  async sealedKeyCounts(): Promise<{ current: string; counts: Record<string, number> }> {
     const counts: Record<string, number> = {};
     const rows = [
       ...this.#stmt('SELECT access_token AS v FROM forgejo_credential').all(),
@@ -547,7 +553,11 @@ export class SqliteStore implements OAuthStore {
   readonly #used = new Map<string, number>();
 
   /** Writes the remembered last-use times of grants (called periodically and at close). */
-  flushUsage(): number {
+  async flushUsage(): Promise<number> {
+    return this.#flushUsage();
+  }
+
+  #flushUsage(): number {
     if (this.#used.size === 0 || !this.db.isOpen) return 0;
     const used = [...this.#used];
     this.#used.clear();
@@ -556,6 +566,20 @@ export class SqliteStore implements OAuthStore {
         this.#run('UPDATE oauth_grant SET last_used_at = ? WHERE grant_id = ?', at, grantId);
     });
     return used.length;
+  }
+
+  readonly #children = new Operations(this);
+
+  async recordChild(c: LiveChildRecord): Promise<void> {
+    this.#children.recordChild(c);
+  }
+
+  async forgetChild(pid: number): Promise<void> {
+    this.#children.forgetChild(pid);
+  }
+
+  async forgetChildrenOf(brokerPid: number): Promise<void> {
+    this.#children.forgetChildrenOf(brokerPid);
   }
 
   async revokeToken(tokenHash: string, clientId: string): Promise<'access' | 'refresh' | undefined> {
