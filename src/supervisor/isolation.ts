@@ -64,8 +64,9 @@ export function bwrapIsolation(bwrap: string, hide: readonly string[]): Isolatio
     '--proc',
     '/proc',
     ...tmp.flatMap((p) => ['--tmpfs', p]),
-    ...hidden.flatMap((p) => ['--tmpfs', p]),
   ];
+  // After the binds below, so a hidden folder inside a program's folder stays hidden.
+  const hiding = hidden.flatMap((p) => ['--tmpfs', p]);
   const root = process.geteuid?.() === 0;
   return {
     kind: 'bwrap',
@@ -75,9 +76,42 @@ export function bwrapIsolation(bwrap: string, hide: readonly string[]): Isolatio
     summary: `each child runs under bubblewrap in its own PID namespace: it sees no other process, a read-only host, an empty /tmp, and empty folders in place of ${hidden.join(', ') || '(nothing)'}${root ? '; the broker runs as root, so children are root without capabilities and can read root-only files elsewhere on the host' : ''}`,
     wrap: (command, args, cwd) => ({
       command: bwrap,
-      args: [...fixed, '--chdir', cwd, '--', command, ...args],
+      args: [
+        ...fixed,
+        ...programFolders([command, ...args], tmp).flatMap((p) => ['--ro-bind', p, p]),
+        ...hiding,
+        '--chdir',
+        cwd,
+        '--',
+        command,
+        ...args,
+      ],
     }),
   };
+}
+
+/**
+ * A program installed under a temporary folder (a checkout in /tmp, its own Node binary and
+ * scripts) would vanish under the empty /tmp: the top folder under /tmp of each absolute path on
+ * the command line is bound back, read-only.
+ */
+function programFolders(words: readonly string[], tmp: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const w of words) {
+    if (!w.startsWith('/')) continue;
+    let real: string;
+    try {
+      real = realpathSync(w);
+    } catch {
+      continue;
+    }
+    for (const t of tmp) {
+      if (!real.startsWith(`${t}/`)) continue;
+      const top = real.slice(t.length + 1).split('/')[0];
+      if (top) out.add(join(t, top));
+    }
+  }
+  return [...out];
 }
 
 function findOnPath(name: string, path: string): string | undefined {

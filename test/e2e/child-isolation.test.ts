@@ -45,20 +45,22 @@ async function brokerWith(isolation: string): Promise<{ broker: BrokerProcess; d
   assert.ok(!dir.startsWith(tmpdir()));
   const port = await freePort();
   const emulator = await startEmulatorFor(`http://127.0.0.1:${port}`);
-  const broker = await startBroker({
-    BROKER_LISTEN: `127.0.0.1:${port}`,
-    ...testBrokerEnv({ publicUrl: `http://127.0.0.1:${port}`, forgejoUrl: emulator.url, dir }),
-    BROKER_SECRET_KEY: '',
-    BROKER_CHILD_COMMAND: `"${process.execPath}" "${FAULT_SERVER}"`,
-    BROKER_CHILD_ISOLATION: isolation,
-  });
+  // Cleaned up even when the broker refuses to start, so a failure cannot hold the test file open.
+  let broker: BrokerProcess | undefined;
   cleanup.push(async () => {
-    if (broker.proc.exitCode === null) {
+    if (broker && broker.proc.exitCode === null) {
       broker.proc.kill('SIGTERM');
       await broker.exited;
     }
     await emulator.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+  broker = await startBroker({
+    BROKER_LISTEN: `127.0.0.1:${port}`,
+    ...testBrokerEnv({ publicUrl: `http://127.0.0.1:${port}`, forgejoUrl: emulator.url, dir }),
+    BROKER_SECRET_KEY: '',
+    BROKER_CHILD_COMMAND: `"${process.execPath}" "${FAULT_SERVER}"`,
+    BROKER_CHILD_ISOLATION: isolation,
   });
   return { broker, dir };
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -88,5 +89,35 @@ describe('a sandboxed child', () => {
     const info = await child.stop(2000);
     assert.equal(info.code, 0, 'the child saw stdin close and exited by itself');
     assert.ok(await eventually(() => groupMembers(child.pid).length === 0));
+  });
+});
+
+describe('bwrap sandbox and programs under /tmp', () => {
+  it('a program installed under a temporary folder still runs, and a hidden folder inside it stays hidden', () => {
+    const app = mkdtempSync(join(tmpdir(), 'broker-app-'));
+    const sibling = mkdtempSync(join(tmpdir(), 'broker-sibling-'));
+    try {
+      const script = join(app, 'prog.sh');
+      writeFileSync(script, '#!/bin/sh\necho ran; ls /tmp | wc -l; ls "$1" | wc -l\n');
+      chmodSync(script, 0o755);
+      const hidden = join(app, 'state');
+      mkdirSync(hidden);
+      writeFileSync(join(hidden, 'broker.db'), 'secret');
+      const d = detectIsolation('bwrap', { hide: [hidden] });
+      const { command, args } = d.isolation.wrap(script, [hidden], '/');
+      const r = spawnSync(command, args, { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const [ran, tmpEntries, hiddenEntries] = r.stdout.trim().split('\n');
+      assert.equal(ran, 'ran');
+      assert.equal(
+        Number(tmpEntries),
+        1,
+        'only the program’s own folder is back under /tmp, not its siblings',
+      );
+      assert.equal(Number(hiddenEntries), 0, 'the hidden folder is empty inside the sandbox');
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+      rmSync(sibling, { recursive: true, force: true });
+    }
   });
 });
