@@ -8,6 +8,7 @@ import { describePostgresUrl, PostgresStore } from '../../src/store/postgres/pos
 import type { Migration } from '../../src/store/sqlite/migrate.ts';
 import { type BrokerStore, StoreError } from '../../src/store/store.ts';
 import { type PostgresCluster, startPostgres } from '../support/postgres.ts';
+import { waitFor } from '../support/wait.ts';
 import { storeContract } from './contract.ts';
 
 const KEY = Buffer.alloc(32, 9);
@@ -56,6 +57,102 @@ storeContract({
     };
   },
 });
+
+describe('PostgreSQL store: the change feed', () => {
+  let url: string;
+  before(async () => {
+    url = await (await cluster).createDatabase();
+  });
+
+  const revokedGrants = (s: BrokerStore) => {
+    const seen: string[] = [];
+    s.events.on('grantRevoked', (g) => seen.push(g.grantId));
+    return seen;
+  };
+
+  it('a notification wakes the other store at once, long before its periodic re-read', async () => {
+    const [a, b] = [await openOn(url), await openOn(url)];
+    const seen = revokedGrants(b);
+    const stop = b.watchChanges(60_000);
+    try {
+      await eventuallyListening(url, 1);
+      const at = Date.now();
+      await a.revokeGrant(await someGrant(a));
+      await waitFor(() => seen.length === 1, { timeoutMs: 1000, what: 'the notified revocation' });
+      assert.ok(Date.now() - at < 1000);
+    } finally {
+      stop();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a revocation made while the listening connection was cut is still replayed, once', async () => {
+    const [a, b] = [await openOn(url), await openOn(url)];
+    const seen = revokedGrants(b);
+    const stop = b.watchChanges(200);
+    try {
+      await eventuallyListening(url, 1);
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'");
+      await admin.end();
+      const grantId = await someGrant(a);
+      await a.revokeGrant(grantId);
+      await waitFor(() => seen.length === 1, { timeoutMs: 3000, what: 'the missed revocation' });
+      assert.deepEqual(seen, [grantId]);
+      await eventuallyListening(url, 1);
+      const second = await someGrant(a);
+      await a.revokeGrant(second);
+      await waitFor(() => seen.length === 2, {
+        timeoutMs: 3000,
+        what: 'the next revocation after reconnecting',
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(seen, [grantId, second]);
+    } finally {
+      stop();
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+/** Waits until `n` connections LISTEN on the database. */
+async function eventuallyListening(url: string, n: number): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    for (let i = 0; i < 100; i++) {
+      const r = await c.query(
+        "SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()",
+      );
+      if (r.rows[0].n >= n) return;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    throw new Error('no store listens');
+  } finally {
+    await c.end();
+  }
+}
+
+async function someGrant(store: BrokerStore): Promise<string> {
+  const grantId = `g-${Math.random().toString(36).slice(2)}`;
+  await store.createGrant(
+    { grantId, userId: 1, login: 'u', clientId: 'c', scopes: [], resource: 'r', createdAt: 1 },
+    {
+      codeHash: `h-${grantId}`,
+      grantId,
+      clientId: 'c',
+      redirectUri: 'r',
+      codeChallenge: 'x',
+      resource: 'r',
+      expiresAt: 2,
+      usedAt: null,
+    },
+  );
+  return grantId;
+}
 
 describe('PostgreSQL store: migrations', () => {
   let url: string;
