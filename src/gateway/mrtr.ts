@@ -20,6 +20,7 @@ import {
   clientCapabilitiesOf,
   decorateResult,
   forChild,
+  META,
   MISSING_CAPABILITY,
   translateError,
 } from './envelope.ts';
@@ -34,6 +35,19 @@ import type { Parked } from './types.ts';
  * extended, so a lone question costs at most this much.
  */
 export const SETTLE_MS = 25;
+
+/** RFC 5424 severities, as MCP names them, least severe first. */
+const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+/** Whether a 2026 request's `_meta` logLevel lets a log message at `log.level` through. */
+function logWanted(
+  request: Record<string, unknown> | undefined,
+  log: Record<string, unknown> | undefined,
+): boolean {
+  const meta = request?.['_meta'] as Record<string, unknown> | undefined;
+  const wanted = LOG_LEVELS.indexOf(String(meta?.[`${META}logLevel`]));
+  return wanted >= 0 && LOG_LEVELS.indexOf(String(log?.['level'])) >= wanted;
+}
 
 /** A call may leave at most this many questions open; more is a child gone wrong. */
 const MAX_OPEN = 32;
@@ -104,6 +118,9 @@ export class ParkedCalls {
           this.#question(x, msg);
           return true;
         }
+        // 2026 clients ask for log messages per request (`_meta` logLevel); without it, none.
+        if ('method' in msg && msg.method === 'notifications/message' && !logWanted(x.params, msg.params))
+          return true;
         return x.post && !x.post.done && x.open.size === 0 ? x.post.send(msg, false) : false;
       },
     };

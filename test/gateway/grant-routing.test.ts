@@ -120,6 +120,48 @@ describe('two apps of one user', () => {
   });
 });
 
+describe('a log message during a 2026 call', () => {
+  function logCall(meta: Record<string, unknown>): Promise<string> {
+    return fetch(stack.url, {
+      method: 'POST',
+      headers: {
+        authorization: 'Bearer token-alice',
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'log',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: {
+          name: 'log',
+          arguments: { text: 'modern' },
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientCapabilities': {},
+            ...meta,
+          },
+        },
+      }),
+    }).then((r) => r.text());
+  }
+
+  it('reaches the client only when its request set a logLevel the message meets', async () => {
+    assert.doesNotMatch(await logCall({}), /notifications\/message/);
+    assert.doesNotMatch(
+      await logCall({ 'io.modelcontextprotocol/logLevel': 'error' }),
+      /notifications\/message/,
+    );
+    assert.match(
+      await logCall({ 'io.modelcontextprotocol/logLevel': 'info' }),
+      /"notifications\/message".*modern during/,
+    );
+  });
+});
+
 describe('a 2026 requestState', () => {
   const envelope = {
     'io.modelcontextprotocol/protocolVersion': '2026-07-28',
