@@ -136,6 +136,12 @@ export interface OAuthStore extends Store {
   /** Replaces the user's credential (the newest one is the only live one at Forgejo). */
   putCredential(credential: ForgejoCredential): Promise<void>;
   getCredential(userId: number): Promise<ForgejoCredential | undefined>;
+  /**
+   * Runs `work` holding the user's credential lock in every process on the database, so two
+   * replicas never spend the same single-use Forgejo refresh token (PostgreSQL: an advisory lock;
+   * SQLite: one broker process, whose own single flight suffices). Re-read the credential inside.
+   */
+  withCredentialLock<T>(userId: number, work: () => Promise<T>): Promise<T>;
 
   /** Records a grant and its authorization code together, and marks the client as used. */
   createGrant(grant: GrantRecord, code: CodeRecord): Promise<void>;

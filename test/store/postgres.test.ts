@@ -3,6 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { UpstreamGrantError } from '../../src/forgejo/client.ts';
+import { CredentialManager } from '../../src/forgejo/credentials.ts';
+import { createLogger } from '../../src/log/log.ts';
 import { readPostgresMigrations } from '../../src/store/postgres/migrate.ts';
 import { describePostgresUrl, PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { Migration } from '../../src/store/sqlite/migrate.ts';
@@ -153,6 +156,85 @@ async function someGrant(store: BrokerStore): Promise<string> {
   );
   return grantId;
 }
+
+describe('PostgreSQL store: one Forgejo refresh across replicas', () => {
+  let url: string;
+  before(async () => {
+    url = await (await cluster).createDatabase();
+  });
+
+  it("holds a user's credential lock across stores; other users do not wait", async () => {
+    const [a, b] = [await openOn(url), await openOn(url)];
+    try {
+      const order: string[] = [];
+      let release = () => {};
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      let entered: () => void = () => {};
+      const inside = new Promise<void>((r) => {
+        entered = r;
+      });
+      const first = a.withCredentialLock(1, async () => {
+        order.push('a in');
+        entered();
+        await held;
+        order.push('a out');
+      });
+      await inside;
+      const second = b.withCredentialLock(1, async () => void order.push('b in'));
+      await b.withCredentialLock(2, async () => void order.push('other user'));
+      await new Promise((r) => setTimeout(r, 200));
+      release();
+      await Promise.all([first, second]);
+      assert.deepEqual(order, ['a in', 'other user', 'a out', 'b in']);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('two replicas refreshing one expiring credential at once spend its refresh token once', async () => {
+    const [a, b] = [await openOn(url), await openOn(url)];
+    try {
+      await a.putCredential({
+        userId: 5,
+        login: 'eve',
+        accessToken: 'old-access',
+        refreshToken: 'rt-0',
+        expiresAt: Date.now() + 1000,
+        updatedAt: Date.now(),
+      });
+      // Forgejo's refresh tokens are single-use: a second use fails the grant.
+      const spent = new Set<string>();
+      let n = 0;
+      const forgejo = {
+        async refresh(rt: string) {
+          if (spent.has(rt)) throw new UpstreamGrantError('token was already used');
+          spent.add(rt);
+          await new Promise((r) => setTimeout(r, 100));
+          n++;
+          return { accessToken: `access-${n}`, refreshToken: `rt-${n}`, expiresAt: Date.now() + 3_600_000 };
+        },
+        accessTokenRejected: async () => false,
+      };
+      const log = createLogger('silent');
+      const managers = [a, b].map(
+        (store) => new CredentialManager({ store, forgejo, log, refreshMarginMs: 60_000 }),
+      );
+      const tokens = await Promise.all(managers.map((m) => m.accessToken(5)));
+      assert.equal(n, 1, 'one refresh at Forgejo');
+      assert.deepEqual(
+        tokens.map((t) => t.token),
+        ['access-1', 'access-1'],
+      );
+      assert.equal((await b.getCredential(5))?.refreshToken, 'rt-1', 'nobody was signed out');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
 
 describe('PostgreSQL store: migrations', () => {
   let url: string;

@@ -81,6 +81,11 @@ export class PostgresStore implements BrokerStore {
   keyRotationPending = false;
   readonly #keys: Keyring;
   readonly #pool: pg.Pool;
+  /**
+   * Connections that only hold credential locks while a refresh talks to Forgejo: apart from the
+   * query pool, so replicas waiting on a lock can never take the connections the holder needs.
+   */
+  readonly #lockPool: pg.Pool;
   readonly #url: string;
   readonly #label: string;
   readonly #ready: Promise<void>;
@@ -98,8 +103,10 @@ export class PostgresStore implements BrokerStore {
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 30_000,
     });
+    this.#lockPool = new pg.Pool({ connectionString: options.url, max: 8, types, idleTimeoutMillis: 30_000 });
     // An idle connection the server drops must not crash the process: the pool replaces it.
     this.#pool.on('error', () => {});
+    this.#lockPool.on('error', () => {});
     this.#ready = this.#init(options.migrations ?? readPostgresMigrations());
     this.#ready.catch(() => {});
   }
@@ -165,7 +172,7 @@ export class PostgresStore implements BrokerStore {
       () => 0,
     );
     this.#closed = true;
-    await this.#pool.end();
+    await Promise.all([this.#pool.end(), this.#lockPool.end()]);
   }
 
   async #q(sql: string, params: unknown[] = []): Promise<Row[]> {
@@ -378,6 +385,25 @@ export class PostgresStore implements BrokerStore {
       expiresAt: r['expires_at'] as number,
       updatedAt: r['updated_at'] as number,
     };
+  }
+
+  async withCredentialLock<T>(userId: number, work: () => Promise<T>): Promise<T> {
+    await this.#ready;
+    const client = await this.#lockPool.connect();
+    let broken: Error | undefined;
+    try {
+      // A transaction-scoped lock: released at COMMIT, or by the server when this process dies.
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+        `forgejo_credential:${userId}`,
+      ]);
+      return await work();
+    } finally {
+      await client.query('COMMIT').catch((e: Error) => {
+        broken = e;
+      });
+      client.release(broken);
+    }
   }
 
   async createGrant(g: GrantRecord, c: CodeRecord): Promise<void> {

@@ -312,6 +312,11 @@ export class SqliteStore implements BrokerStore {
     };
   }
 
+  /** One broker process per SQLite file: the credential manager's in-process single flight is enough. */
+  withCredentialLock<T>(_userId: number, work: () => Promise<T>): Promise<T> {
+    return work();
+  }
+
   async createGrant(g: GrantRecord, c: CodeRecord): Promise<void> {
     this.#tx(() => {
       this.#run(
