@@ -1,6 +1,7 @@
 // The broker process on PostgreSQL end to end: sign-in through the Forgejo emulator, an SDK client's
 // tool calls, RFC 7009 revocation at the broker, and a revocation written by another process on
-// the same database (another replica's store) that closes the user's stream and stops their child.
+// the same database (another replica's store) that closes the user's stream and stops their child,
+// and a second broker replica on the same database serving, refreshing and revoking alike.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
 import { connectV1, rawInitialize, rawPost } from '../support/mcp-oauth-client.ts';
 import { form, freePort, registerClient, testBrokerEnv } from '../support/oauth-harness.ts';
-import { fullFlow, startEmulatorFor } from '../support/oauth-stack.ts';
+import { fullFlow, startEmulatorFor, tokenRequest } from '../support/oauth-stack.ts';
 import { type PostgresCluster, startPostgres } from '../support/postgres.ts';
 import { pidAlive, waitFor } from '../support/wait.ts';
 import { assertNotLogged, assertServesStandin, E2E_USERS } from './support.ts';
@@ -25,6 +26,7 @@ describe('the broker on PostgreSQL', () => {
   let broker: BrokerProcess;
   let tmp: string;
   let sql: pg.Pool;
+  let env: Record<string, string>;
   const key = randomBytes(32).toString('base64');
 
   before(async () => {
@@ -34,7 +36,7 @@ describe('the broker on PostgreSQL', () => {
     tmp = mkdtempSync(join(tmpdir(), 'broker-pg-e2e-'));
     const port = await freePort();
     emulator = await startEmulatorFor(`http://127.0.0.1:${port}`, { users: E2E_USERS });
-    broker = await startBroker({
+    env = {
       ...testBrokerEnv({
         publicUrl: `http://127.0.0.1:${port}`,
         forgejoUrl: emulator.url,
@@ -42,9 +44,9 @@ describe('the broker on PostgreSQL', () => {
         secretKey: key,
       }),
       BROKER_DB: url,
-      BROKER_LISTEN: `127.0.0.1:${port}`,
       BROKER_RATE_LIMIT: '1000',
-    });
+    };
+    broker = await startBroker({ ...env, BROKER_LISTEN: `127.0.0.1:${port}` });
   });
 
   after(async () => {
@@ -144,5 +146,63 @@ describe('the broker on PostgreSQL', () => {
     await assertServesStandin(carolMcp.client, 'carol');
     await carolMcp.client.close();
     await bobMcp.client.close().catch(() => {});
+  });
+
+  it('a second replica serves the same users, rotates their tokens, and hears revocations made on the first', async () => {
+    // Same issuer (public URL), same database and key; its own port (loopback hosts are accepted).
+    const b = await startBroker({ ...env, BROKER_LISTEN: '127.0.0.1:0' });
+    try {
+      const alice = await signIn('alice');
+      const onB = await connectV1(b.url, alice.access_token);
+      await assertServesStandin(onB.client, 'alice');
+      const [row] = (
+        await sql.query('SELECT pid FROM live_child WHERE login = $1 AND broker_pid = $2', [
+          'alice',
+          b.proc.pid,
+        ])
+      ).rows;
+      const childOnB = Number(row?.pid);
+      assert.ok(pidAlive(childOnB), 'replica B started its own child from the shared credential');
+      const refreshed = await tokenRequest(b.url, {
+        grant_type: 'refresh_token',
+        refresh_token: alice.refresh_token,
+        client_id: alice.clientId,
+      });
+      assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+      const onA = await connectV1(broker.url, refreshed.body['access_token'] as string);
+      await assertServesStandin(onA.client, 'alice');
+      await onA.client.close();
+
+      const init = await rawInitialize(`${b.url}/mcp`, refreshed.body['access_token'] as string);
+      const sessionId = init.headers.get('mcp-session-id') as string;
+      await init.text();
+      const stream = await fetch(`${b.url}/mcp`, {
+        headers: {
+          authorization: `Bearer ${refreshed.body['access_token']}`,
+          accept: 'text/event-stream',
+          'mcp-session-id': sessionId,
+          'mcp-protocol-version': '2025-11-25',
+        },
+      });
+      assert.equal(stream.status, 200);
+      const ended = stream.text().then(() => Date.now());
+      const revokedAt = Date.now();
+      const res = await fetch(
+        `${broker.url}/oauth/revoke`,
+        form({ token: refreshed.body['refresh_token'] as string, client_id: alice.clientId }),
+      );
+      assert.equal(res.status, 200);
+      const endedAt = await ended;
+      assert.ok(endedAt - revokedAt < 1000, `B closed the stream ${endedAt - revokedAt} ms after A revoked`);
+      await onB.client.close().catch(() => {});
+      b.proc.kill('SIGTERM');
+      await b.exited;
+      await waitFor(() => !pidAlive(childOnB), { timeoutMs: 3000, what: "replica B's child gone with it" });
+    } finally {
+      if (b.proc.exitCode === null && b.proc.signalCode === null) {
+        b.proc.kill('SIGKILL');
+        await b.exited;
+      }
+    }
   });
 });
