@@ -107,6 +107,12 @@ export async function runAdmin(argv: string[], config: Config, io: Output): Prom
     print({ key }, key);
     return EXIT.ok;
   }
+  if (config.dbKind === 'postgres') {
+    io.err(
+      'forgejo-mcp-broker admin: this command reads SQLite databases only for now; on PostgreSQL, see docs/operations.md\n',
+    );
+    return EXIT.usage;
+  }
   if (p.command === 'restore') {
     try {
       const file = arg(p, 'the backup file');
@@ -116,12 +122,6 @@ export async function runAdmin(argv: string[], config: Config, io: Output): Prom
     } catch (e) {
       return report(e, io);
     }
-  }
-  if (config.dbKind === 'postgres') {
-    io.err(
-      'forgejo-mcp-broker admin: this command reads SQLite databases only for now; on PostgreSQL, see docs/operations.md\n',
-    );
-    return EXIT.usage;
   }
   let store: SqliteStore;
   try {
