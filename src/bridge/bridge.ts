@@ -92,6 +92,8 @@ type Pending = {
   started: number;
   /** Server-to-client requests this call is waiting on; its timeout pauses meanwhile. */
   waiting: number;
+  /** How long the call may go without a word from the child (the default, or a task's lifetime). */
+  timeoutMs: number;
 };
 
 type ServerRequest = { childId: JsonRpcId; origin: string; call?: number };
@@ -201,6 +203,7 @@ export class Bridge {
       method: req.method,
       started: Date.now(),
       waiting: 0,
+      timeoutMs,
     };
     let params = req.params;
     const token = progressTokenOf(req);
@@ -282,6 +285,20 @@ export class Bridge {
   }
 
   /**
+   * Gives a call a timeout of its own: a call that became a task may run for the task's lifetime,
+   * not the ordinary call timeout. False if no such call is in flight.
+   */
+  extend(origin: string, clientId: JsonRpcId, timeoutMs: number): boolean {
+    for (const [id, p] of this.#pending) {
+      if (p.origin !== origin || p.clientId !== clientId) continue;
+      p.timeoutMs = timeoutMs;
+      if (p.waiting === 0) this.#arm(id, p, timeoutMs);
+      return true;
+    }
+    return false;
+  }
+
+  /**
    * Cancels every call of one origin (its session closed, or its HTTP stream dropped mid-call); a
    * stream still open gets the call's error.
    */
@@ -311,7 +328,7 @@ export class Bridge {
     this.#serverRequests.delete(key as string);
     if (sr.call !== undefined) {
       const p = this.#pending.get(sr.call);
-      if (p && --p.waiting === 0) this.#arm(sr.call, p, this.#opts.callTimeoutMs);
+      if (p && --p.waiting === 0) this.#arm(sr.call, p, p.timeoutMs);
     }
     this.#sendToChild({ ...msg, id: sr.childId } as JsonRpcResponse);
     return true;
@@ -356,7 +373,7 @@ export class Bridge {
         const id = Number(m.params?.['progressToken']);
         const p = this.#pending.get(id);
         if (p?.progressToken === undefined) return;
-        this.#arm(id, p, this.#opts.callTimeoutMs); // progress proves the call is alive
+        this.#arm(id, p, p.timeoutMs); // progress proves the call is alive
         p.sink.send({ ...m, params: { ...m.params, progressToken: p.progressToken } }, false);
         return;
       }

@@ -150,6 +150,27 @@ export const gatewaySettings = {
     help: 'Longest wait for one answer from an MCP server; progress notifications restart the clock.',
     parse: parseDuration,
   }),
+  taskAfter: setting({
+    env: 'BROKER_TASK_AFTER',
+    default: '20s',
+    example: '60s',
+    help: 'A 2026-07-28 tool call still running after this long becomes a task (io.modelcontextprotocol/tasks) for clients that negotiate the extension; 0 turns tasks off.',
+    parse: parseDuration,
+  }),
+  taskTtl: setting({
+    env: 'BROKER_TASK_TTL',
+    default: '1h',
+    example: '6h',
+    help: 'How long a task is kept from its creation: its call runs at most this long, and its result can be fetched until then.',
+    parse: parseDuration,
+  }),
+  maxTasksPerUser: setting({
+    env: 'BROKER_MAX_TASKS_PER_USER',
+    default: '20',
+    example: '50',
+    help: 'Most tasks a user may hold at once; past it a slow call stays an ordinary call.',
+    parse: parsePositiveInt,
+  }),
   maxResultChars: setting({
     env: 'BROKER_MAX_RESULT_CHARS',
     default: '145000',

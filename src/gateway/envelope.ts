@@ -115,7 +115,9 @@ export function checkEnvelope(
       ? 'uri'
       : req.method === 'tools/call' || req.method === 'prompts/get'
         ? 'name'
-        : undefined;
+        : req.method === 'tasks/get' || req.method === 'tasks/update' || req.method === 'tasks/cancel'
+          ? 'taskId'
+          : undefined;
   if (nameKey) {
     const raw = headers['mcp-name'];
     const header = typeof raw === 'string' ? decodeHeaderValue(raw) : undefined;
@@ -137,6 +139,7 @@ export function forChild(req: JsonRpcRequest): JsonRpcRequest {
   const params = { ...req.params };
   delete params['inputResponses'];
   delete params['requestState'];
+  delete params['task']; // a client's task hint: tasks are the broker's, the child never sees one
   const meta = params['_meta'] as Record<string, unknown> | undefined;
   if (meta) {
     const kept = Object.fromEntries(Object.entries(meta).filter(([k]) => !k.startsWith(META)));
@@ -175,14 +178,35 @@ export function decorateResult(
   return out;
 }
 
-export function discoverResult(init: Record<string, unknown>): Record<string, unknown> {
+export function discoverResult(
+  init: Record<string, unknown>,
+  extensions: string[] = [],
+): Record<string, unknown> {
+  const caps = (init['capabilities'] ?? {}) as Record<string, unknown>;
+  const ext = { ...(caps['extensions'] as object), ...Object.fromEntries(extensions.map((e) => [e, {}])) };
   return {
     resultType: 'complete',
     supportedVersions: [MODERN_VERSION],
-    capabilities: init['capabilities'] ?? {},
+    capabilities: Object.keys(ext).length ? { ...caps, extensions: ext } : caps,
     ...(init['instructions'] ? { instructions: init['instructions'] } : {}),
     ttlMs: 0,
     cacheScope: 'private',
     _meta: { [`${META}serverInfo`]: init['serverInfo'] },
   };
+}
+
+const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+/** The log level a 2026 request asked for in its `_meta`; without one it gets no log messages. */
+export function logLevelOf(r: JsonRpcRequest): number | undefined {
+  const meta = (r.params?.['_meta'] ?? {}) as Record<string, unknown>;
+  const i = LOG_LEVELS.indexOf(String(meta[`${META}logLevel`]));
+  return i < 0 ? undefined : i;
+}
+
+/** Whether a log message of `level` goes to a request that asked for `wanted`. */
+export function wantsLog(wanted: number | undefined, level: unknown): boolean {
+  if (wanted === undefined) return false;
+  const i = LOG_LEVELS.indexOf(String(level));
+  return i < 0 || i >= wanted;
 }

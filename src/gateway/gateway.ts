@@ -18,13 +18,14 @@ import { envelopeVersion, MODERN_VERSION } from './envelope.ts';
 import { Gate, type Principal } from './gate.ts';
 import { answerThrown, HttpError, refuse, requestIdOf, withRequestId } from './http-errors.ts';
 import { ParkedCalls } from './mrtr.ts';
-import { ParamHeaders } from './param-headers.ts';
 import { parseAccept } from './post-response.ts';
 import { limitedSink } from './result-limit.ts';
 import { Routing } from './routing.ts';
 import { SessionTransport } from './session-transport.ts';
 import { SessionRegistry } from './sessions.ts';
 import { StatelessTransport } from './stateless-transport.ts';
+import { Tasks } from './tasks.ts';
+import { ToolCatalog } from './tool-catalog.ts';
 import type { GatewayContext, GatewayOptions } from './types.ts';
 
 export { type GatewayOptions, LEGACY_VERSIONS } from './types.ts';
@@ -35,7 +36,8 @@ export class Gateway {
   readonly #ctx: GatewayContext;
   readonly #routing: Routing;
   readonly #parked: ParkedCalls;
-  readonly #params = new ParamHeaders();
+  readonly #tasks: Tasks;
+  readonly #tools = new ToolCatalog();
   readonly #legacy: SessionTransport;
   readonly #modern: StatelessTransport;
   readonly #sweeper: NodeJS.Timeout;
@@ -48,11 +50,12 @@ export class Gateway {
     });
     this.#ctx = { o: options, gate: this.gate, sessions: this.sessions };
     this.#routing = new Routing(this.sessions, options.pool, options.log);
-    this.#parked = new ParkedCalls(options.parkTtlMs, options.onCall, (r, sink, userId) =>
+    this.#tasks = new Tasks(options.tasks);
+    this.#parked = new ParkedCalls(options.parkTtlMs, this.#tasks, options.onCall, (r, sink, userId) =>
       limitedSink(r, sink, options.maxResultChars ?? 0, options.log, userId),
     );
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
-    this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked, this.#params);
+    this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked, this.#tools, this.#tasks);
     this.#sweeper = setInterval(() => this.#sweep(), 30_000);
     this.#sweeper.unref();
     options.events?.on('grantRevoked', (g: { grantId: string; userId: number }) =>
@@ -67,7 +70,7 @@ export class Gateway {
   /** Pool event: a notification that belongs to no call in flight (see Routing.broadcast). */
   broadcast(userId: number, msg: JsonRpcNotification): void {
     if (msg.method === 'notifications/tools/list_changed')
-      this.#params.forget(this.#ctx.o.pool.bridgesOf(userId));
+      this.#tools.forget(this.#ctx.o.pool.bridgesOf(userId));
     this.#routing.broadcast(userId, msg);
   }
 
@@ -163,6 +166,7 @@ export class Gateway {
       this.#legacy.forget(s);
     }
     this.#routing.endListeners((l) => l.grantId === grantId);
+    this.#tasks.drop((t) => t.grantId === grantId);
     this.#stopIfUnused(userId);
   }
 
@@ -185,6 +189,7 @@ export class Gateway {
       this.#legacy.forget(s);
     }
     this.#routing.endListeners((l) => l.userId === userId);
+    this.#tasks.drop((t) => t.userId === userId);
     void this.#ctx.o.pool.stopUser(userId, 'access was revoked');
   }
 
@@ -199,6 +204,7 @@ export class Gateway {
   #sweep(): void {
     this.sessions.sweep();
     this.#parked.sweep();
+    this.#tasks.sweep();
   }
 
   /** Open SSE streams: sessions' GET streams and 2026 listen streams (a metric). */

@@ -4,11 +4,11 @@
 // requestState. The client's retry carries the answers to the child and the call continues on the
 // new POST. Questions the client did not declare the capability for are refused back to the child,
 // and a call that then fails says so with -32021.
-import { createHash } from 'node:crypto';
 import type { Bridge, Sink } from '../bridge/bridge.ts';
 import {
   errorResponse,
   INTERNAL_ERROR,
+  isNotification,
   isRequest,
   type JsonRpcMessage,
   type JsonRpcRequest,
@@ -20,13 +20,16 @@ import {
   clientCapabilitiesOf,
   decorateResult,
   forChild,
-  META,
+  logLevelOf,
   MISSING_CAPABILITY,
   translateError,
+  wantsLog,
 } from './envelope.ts';
 import type { Principal } from './gate.ts';
 import type { PostResponse } from './post-response.ts';
+import { answersAhead, questionKey } from './questions.ts';
 import { RequestStateSealer } from './request-state.ts';
+import { negotiatesTasks, type Tasks } from './tasks.ts';
 import type { Parked } from './types.ts';
 
 /**
@@ -36,18 +39,8 @@ import type { Parked } from './types.ts';
  */
 export const SETTLE_MS = 25;
 
-/** RFC 5424 severities, as MCP names them, least severe first. */
-const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
-
-/** Whether a 2026 request's `_meta` logLevel lets a log message at `log.level` through. */
-function logWanted(
-  request: Record<string, unknown> | undefined,
-  log: Record<string, unknown> | undefined,
-): boolean {
-  const meta = request?.['_meta'] as Record<string, unknown> | undefined;
-  const wanted = LOG_LEVELS.indexOf(String(meta?.[`${META}logLevel`]));
-  return wanted >= 0 && LOG_LEVELS.indexOf(String(log?.['level'])) >= wanted;
-}
+/** Whether a tool call may become a task: at once (task-only tools), when slow, or never. */
+export type TaskMode = 'now' | 'when-slow' | 'never';
 
 /** A call may leave at most this many questions open; more is a child gone wrong. */
 const MAX_OPEN = 32;
@@ -57,17 +50,19 @@ export class ParkedCalls {
   readonly #ttlMs: number;
   readonly #limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink;
   readonly #sealer = new RequestStateSealer();
-
+  readonly #tasks: Tasks;
   readonly #onCall: CallObserver | undefined;
 
   /** `limit` wraps the child's answer to a call (tool results cut to size). */
   constructor(
     ttlMs: number,
+    tasks: Tasks,
     onCall?: CallObserver,
     limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink = (_r, s) => s,
   ) {
     this.#onCall = onCall;
     this.#ttlMs = ttlMs;
+    this.#tasks = tasks;
     this.#limit = limit;
   }
 
@@ -80,7 +75,14 @@ export class ParkedCalls {
    * something. Answers sent ahead (`inputResponses` without a `requestState`) are kept: a question
    * the broker would put under one of their keys is answered with it at once.
    */
-  start(r: JsonRpcRequest, post: PostResponse, p: Principal, bridge: Bridge, serverInfo: unknown): void {
+  start(
+    r: JsonRpcRequest,
+    post: PostResponse,
+    p: Principal,
+    bridge: Bridge,
+    serverInfo: unknown,
+    taskMode: TaskMode = 'when-slow',
+  ): void {
     const x: Parked = {
       handle: newSecret(),
       userId: p.userId,
@@ -93,14 +95,54 @@ export class ParkedCalls {
       caps: clientCapabilitiesOf(r),
       refused: {},
       open: new Map(),
-      ahead: answersAhead(r.params?.['inputResponses']),
+      ahead: answersAhead(r.params?.['inputResponses'], MAX_OPEN),
       round: 0,
       post,
       created: Date.now(),
+      mayBecomeTask: taskMode === 'when-slow',
+      logLevel: logLevelOf(r),
     };
     this.#watch(x, post);
     const sink = this.#limit(r, this.#sink(x, serverInfo), p.userId);
     bridge.call(forChild(r), observedSink(r, p, sink, this.#onCall), x.origin, p.grantId);
+    if (taskMode === 'now') this.#toTask(x);
+    else this.#armTask(x, r);
+  }
+
+  /** A tool call of a client that negotiated tasks becomes one if it is still running in a while. */
+  #armTask(x: Parked, r: JsonRpcRequest): void {
+    clearTimeout(x.taskTimer);
+    if (
+      !x.mayBecomeTask ||
+      this.#tasks.afterMs <= 0 ||
+      x.method !== 'tools/call' ||
+      x.task ||
+      !negotiatesTasks(r)
+    )
+      return;
+    x.taskTimer = setTimeout(() => this.#toTask(x), this.#tasks.afterMs);
+    x.taskTimer.unref();
+  }
+
+  #toTask(x: Parked): void {
+    const post = x.post;
+    if (!post || post.done || x.open.size > 0 || x.final) return;
+    const task = this.#tasks.create(x, {
+      open: x.open,
+      answer: (key, value) => {
+        const q = x.open.get(key);
+        if (!q) return false;
+        x.open.delete(key);
+        return x.bridge.respond({ jsonrpc: '2.0', id: q.childKey, result: value }, x.origin);
+      },
+      cancel: (reason) => this.#cancel(x, reason),
+    });
+    if (!task) return; // the user holds as many tasks as allowed: it stays an ordinary call
+    x.task = task;
+    x.post = undefined;
+    this.#parked.delete(x.handle);
+    x.bridge.extend(x.origin, x.clientId, this.#tasks.ttlMs);
+    post.send({ jsonrpc: '2.0', id: x.clientId, result: this.#tasks.created(task) }, true);
   }
 
   /**
@@ -118,8 +160,12 @@ export class ParkedCalls {
           this.#question(x, msg);
           return true;
         }
-        // 2026 clients ask for log messages per request (`_meta` logLevel); without it, none.
-        if ('method' in msg && msg.method === 'notifications/message' && !logWanted(x.params, msg.params))
+        // A 2026 client gets log messages only when, and from the level, it asked for them.
+        if (
+          isNotification(msg) &&
+          msg.method === 'notifications/message' &&
+          !wantsLog(x.logLevel, msg.params?.['level'])
+        )
           return true;
         return x.post && !x.post.done && x.open.size === 0 ? x.post.send(msg, false) : false;
       },
@@ -152,7 +198,16 @@ export class ParkedCalls {
   /** The call is over: the answer goes out now, or to the retry if the client is away. */
   #finish(x: Parked, out: { msg: JsonRpcMessage; status?: number }): void {
     clearTimeout(x.settle);
+    clearTimeout(x.taskTimer);
     x.open.clear(); // questions the child no longer waits for
+    if (x.task) {
+      const m = out.msg;
+      this.#tasks.settle(
+        x.task,
+        'error' in m ? { error: m.error } : { result: 'result' in m ? m.result : {} },
+      );
+      return;
+    }
     const post = x.post;
     if (post && !post.done) {
       this.#parked.delete(x.handle);
@@ -195,8 +250,11 @@ export class ParkedCalls {
       return;
     }
     x.open.set(key, { childKey, method: msg.method, ...(msg.params ? { params: msg.params } : {}) });
+    if (x.task) this.#tasks.touch(x.task); // tasks/get now shows it, status input_required
     if (x.post && !x.post.done && !x.settle) {
-      x.settle = setTimeout(() => this.#askClient(x), SETTLE_MS);
+      // setImmediate after the window: whatever the child wrote meanwhile is read (poll phase)
+      // before the client is asked (check phase), however late the timer fires on a busy machine.
+      x.settle = setTimeout(() => setImmediate(() => this.#askClient(x)), SETTLE_MS);
       x.settle.unref();
     }
   }
@@ -204,6 +262,7 @@ export class ParkedCalls {
   /** Ends the current POST with every question still open; the client retries with the answers. */
   #askClient(x: Parked): void {
     clearTimeout(x.settle);
+    clearTimeout(x.taskTimer);
     x.settle = undefined;
     const post = x.post;
     if (!post || post.done || x.open.size === 0) return;
@@ -265,11 +324,13 @@ export class ParkedCalls {
       post.send(errorResponse(r.id, -32602, `inputResponses["${bad[0]}"] must be an object`), true);
       return;
     }
-    x.bridge.rebind(x.origin, x.clientId, this.#sink(x, serverInfo), r.id);
+    x.bridge.rebind(x.origin, x.clientId, this.#limit(r, this.#sink(x, serverInfo), p.userId), r.id);
     x.clientId = r.id;
     x.caps = clientCapabilitiesOf(r);
+    x.logLevel = logLevelOf(r);
     x.post = post;
     this.#watch(x, post);
+    this.#armTask(x, r);
     if (x.final) {
       this.#parked.delete(x.handle);
       post.send({ ...x.final, id: r.id } as JsonRpcMessage, true);
@@ -294,6 +355,7 @@ export class ParkedCalls {
 
   #cancel(x: Parked, reason: string): void {
     clearTimeout(x.settle);
+    clearTimeout(x.taskTimer);
     this.#parked.delete(x.handle);
     x.bridge.notify(
       { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: x.clientId, reason } },
@@ -313,30 +375,4 @@ export class ParkedCalls {
     for (const x of [...this.#parked.values()])
       if (now - x.created > this.#ttlMs) this.#cancel(x, 'no answer in time');
   }
-}
-
-/**
- * The key a question goes under: named after what it asks and derived from its content, so the
- * same question gets the same key every time. A client that lost its requestState and sends the
- * answers again with a fresh request has them used instead of being asked again.
- */
-function questionKey(msg: JsonRpcRequest, taken: Map<string, unknown>): string {
-  const kind = capabilityFor(msg.method) ?? 'input';
-  const digest = createHash('sha256')
-    .update(JSON.stringify([msg.method, msg.params ?? {}]))
-    .digest('base64url')
-    .slice(0, 12);
-  let key = `${kind}_${digest}`;
-  for (let n = 2; taken.has(key); n++) key = `${kind}_${digest}_${n}`;
-  return key;
-}
-
-/** `inputResponses` of a fresh request, kept only where each answer is an object. */
-function answersAhead(v: unknown): Map<string, Record<string, unknown>> {
-  const out = new Map<string, Record<string, unknown>>();
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return out;
-  for (const [k, a] of Object.entries(v).slice(0, MAX_OPEN)) {
-    if (typeof a === 'object' && a !== null && !Array.isArray(a)) out.set(k, a as Record<string, unknown>);
-  }
-  return out;
 }

@@ -11,27 +11,30 @@ import {
   validateMessage,
 } from '../bridge/jsonrpc.ts';
 import type { PoolUser } from '../pool/pool.ts';
-import { checkEnvelope, discoverResult, envelopeVersion, FORWARDED } from './envelope.ts';
+import { checkEnvelope, discoverResult, envelopeVersion, FORWARDED, MISSING_CAPABILITY } from './envelope.ts';
 import type { Principal } from './gate.ts';
 import { bridgeFor, HttpError, writeJson } from './http-errors.ts';
 import { listen } from './listen.ts';
-import type { ParkedCalls } from './mrtr.ts';
-import type { ParamHeaders } from './param-headers.ts';
+import type { ParkedCalls, TaskMode } from './mrtr.ts';
 import { type Accepts, PostResponse } from './post-response.ts';
 import type { Routing } from './routing.ts';
+import { negotiatesTasks, TASK_METHODS, TASKS_EXTENSION, type Tasks } from './tasks.ts';
+import { checkParamHeaders, type ToolCatalog } from './tool-catalog.ts';
 import type { GatewayContext } from './types.ts';
 
 export class StatelessTransport {
   readonly #ctx: GatewayContext;
   readonly #routing: Routing;
   readonly #parked: ParkedCalls;
-  readonly #params: ParamHeaders;
+  readonly #tools: ToolCatalog;
+  readonly #tasks: Tasks;
 
-  constructor(ctx: GatewayContext, routing: Routing, parked: ParkedCalls, params: ParamHeaders) {
+  constructor(ctx: GatewayContext, routing: Routing, parked: ParkedCalls, tools: ToolCatalog, tasks: Tasks) {
     this.#ctx = ctx;
     this.#routing = routing;
     this.#parked = parked;
-    this.#params = params;
+    this.#tools = tools;
+    this.#tasks = tasks;
   }
 
   async post(
@@ -66,6 +69,11 @@ export class StatelessTransport {
     }
     const problem = checkEnvelope(r, req.headers);
     if (problem) throw new HttpError(problem.status, problem.code, problem.message, problem.data);
+    if (TASK_METHODS.has(r.method) && this.#tasks.afterMs > 0) {
+      const answer = this.#tasks.request(r, p);
+      writeJson(res, answer.status ?? 200, answer.msg, cors);
+      return;
+    }
     if (r.method !== 'server/discover' && r.method !== 'subscriptions/listen' && !FORWARDED.has(r.method)) {
       writeJson(res, 404, errorResponse(r.id, METHOD_NOT_FOUND, `Method not found: ${r.method}`), cors);
       return;
@@ -73,15 +81,32 @@ export class StatelessTransport {
     const bridge = await bridgeFor(this.#ctx, user, [r], false, res, req.headers.origin);
     if (!bridge) return;
     const serverInfo = bridge.initializeResult?.['serverInfo'];
+    let taskMode: TaskMode = 'when-slow';
     if (r.method === 'tools/call') {
-      const mismatch = await this.#params.check(bridge, r, req.headers);
+      const tool = await this.#tools.entry(bridge, r);
+      const mismatch = checkParamHeaders(tool, r, req.headers);
       if (mismatch) throw new HttpError(mismatch.status, mismatch.code, mismatch.message, mismatch.data);
+      if (tool?.taskSupport === 'forbidden') taskMode = 'never';
+      if (tool?.taskSupport === 'required' && this.#tasks.afterMs > 0) {
+        if (!negotiatesTasks(r))
+          throw new HttpError(400, MISSING_CAPABILITY, `${String(r.params?.['name'])} runs only as a task`, {
+            requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } },
+          });
+        taskMode = 'now';
+      }
     }
     if (r.method === 'server/discover') {
       writeJson(
         res,
         200,
-        { jsonrpc: '2.0', id: r.id, result: discoverResult(bridge.initializeResult ?? {}) },
+        {
+          jsonrpc: '2.0',
+          id: r.id,
+          result: discoverResult(
+            bridge.initializeResult ?? {},
+            this.#tasks.afterMs > 0 ? [TASKS_EXTENSION] : [],
+          ),
+        },
         cors,
       );
       return;
@@ -102,6 +127,6 @@ export class StatelessTransport {
       this.#parked.resume(r, state, post, p, serverInfo);
       return;
     }
-    this.#parked.start(r, post, p, bridge, serverInfo);
+    this.#parked.start(r, post, p, bridge, serverInfo, taskMode);
   }
 }

@@ -10,6 +10,7 @@ import type { Gate, GateOptions, VerifyBearer } from './gate.ts';
 import type { PostResponse } from './post-response.ts';
 import type { SessionRegistry } from './sessions.ts';
 import type { SseOptions, SseStream } from './sse.ts';
+import type { Task, TaskOptions } from './tasks.ts';
 
 export const LEGACY_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26'] as const;
 
@@ -22,6 +23,8 @@ export type GatewayOptions = GateOptions & {
   sessionIdleMs: number;
   /** How long a 2026 call may wait for the client to answer its server-to-client requests. */
   parkTtlMs: number;
+  /** Tasks (io.modelcontextprotocol/tasks) for slow 2026 tool calls; `afterMs: 0` turns them off. */
+  tasks: TaskOptions;
   /** Most characters of text in a tool result before it is cut with a note; 0 or absent: no limit. */
   maxResultChars?: number;
   /** Told of every call relayed to a child when its final answer leaves (metrics, audit). */
@@ -66,6 +69,14 @@ export type Parked = {
   final?: JsonRpcMessage;
   post?: PostResponse;
   created: number;
+  /** The lowest log level the latest request asked for (`_meta` logLevel); none: no log messages. */
+  logLevel?: number;
+  /** Whether the call becomes a task when it runs long (not for a tool the child forbids it). */
+  mayBecomeTask: boolean;
+  /** Fires when the call has run `tasks.afterMs` on its current POST: it becomes a task. */
+  taskTimer?: NodeJS.Timeout;
+  /** The task the call became; its outcome goes there instead of to a POST. */
+  task?: Task;
 };
 
 /** A 2026 `subscriptions/listen` stream. */

@@ -160,6 +160,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     maxSessionsPerUser: config.maxSessionsPerUser,
     sessionIdleMs: config.sessionIdle,
     parkTtlMs: config.callTimeout,
+    tasks: { afterMs: config.taskAfter, ttlMs: config.taskTtl, maxPerUser: config.maxTasksPerUser },
     maxResultChars: config.maxResultChars,
     events: credentials.events,
     onCall: callTelemetry(store, audit),

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CONFORMANCE_SERVER, type GatewayStack, startGatewayStack } from '../support/gateway-stack.ts';
+import { type Answer, type CallOptions, call2026, textOf } from '../support/stateless-call.ts';
 
 let stack: GatewayStack;
 before(async () => {
@@ -11,72 +12,12 @@ before(async () => {
 });
 after(() => stack.close());
 
-type Answer = {
-  status: number;
-  body: {
-    id: unknown;
-    result?: Record<string, unknown>;
-    error?: { code: number; message: string; data?: Record<string, unknown> };
-  };
-};
-
-const ALL_CAPS = { sampling: {}, elicitation: {}, roots: { listChanged: true } };
-
-let nextId = 1;
-
-/** One 2026 request with a correct envelope and mirror headers (unless overridden). */
-async function call(
-  method: string,
-  params: Record<string, unknown>,
-  o: { caps?: Record<string, unknown>; token?: string; headers?: Record<string, string>; id?: number } = {},
-): Promise<Answer> {
-  const id = o.id ?? nextId++;
-  const name = method === 'resources/read' ? params['uri'] : params['name'];
-  const res = await fetch(stack.url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${o.token ?? 'token-alice'}`,
-      'mcp-protocol-version': '2026-07-28',
-      'mcp-method': method,
-      ...(typeof name === 'string' ? { 'mcp-name': name } : {}),
-      ...o.headers,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id,
-      method,
-      params: {
-        ...params,
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-          'io.modelcontextprotocol/clientCapabilities': o.caps ?? ALL_CAPS,
-        },
-      },
-    }),
-  });
-  const text = await res.text();
-  const type = res.headers.get('content-type') ?? '';
-  if (type.includes('text/event-stream')) {
-    const frames = text
-      .split('\n')
-      .filter((l) => l.startsWith('data:'))
-      .map((l) => JSON.parse(l.slice(5)));
-    return { status: res.status, body: frames.find((f) => f.id === id) };
-  }
-  return { status: res.status, body: JSON.parse(text) };
-}
+const call = (method: string, params: Record<string, unknown>, o: CallOptions = {}) =>
+  call2026(stack.url, method, params, o);
 
 const tool = (name: string, extra: Record<string, unknown> = {}) => ({ name, arguments: {}, ...extra });
 const accept = (content: Record<string, unknown>) => ({ action: 'accept', content });
 const sampled = (text: string) => ({ role: 'assistant', content: { type: 'text', text }, model: 'm' });
-function textOf(a: Answer): string | undefined {
-  const content = a.body.result?.['content'] as { text: string }[] | undefined;
-  assert.ok(content, JSON.stringify(a.body));
-  return content[0]?.text;
-}
-
 function inputRequests(a: Answer): Record<string, { method: string; params?: Record<string, unknown> }> {
   assert.equal(a.body.result?.['resultType'], 'input_required', JSON.stringify(a.body));
   return a.body.result?.['inputRequests'] as Record<string, { method: string }>;
@@ -237,6 +178,19 @@ describe('what 2026 adds to a 2025 child', () => {
       assert.equal(a.body.error?.code, -32020);
       assert.equal(a.body.id, 9);
     }
+  });
+
+  it('passes the child’s log messages only to a request that asked for them, from its level up', async () => {
+    const logs = async (level?: string) => {
+      const a = await call('tools/call', tool('test_tool_with_logging'), {
+        ...(level ? { meta: { 'io.modelcontextprotocol/logLevel': level } } : {}),
+      });
+      assert.equal(textOf(a), 'Tool with logging executed successfully');
+      return a.frames.filter((f) => f['method'] === 'notifications/message').length;
+    };
+    assert.equal(await logs(), 0);
+    assert.equal(await logs('error'), 0);
+    assert.equal(await logs('info'), 3);
   });
 
   it('says a missing resource the 2026 way: -32602 with the URI', async () => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { BearerResult, Principal } from '../../src/gateway/gate.ts';
 import { Gateway } from '../../src/gateway/gateway.ts';
 import { registerMcpRoutes } from '../../src/gateway/routes.ts';
+import type { TaskOptions } from '../../src/gateway/tasks.ts';
 import { type App, createHttpServer, listen } from '../../src/http/server.ts';
 import { Pool, type PoolOptions } from '../../src/pool/pool.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
@@ -108,6 +109,7 @@ export async function startGatewayStack(
     pool?: Partial<PoolOptions>;
     callTimeoutMs?: number;
     maxSessionsPerUser?: number;
+    tasks?: Partial<TaskOptions>;
     /** Revocation announcements, as the OAuth side makes them. */
     events?: EventEmitter;
     maxResultChars?: number;
@@ -165,6 +167,7 @@ export async function startGatewayStack(
     maxSessionsPerUser: opts.maxSessionsPerUser ?? 50,
     sessionIdleMs: 3_600_000,
     parkTtlMs: 60_000,
+    tasks: { afterMs: 300, ttlMs: 60_000, maxPerUser: 5, ...opts.tasks },
     ...(opts.events ? { events: opts.events } : {}),
     ...(opts.maxResultChars === undefined ? {} : { maxResultChars: opts.maxResultChars }),
   });
