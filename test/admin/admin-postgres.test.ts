@@ -22,8 +22,12 @@ it('refuses a PostgreSQL database with a pointer to the docs (exit 2), the passw
   let out = '';
   let err = '';
   const code = await runAdmin(['users'], loaded.config, {
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
   });
   assert.equal(code, 2);
   assert.equal(out, '');
@@ -34,7 +38,7 @@ it('refuses a PostgreSQL database with a pointer to the docs (exit 2), the passw
   assert.match(err, /SQLite databases only for now; on PostgreSQL, see docs\/operations\.md/);
   assert.ok(!err.includes('s3cret-pw'));
   assert.equal(
-    await runAdmin(['new-key'], loaded.config, { out: (t) => void (out += t), err: () => {} }),
+    await runAdmin(['new-key'], loaded.config, { out: () => {}, err: () => {} }),
     0,
     'new-key needs no database',
   );
