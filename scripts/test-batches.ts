@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, globSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { resolveCommand } from '../src/config/command.ts';
 
 export type Batch = {
   name: string;
@@ -29,6 +30,18 @@ const OAUTH_COVERAGE = [
   '--test-coverage-lines=80',
 ];
 
+/** The tests that need the real forgejo-mcp binary (FORGEJO_MCP, or forgejo-mcp on PATH). */
+const REAL_FORGEJO_MCP = ['test/policy/catalogue-real.test.ts'];
+
+function noRealForgejoMcp(): string | undefined {
+  try {
+    resolveCommand(process.env['FORGEJO_MCP'] || 'forgejo-mcp');
+    return undefined;
+  } catch {
+    return 'no forgejo-mcp binary: set FORGEJO_MCP=/path/to/forgejo-mcp or put it on PATH';
+  }
+}
+
 /**
  * The real-server batch needs Gitea built by scripts/real-deps.sh (built here, or reused from its
  * cache: its progress lines show) and Debian's Chromium. The real forgejo-mcp cannot be had, so its
@@ -51,7 +64,7 @@ export const BATCHES: Batch[] = [
   {
     name: 'everything but oauth and real',
     files: ['test/*/*.test.ts'],
-    exclude: ['test/oauth/*.test.ts', 'test/real/*.test.ts'],
+    exclude: ['test/oauth/*.test.ts', 'test/real/*.test.ts', ...REAL_FORGEJO_MCP],
   },
   {
     name: 'oauth (src/oauth line coverage >= 80%)',
@@ -65,6 +78,11 @@ export const BATCHES: Batch[] = [
     options: ['--test-concurrency=1', '--test-timeout=600000'],
     notRunBecause: realSuiteNotRunBecause,
     required: () => process.env['REQUIRE_REAL_SUITE'] === '1',
+  },
+  {
+    name: 'real forgejo-mcp (tool catalogue vs its tools/list)',
+    files: REAL_FORGEJO_MCP,
+    notRunBecause: noRealForgejoMcp,
   },
 ];
 

@@ -7,12 +7,7 @@
 import { parseArgs } from 'node:util';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import {
-  CallToolRequestSchema,
-  ErrorCode,
-  ListToolsRequestSchema,
-  McpError,
-} from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 export const STANDIN_VERSION = '2.34.1-standin';
 
@@ -203,7 +198,11 @@ async function main(): Promise<void> {
   }));
   server.setRequestHandler(CallToolRequestSchema, async (req) => {
     const tool = list.find((t) => t.name === req.params.name);
-    if (!tool) throw new McpError(ErrorCode.InvalidParams, `tool ${req.params.name} not found`);
+    // mcp-go's exact answer for a name it has not registered (server.go handleToolCall).
+    if (!tool)
+      throw Object.assign(new Error(`tool '${req.params.name}' not found: tool not found`), {
+        code: ErrorCode.InvalidParams,
+      });
     if (args.debug) log('debug', `Called ${tool.name}`);
     try {
       const result = await tool.run(req.params.arguments ?? {});

@@ -1,8 +1,14 @@
-// `node emulator/forgejo/main.ts --port 3000 --seed demo [--host 127.0.0.1] [--redirect-uri URI]
+// `node emulator/forgejo/main.ts --port 8081 --seed demo [--host 127.0.0.1] [--redirect-uri URI]
 //   [--access-ttl SECONDS] [--refresh-ttl SECONDS]` runs the Forgejo emulator until SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
 import { type EmulatorOptions, startForgejoEmulator } from './emulator.ts';
-import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI, demoSeedFor } from './seed.ts';
+import {
+  DEMO_CLIENT_ID,
+  DEMO_CLIENT_SECRET,
+  DEMO_REDIRECT_URI,
+  demoSeedFor,
+  EMULATOR_DEFAULT_PORT,
+} from './seed.ts';
 
 const USAGE =
   'usage: node emulator/forgejo/main.ts [--port N] [--host H] [--seed demo|empty] [--redirect-uri URI] ' +
@@ -26,7 +32,7 @@ let values: Record<string, string | boolean | undefined>;
 try {
   ({ values } = parseArgs({
     options: {
-      port: { type: 'string', default: '3000' },
+      port: { type: 'string', default: String(EMULATOR_DEFAULT_PORT) },
       host: { type: 'string', default: '127.0.0.1' },
       seed: { type: 'string', default: 'demo' },
       'redirect-uri': { type: 'string' },

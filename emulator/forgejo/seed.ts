@@ -4,6 +4,8 @@ import type { EmulatorOptions } from './emulator.ts';
 
 export const DEMO_CLIENT_ID = 'forgejo-mcp-broker-demo';
 export const DEMO_CLIENT_SECRET = 'demo-secret-not-for-production';
+/** Not 3000, Forgejo's own default: the demo must also start on a machine that runs a Forgejo. */
+export const EMULATOR_DEFAULT_PORT = 8081;
 export const DEMO_REDIRECT_URI = 'http://127.0.0.1:8080/oauth/callback';
 
 export type Seed = Pick<EmulatorOptions, 'users' | 'apps'>;

@@ -44,11 +44,47 @@ export function parseListen(raw: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
+const DURATION_UNITS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** A number with a unit (ms, s, m, h, d); a bare number means seconds. */
 export function parseDuration(raw: string): number {
   const m = /^(\d+)(ms|s|m|h|d)?$/.exec(raw.trim());
-  if (!m) throw new Error('must be a duration such as 500ms, 30s, 15m, 1h or 7d');
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's'] as number;
-  return Number(m[1]) * unit;
+  if (!m)
+    throw new Error('must be a duration such as 500ms, 30s, 15m, 1h or 7d (a bare number means seconds)');
+  return Number(m[1]) * DURATION_UNITS[(m[2] ?? 's') as keyof typeof DURATION_UNITS];
+}
+
+/** The shortest spelling of a duration, for messages: 90000 → 90s, 3600000 → 1h. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0';
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    if (ms >= DURATION_UNITS[unit] && ms % DURATION_UNITS[unit] === 0)
+      return `${ms / DURATION_UNITS[unit]}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/**
+ * A duration setting with the range where it can work: a token that lives 0 s, or a call that times
+ * out at once, passes a bare format check and then fails every client. The range goes into the help.
+ */
+function durationSetting(s: Omit<Setting<number>, 'parse'> & { min: string; max: string }): Setting<number> {
+  const min = parseDuration(s.min);
+  const max = parseDuration(s.max);
+  const { min: _min, max: _max, ...rest } = s;
+  return {
+    ...rest,
+    help: `${s.help} From ${s.min} to ${s.max}.`,
+    parse: (raw) => {
+      const ms = parseDuration(raw);
+      if (ms < min || ms > max) {
+        throw new Error(
+          `must be between ${s.min} and ${s.max} (${formatDuration(ms)} is ${ms < min ? 'too short' : 'too long'})`,
+        );
+      }
+      return ms;
+    },
+  };
 }
 
 export function parsePositiveInt(raw: string): number {
@@ -115,12 +151,13 @@ export const gatewaySettings = {
       return v as ChildIsolation;
     },
   }),
-  childIdle: setting({
+  childIdle: durationSetting({
     env: 'BROKER_CHILD_IDLE',
     default: '10m',
     example: '30m',
     help: "Stop a user's MCP server after this long without a call; the next call starts a new one (about 0.3 s).",
-    parse: parseDuration,
+    min: '1s',
+    max: '7d',
   }),
   maxChildren: setting({
     env: 'BROKER_MAX_CHILDREN',
@@ -136,19 +173,21 @@ export const gatewaySettings = {
     help: "Most MCP sessions per user; past it the user's least recently used session is closed.",
     parse: parsePositiveInt,
   }),
-  sessionIdle: setting({
+  sessionIdle: durationSetting({
     env: 'BROKER_SESSION_IDLE',
     default: '24h',
     example: '8h',
     help: 'An MCP session unused this long is forgotten (the client then initializes again).',
-    parse: parseDuration,
+    min: '1m',
+    max: '30d',
   }),
-  callTimeout: setting({
+  callTimeout: durationSetting({
     env: 'BROKER_CALL_TIMEOUT',
     default: '120s',
     example: '5m',
     help: 'Longest wait for one answer from an MCP server; progress notifications restart the clock.',
-    parse: parseDuration,
+    min: '1s',
+    max: '1h',
   }),
   taskAfter: setting({
     env: 'BROKER_TASK_AFTER',
@@ -181,12 +220,13 @@ export const gatewaySettings = {
       return Number(raw);
     },
   }),
-  childStartTimeout: setting({
+  childStartTimeout: durationSetting({
     env: 'BROKER_CHILD_START_TIMEOUT',
     default: '20s',
     example: '60s',
     help: "Longest wait for a new MCP server's handshake.",
-    parse: parseDuration,
+    min: '1s',
+    max: '10m',
   }),
   allowedOrigins: setting({
     env: 'BROKER_ALLOWED_ORIGINS',
@@ -201,6 +241,31 @@ export const gatewaySettings = {
     example: 'broker.internal:8080',
     help: 'Extra Host header values accepted on /mcp, comma-separated. The public URL host and loopback hosts always are.',
     parse: parseList,
+  }),
+};
+
+/** Tool policy words: a class (read, write, destructive), a tool name, a glob, or a resource URI glob. */
+export function parsePolicyWords(raw: string): string[] {
+  const words = parseList(raw);
+  const bad = words.filter((w) => !/^[A-Za-z0-9_.:/{}*?-]+$/.test(w));
+  if (bad.length) throw new Error(`has words that are neither a class nor a name or glob: ${bad.join(' ')}`);
+  return words;
+}
+
+export const policySettings = {
+  tools: setting({
+    env: 'BROKER_TOOLS',
+    default: 'read,write,destructive',
+    example: 'read',
+    help: 'Tools offered to clients: classes (read, write, destructive; see docs/policy.md) and tool names or globs, comma-separated. read makes a read-only installation. Prompts and resources follow read.',
+    parse: parsePolicyWords,
+  }),
+  toolsDeny: setting({
+    env: 'BROKER_TOOLS_DENY',
+    default: '',
+    example: 'delete_*,merge_pull_request',
+    help: 'Classes, tool names or globs taken away from BROKER_TOOLS; a glob with :// matches resource URIs. A hidden tool answers like one that does not exist.',
+    parse: parsePolicyWords,
   }),
 };
 
@@ -311,9 +376,9 @@ export const settings = {
   }),
   forgejoScope: setting({
     env: 'FORGEJO_SCOPE',
-    default: 'write:repository write:issue write:notification read:organization read:user read:misc',
-    example: 'read:repository read:issue read:user',
-    help: 'Forgejo OAuth scopes the broker asks for (what forgejo-mcp may do for a user). Keep it stable: Forgejo refuses a login whose scope differs from the existing grant’s until the user revokes the app.',
+    default: 'write:repository write:issue write:notification write:organization write:user read:misc',
+    example: 'read:repository read:issue read:notification read:organization read:user read:misc',
+    help: 'Forgejo OAuth scopes the broker asks for: what forgejo-mcp may do for a user, enforced by Forgejo. The default is what every tool needs; read: scopes only for a read-only installation. Keep it stable: Forgejo refuses a login whose scope differs from the existing grant’s until the user revokes the app.',
     parse: (raw) => {
       const words = parseList(raw);
       const bad = words.filter((w) => !FORGEJO_SCOPE_WORD.test(w));
@@ -322,40 +387,45 @@ export const settings = {
       return words.join(' ');
     },
   }),
-  forgejoRefreshMargin: setting({
+  forgejoRefreshMargin: durationSetting({
     env: 'FORGEJO_REFRESH_MARGIN',
     default: '5m',
     example: '10m',
     help: 'Refresh a user’s Forgejo access token when it expires within this time (Forgejo issues 1 h tokens).',
-    parse: parseDuration,
+    min: '0s',
+    max: '50m',
   }),
-  accessTokenTtl: setting({
+  accessTokenTtl: durationSetting({
     env: 'BROKER_ACCESS_TOKEN_TTL',
     default: '8h',
     example: '1h',
     help: 'Lifetime of the access tokens the broker issues to MCP clients. Long by default because some clients (Claude.ai) refresh unreliably; revocation still works at once.',
-    parse: parseDuration,
+    min: '1m',
+    max: '30d',
   }),
-  refreshTokenTtl: setting({
+  refreshTokenTtl: durationSetting({
     env: 'BROKER_REFRESH_TOKEN_TTL',
     default: '30d',
     example: '7d',
     help: 'Idle lifetime of a refresh token: each refresh issues a new one valid this long.',
-    parse: parseDuration,
+    min: '1h',
+    max: '365d',
   }),
-  refreshReuseGrace: setting({
+  refreshReuseGrace: durationSetting({
     env: 'BROKER_REFRESH_REUSE_GRACE',
     default: '30s',
     example: '10s',
     help: 'A rotated refresh token presented again within this window is answered once more, with the same successor pair (a client retrying after a lost response); later reuse revokes the grant.',
-    parse: parseDuration,
+    min: '0s',
+    max: '10m',
   }),
-  unusedClientTtl: setting({
+  unusedClientTtl: durationSetting({
     env: 'BROKER_UNUSED_CLIENT_TTL',
     default: '24h',
     example: '1h',
     help: 'Dynamically registered clients that never completed a login are deleted after this age.',
-    parse: parseDuration,
+    min: '1m',
+    max: '365d',
   }),
   allowedUsers: setting({
     env: 'BROKER_ALLOWED_USERS',
@@ -392,14 +462,16 @@ export const settings = {
     help: 'Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (for rate-limit keys). Empty: none.',
     parse: parseList,
   }),
-  shutdownGrace: setting({
+  shutdownGrace: durationSetting({
     env: 'BROKER_SHUTDOWN_GRACE',
     default: '1500ms',
     example: '10s',
     help: 'How long SIGTERM waits for in-flight requests before closing them.',
-    parse: parseDuration,
+    min: '100ms',
+    max: '10m',
   }),
   ...gatewaySettings,
+  ...policySettings,
 };
 
 export type Settings = typeof settings;

@@ -21,6 +21,18 @@ export class UpstreamGrantError extends Error {
   override name = 'UpstreamGrantError';
 }
 
+/**
+ * Forgejo's own words when it refused a token request (`error`, `error_description`), for the log:
+ * oauth4webapi's message alone says only "server responded with an error in the response body".
+ */
+export function forgejoErrorFields(e: unknown): { forgejoError?: string; forgejoErrorDescription?: string } {
+  if (!(e instanceof oauth.ResponseBodyError)) return {};
+  return {
+    forgejoError: e.error,
+    ...(e.error_description ? { forgejoErrorDescription: e.error_description } : {}),
+  };
+}
+
 export class ForgejoClient {
   readonly #as: oauth.AuthorizationServer;
   readonly #client: oauth.Client;
@@ -101,7 +113,7 @@ export class ForgejoClient {
         e instanceof oauth.ResponseBodyError &&
         ['invalid_grant', 'unauthorized_client'].includes(e.error)
       ) {
-        throw new UpstreamGrantError(`Forgejo refused the refresh: ${e.error}`);
+        throw new UpstreamGrantError(`Forgejo refused the refresh: ${e.error}`, { cause: e });
       }
       throw e;
     }

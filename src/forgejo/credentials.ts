@@ -6,7 +6,7 @@ import type { Audit } from '../audit/audit.ts';
 import type { Logger } from '../log/log.ts';
 import { metrics } from '../metrics/metrics.ts';
 import type { OAuthStore, StoreEventMap } from '../store/store.ts';
-import { type ForgejoClient, UpstreamGrantError } from './client.ts';
+import { type ForgejoClient, forgejoErrorFields, UpstreamGrantError } from './client.ts';
 
 export class CredentialRevokedError extends Error {
   override name = 'CredentialRevokedError';
@@ -72,7 +72,10 @@ export class CredentialManager {
     if (!(await this.#opts.forgejo.accessTokenRejected(token))) return 'valid';
     const cred = await this.#opts.store.getCredential(userId);
     if (cred && cred.accessToken !== token) return 'refreshed';
-    this.#opts.log.warn({ userId }, 'Forgejo refuses the user’s access token; refreshing it');
+    this.#opts.log.warn(
+      { userId, login: cred?.login },
+      'Forgejo refuses the user’s access token; refreshing it',
+    );
     await this.accessToken(userId, { forceRefresh: true });
     return 'refreshed';
   }
@@ -104,7 +107,7 @@ export class CredentialManager {
       const t = await forgejo.refresh(refreshToken);
       await store.putCredential({ userId, login, ...t, updatedAt: Date.now() });
       metrics.refreshes.inc({ outcome: 'ok', error: '' });
-      log.info({ userId }, 'Forgejo token refreshed');
+      log.info({ userId, login }, 'Forgejo token refreshed');
       return { token: t.accessToken, expiresAt: t.expiresAt };
     } catch (e) {
       if (!(e instanceof UpstreamGrantError)) {
@@ -115,7 +118,10 @@ export class CredentialManager {
       const now = await store.getCredential(userId);
       if (now && now.refreshToken !== refreshToken)
         return { token: now.accessToken, expiresAt: now.expiresAt };
-      log.warn({ userId, reason: e.message }, 'Forgejo credential is dead; revoking the user’s grants');
+      log.warn(
+        { userId, login, reason: e.message, ...forgejoErrorFields(e.cause) },
+        'Forgejo credential is dead; revoking the user’s grants',
+      );
       metrics.refreshes.inc({ outcome: 'refused', error: 'invalid_grant' });
       this.#opts.audit?.record({ event: 'grant_revoked', by: 'forgejo', userId, login });
       await store.revokeUser(userId);

@@ -10,6 +10,8 @@ export type Principal = {
   clientId: string;
   scopes: string[];
   resource: string;
+  /** The grant's mode; absent means read and write. */
+  mode?: 'read' | 'write';
   expiresAt: number;
   /** Hash of the bearer token used; a revocation of that token closes what it opened. */
   tokenHash?: string;

@@ -158,6 +158,11 @@ export class Gateway {
     );
   }
 
+  /** Live sessions and listen streams of a grant (the connected-apps page shows them). */
+  activeConnections(grantId: string): number {
+    return this.sessions.ofGrant(grantId).length + this.#routing.countListeners((l) => l.grantId === grantId);
+  }
+
   // ---- revocation and housekeeping -----------------------------------------------------------
 
   #revokeGrant(grantId: string, userId: number): void {

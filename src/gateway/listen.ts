@@ -3,6 +3,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Bridge } from '../bridge/bridge.ts';
 import type { JsonRpcRequest } from '../bridge/jsonrpc.ts';
+import type { ConnectionPolicy } from '../policy/policy.ts';
 import { newSecret } from '../store/secrets.ts';
 import { META } from './envelope.ts';
 import type { Principal } from './gate.ts';
@@ -18,6 +19,7 @@ export function listen(
   p: Principal,
   bridge: Bridge,
   headers: Record<string, string>,
+  policy: ConnectionPolicy,
 ): void {
   const n = (r.params?.['notifications'] ?? {}) as Record<string, unknown>;
   const caps = (bridge.initializeResult?.['capabilities'] ?? {}) as Record<
@@ -27,7 +29,7 @@ export function listen(
   const uris =
     Array.isArray(n['resourceSubscriptions']) && caps['resources']?.subscribe
       ? (n['resourceSubscriptions'] as unknown[])
-          .filter((u): u is string => typeof u === 'string')
+          .filter((u): u is string => typeof u === 'string' && policy.allowsResource(u))
           .slice(0, 1024)
       : [];
   const wants = {

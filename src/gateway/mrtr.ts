@@ -13,6 +13,7 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../bridge/jsonrpc.ts';
+import type { ConnectionPolicy } from '../policy/policy.ts';
 import { newSecret } from '../store/secrets.ts';
 import { type CallObserver, observedSink } from './call-observer.ts';
 import {
@@ -81,12 +82,14 @@ export class ParkedCalls {
     p: Principal,
     bridge: Bridge,
     serverInfo: unknown,
+    policy: ConnectionPolicy,
     taskMode: TaskMode = 'when-slow',
   ): void {
     const x: Parked = {
       handle: newSecret(),
       userId: p.userId,
       grantId: p.grantId,
+      policy,
       bridge,
       origin: `m:${newSecret()}`,
       method: r.method,
@@ -191,7 +194,10 @@ export class ParkedCalls {
       };
     }
     if ('error' in msg) return { msg: { ...msg, error: translateError(x.method, x.params, msg.error) } };
-    if ('result' in msg) return { msg: { ...msg, result: decorateResult(x.method, msg.result, serverInfo) } };
+    if ('result' in msg) {
+      const result = decorateResult(x.method, x.policy.filterResult(x.method, msg.result), serverInfo);
+      return { msg: { ...msg, result } };
+    }
     return { msg };
   }
 

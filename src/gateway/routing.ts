@@ -109,6 +109,12 @@ export class Routing {
   }
 
   /** Ends the listen streams `match` picks (revocation, shutdown). */
+  countListeners(match: (l: Listener) => boolean): number {
+    let n = 0;
+    for (const l of this.#listeners) if (match(l)) n++;
+    return n;
+  }
+
   endListeners(match: (l: Listener) => boolean): void {
     for (const l of this.#listeners) if (match(l)) l.stream.end();
   }

@@ -13,6 +13,7 @@ import {
   SERVER_ERROR,
   validateMessage,
 } from '../bridge/jsonrpc.ts';
+import { type ConnectionPolicy, filteringSink } from '../policy/policy.ts';
 import type { PoolUser } from '../pool/pool.ts';
 import { observedSink } from './call-observer.ts';
 import { MODERN_VERSION } from './envelope.ts';
@@ -23,7 +24,7 @@ import { limitedSink } from './result-limit.ts';
 import type { Routing } from './routing.ts';
 import type { Session } from './sessions.ts';
 import { SseStream } from './sse.ts';
-import { type GatewayContext, LEGACY_VERSIONS } from './types.ts';
+import { type GatewayContext, LEGACY_VERSIONS, policyOf, policyRefusal } from './types.ts';
 
 export class SessionTransport {
   readonly #ctx: GatewayContext;
@@ -102,7 +103,8 @@ export class SessionTransport {
         );
       }
     });
-    for (const r of requests) this.#request(r, session, bridge, post, user, p);
+    const policy = policyOf(this.#ctx.o, p);
+    for (const r of requests) this.#request(r, session, bridge, post, user, p, policy);
   }
 
   #request(
@@ -112,7 +114,13 @@ export class SessionTransport {
     post: PostResponse,
     user: PoolUser,
     p: Principal,
+    policy: ConnectionPolicy,
   ): void {
+    const refused = policyRefusal(this.#ctx.o, p, policy, r);
+    if (refused) {
+      post.send(refused, true);
+      return;
+    }
     if (r.method === 'ping') {
       post.send({ jsonrpc: '2.0', id: r.id, result: {} }, true);
       return;
@@ -125,7 +133,12 @@ export class SessionTransport {
     }
     const { maxResultChars = 0, log, onCall } = this.#ctx.o;
     const sink = limitedSink(r, post.sink, maxResultChars, log, user.id);
-    bridge.call(r, observedSink(r, p, sink, onCall), session.id, session.grantId);
+    bridge.call(
+      r,
+      filteringSink(policy, r.method, observedSink(r, p, sink, onCall)),
+      session.id,
+      session.grantId,
+    );
   }
 
   #notify(session: Session, m: JsonRpcNotification): void {

@@ -20,7 +20,7 @@ import { type Accepts, PostResponse } from './post-response.ts';
 import type { Routing } from './routing.ts';
 import { negotiatesTasks, TASK_METHODS, TASKS_EXTENSION, type Tasks } from './tasks.ts';
 import { checkParamHeaders, type ToolCatalog } from './tool-catalog.ts';
-import type { GatewayContext } from './types.ts';
+import { type GatewayContext, policyOf, policyRefusal } from './types.ts';
 
 export class StatelessTransport {
   readonly #ctx: GatewayContext;
@@ -80,6 +80,7 @@ export class StatelessTransport {
     }
     const bridge = await bridgeFor(this.#ctx, user, [r], false, res, req.headers.origin);
     if (!bridge) return;
+    const policy = policyOf(this.#ctx.o, p);
     const serverInfo = bridge.initializeResult?.['serverInfo'];
     let taskMode: TaskMode = 'when-slow';
     if (r.method === 'tools/call') {
@@ -112,7 +113,7 @@ export class StatelessTransport {
       return;
     }
     if (r.method === 'subscriptions/listen') {
-      listen(this.#routing, this.#ctx.o.sse, r, res, p, bridge, cors);
+      listen(this.#routing, this.#ctx.o.sse, r, res, p, bridge, cors, policy);
       return;
     }
     const post = new PostResponse(res, {
@@ -122,11 +123,17 @@ export class StatelessTransport {
       sse: this.#ctx.o.sse,
       headers: cors,
     });
+    // Answered on the same path as the child's own "not found", so the two cannot be told apart.
+    const refused = policyRefusal(this.#ctx.o, p, policy, r);
+    if (refused) {
+      post.send(refused, true);
+      return;
+    }
     const state = r.params?.['requestState'];
     if (typeof state === 'string') {
       this.#parked.resume(r, state, post, p, serverInfo);
       return;
     }
-    this.#parked.start(r, post, p, bridge, serverInfo, taskMode);
+    this.#parked.start(r, post, p, bridge, serverInfo, policy, taskMode);
   }
 }

@@ -2,11 +2,18 @@
 // context each transport is handed (so no part reaches into another's fields).
 import type { EventEmitter } from 'node:events';
 import type { Bridge } from '../bridge/bridge.ts';
-import type { JsonRpcId, JsonRpcMessage } from '../bridge/jsonrpc.ts';
+import {
+  errorResponse,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+} from '../bridge/jsonrpc.ts';
 import type { Logger } from '../log/log.ts';
+import { type ConnectionPolicy, Policy } from '../policy/policy.ts';
 import type { Pool } from '../pool/pool.ts';
 import type { CallObserver } from './call-observer.ts';
-import type { Gate, GateOptions, VerifyBearer } from './gate.ts';
+import type { Gate, GateOptions, Principal, VerifyBearer } from './gate.ts';
 import type { PostResponse } from './post-response.ts';
 import type { SessionRegistry } from './sessions.ts';
 import type { SseOptions, SseStream } from './sse.ts';
@@ -29,9 +36,38 @@ export type GatewayOptions = GateOptions & {
   maxResultChars?: number;
   /** Told of every call relayed to a child when its final answer leaves (metrics, audit). */
   onCall?: CallObserver;
+  /** A request refused by the tool policy (the audit trail's policy_refused). */
+  onRefused?: (refusal: { login: string; clientId: string; name: string; reason: string }) => void;
   /** Revocation announcements from the OAuth side: grantRevoked({grantId,userId}), userRevoked(userId), tokenChanged(userId). */
   events?: EventEmitter;
+  /** The operator's tool policy; each request is narrowed further by its grant's mode. */
+  policy?: Policy;
 };
+
+const OPEN_POLICY = new Policy({ allow: ['read', 'write', 'destructive'], deny: [] });
+
+/**
+ * The answer to a request its connection's policy hides (the child's own "not found"), reported to
+ * the operator's side; undefined when the request may go to the child.
+ */
+export function policyRefusal(
+  o: GatewayOptions,
+  p: Principal,
+  policy: ConnectionPolicy,
+  r: JsonRpcRequest,
+): JsonRpcResponse | undefined {
+  const refused = policy.refusal(r.method, r.params);
+  if (!refused) return undefined;
+  const name = String(r.params?.['name'] ?? r.params?.['uri'] ?? '');
+  const reason = r.method === 'tools/call' ? policy.reason(name) : 'operator policy';
+  o.onRefused?.({ login: p.login, clientId: p.clientId, name: `${r.method} ${name}`.slice(0, 200), reason });
+  return errorResponse(r.id, refused.code, refused.message);
+}
+
+/** What this request's connection may see and call: the operator's policy under its grant's mode. */
+export function policyOf(o: GatewayOptions, p: Principal): ConnectionPolicy {
+  return (o.policy ?? OPEN_POLICY).forMode(p.mode ?? 'write');
+}
 
 /** The parts every transport needs: options, the gate's headers, the 2025 sessions. */
 export type GatewayContext = {
@@ -48,6 +84,7 @@ export type Parked = {
   /** Handle in the parked-call table (inside the sealed requestState). */
   handle: string;
   userId: number;
+  policy: ConnectionPolicy;
   grantId: string;
   bridge: Bridge;
   origin: string;

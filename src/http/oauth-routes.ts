@@ -129,4 +129,8 @@ export function registerOAuthRoutes(app: App, auth: AuthServer, limits: OAuthRat
   route('GET', '/oauth/callback', auth.callback, { limit: 'consent' });
   route('POST', '/oauth/token', auth.token, { cors: true, limit: 'token' });
   route('POST', '/oauth/revoke', auth.revoke, { cors: true, limit: 'token' });
+  route('GET', '/account', auth.account, { limit: 'consent' });
+  route('GET', '/account/login', auth.accountLogin, { limit: 'consent' });
+  for (const action of ['revoke', 'revoke-all', 'logout'] as const)
+    route('POST', `/account/${action}`, (req) => auth.accountAction(req, action), { limit: 'consent' });
 }

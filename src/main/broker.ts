@@ -16,7 +16,8 @@ import type { Logger } from '../log/log.ts';
 import { observe } from '../metrics/metrics.ts';
 import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
-import { resolveCommand } from '../pool/command.ts';
+import { CATALOGUE } from '../policy/catalogue.ts';
+import { Policy } from '../policy/policy.ts';
 import { Pool } from '../pool/pool.ts';
 import { openStore } from '../store/open.ts';
 import { deriveKey } from '../store/secrets.ts';
@@ -60,8 +61,8 @@ function childIsolation(config: Config, log: Logger): Isolation {
 }
 
 export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: string[] } = {}): Broker {
-  const [command, ...args] = config.childCommand as [string, ...string[]];
-  const commandPath = resolveCommand(command);
+  const [, ...args] = config.childCommand;
+  const commandPath = config.childCommandPath;
   const isolation = childIsolation(config, log);
   // Read once: it may run `git rev-parse`.
   const buildInfo = readBuildInfo();
@@ -87,6 +88,8 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     refreshMarginMs: config.forgejoRefreshMargin,
     audit,
   });
+  const policy = new Policy({ allow: config.tools, deny: config.toolsDeny });
+  let gateway: Gateway | undefined;
   const rateLimits = new RateLimiter(config.rateLimit);
   const auth = createAuthServer(
     {
@@ -104,6 +107,8 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       successorKey: deriveKey(config.secretKey, 'forgejo-mcp-broker refresh successor v1'),
       allowedUsers: config.allowedUsers,
       allowedOrgs: config.allowedOrgs,
+      offersWrite: policy.offersWrite(CATALOGUE.keys()),
+      activeSessions: (grantId) => gateway?.activeConnections(grantId) ?? 0,
       audit,
     },
     credentials,
@@ -122,7 +127,6 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     limits: { graceMs: CHILD_STOP_GRACE_MS },
     isolation,
   });
-  let gateway: Gateway | undefined;
   const pool = new Pool({
     command: commandPath,
     args,
@@ -163,7 +167,16 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     tasks: { afterMs: config.taskAfter, ttlMs: config.taskTtl, maxPerUser: config.maxTasksPerUser },
     maxResultChars: config.maxResultChars,
     events: credentials.events,
+    policy,
     onCall: callTelemetry(store, audit),
+    onRefused: (r) =>
+      audit.record({
+        event: 'policy_refused',
+        login: r.login,
+        clientId: r.clientId,
+        tool: r.name,
+        reason: r.reason,
+      }),
   });
   registerMcpRoutes(app, gateway);
   const live = gateway;

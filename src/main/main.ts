@@ -1,14 +1,25 @@
 #!/usr/bin/env node
 import { EXIT, runAdmin, USAGE } from '../admin/admin.ts';
-import { helpText, loadConfig } from '../config/config.ts';
+import { type Config, helpText, loadConfig } from '../config/config.ts';
 import { startMetricsListener } from '../http/metrics-route.ts';
 import { listen } from '../http/server.ts';
 import { createLogger } from '../log/log.ts';
 import { describePostgresUrl } from '../store/postgres/postgres-store.ts';
 import { type Broker, buildBroker } from './broker.ts';
+import { forgejoCheckOf, logForgejoCheck, runCheck } from './check.ts';
 import { installSignalHandlers } from './lifecycle.ts';
 
 const CONFIG_ERROR_EXIT = 2;
+
+/** The configuration, or every problem with it on stderr and exit status 2. */
+function configOrExit(argv: string[], opts: { prepare?: boolean } = {}): Config {
+  const loaded = loadConfig(process.env, argv, opts);
+  if (loaded.ok) return loaded.config;
+  process.stderr.write(
+    `forgejo-mcp-broker: invalid configuration\n${loaded.errors.map((e) => `  ${e}\n`).join('')}`,
+  );
+  process.exit(CONFIG_ERROR_EXIT);
+}
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -17,14 +28,12 @@ async function main(): Promise<void> {
     process.stdout.write(`${helpText()}\n`);
     return;
   }
-  const loaded = loadConfig(process.env, argv);
-  if (!loaded.ok) {
-    process.stderr.write(
-      `forgejo-mcp-broker: invalid configuration\n${loaded.errors.map((e) => `  ${e}\n`).join('')}`,
-    );
-    process.exit(CONFIG_ERROR_EXIT);
+  if (argv[0] === 'check') {
+    const config = configOrExit(argv.slice(1), { prepare: false });
+    process.exitCode = await runCheck(config, (line) => process.stdout.write(`${line}\n`));
+    return;
   }
-  const config = loaded.config;
+  const config = configOrExit(argv);
   const log = createLogger(config.logLevel);
 
   let broker: Broker;
@@ -33,9 +42,8 @@ async function main(): Promise<void> {
     // PostgreSQL connects and migrates in the background: nothing listens before it can be used.
     await broker.store.ready();
   } catch (e) {
-    // A store it cannot use or a child command it cannot find: said once, plainly, exit 2.
-    log.fatal({ err: { message: (e as Error).message } }, 'cannot start');
-    process.stderr.write(`forgejo-mcp-broker: ${(e as Error).message}\n`);
+    // A store it cannot use (another key, a file that is not SQLite): said once, plainly, exit 2.
+    process.stderr.write(`forgejo-mcp-broker: cannot start: ${(e as Error).message}\n`);
     process.exit(CONFIG_ERROR_EXIT);
   }
   const { app, store, gateway, pool, supervisor, buildInfo } = broker;
@@ -98,6 +106,11 @@ async function main(): Promise<void> {
       ...buildInfo,
     },
     'broker started',
+  );
+  // Not awaited: Forgejo being down at startup must not stop the broker; the log says what is wrong.
+  forgejoCheckOf(config).then(
+    (result) => logForgejoCheck(result, log),
+    (e: Error) => log.error({ err: { message: e.message } }, 'Forgejo check failed to run'),
   );
 }
 

@@ -1,5 +1,6 @@
 // The authorization server in one object: what src/http routes to and what the gateway consumes.
 import type { CredentialManager } from '../forgejo/credentials.ts';
+import { account, accountAction, accountLogin } from './account.ts';
 import { authorize, consent } from './authorize.ts';
 import { createBearerVerifier, type VerifyBearer } from './bearer.ts';
 import { callback } from './callback.ts';
@@ -23,6 +24,10 @@ export type AuthServer = {
   callback(req: OAuthRequest): Promise<OAuthResponse>;
   token(req: OAuthRequest): Promise<OAuthResponse>;
   revoke(req: OAuthRequest): Promise<OAuthResponse>;
+  /** The connected-apps page: GET /account, GET /account/login, POST /account/{revoke,revoke-all,logout}. */
+  account(req: OAuthRequest): Promise<OAuthResponse>;
+  accountLogin(req: OAuthRequest): Promise<OAuthResponse>;
+  accountAction(req: OAuthRequest, action: 'revoke' | 'revoke-all' | 'logout'): Promise<OAuthResponse>;
   /** For /mcp: bearer → principal, or why not. */
   verifyBearer: VerifyBearer;
   /** For /mcp: the user's Forgejo token and the `tokenChanged`/`userRevoked`/`grantRevoked` events. */
@@ -48,6 +53,9 @@ export function createAuthServer(
     callback: (req) => callback(ctx, req),
     token: (req) => token(ctx, req),
     revoke: (req) => revoke(ctx, req),
+    account: (req) => account(ctx, req),
+    accountLogin: (req) => accountLogin(ctx, req),
+    accountAction: (req, action) => accountAction(ctx, req, action),
     verifyBearer: createBearerVerifier(ctx.store, resourceUrl(ctx.publicUrl)),
     credentials,
     purge: (now = Date.now()) => ctx.store.purgeExpired(now, now - unusedClientTtlMs),

@@ -2,7 +2,7 @@
 // page, never a redirect; the user's decision goes back to the client with `error`, `state` and
 // `iss`. Nothing reaches Forgejo before the user approved.
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
-import type { AuthRequestRecord, ClientRecord } from '../store/store.ts';
+import type { AuthRequestRecord, ClientRecord, GrantMode } from '../store/store.ts';
 import { isCimdClientId } from './cimd.ts';
 import { type AuthContext, resolveClient } from './context.ts';
 import { resourceUrl, SCOPES } from './metadata.ts';
@@ -47,7 +47,7 @@ function browserCookieName(requestIdHash: string): string {
   return `${BROWSER_COOKIE_PREFIX}${requestIdHash.slice(0, 16)}`;
 }
 
-function browserCookie(requestIdHash: string, value: string, maxAgeS = REQUEST_TTL_MS / 1000): string {
+export function browserCookie(requestIdHash: string, value: string, maxAgeS = REQUEST_TTL_MS / 1000): string {
   return `${browserCookieName(requestIdHash)}=${value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${maxAgeS}`;
 }
 
@@ -148,6 +148,10 @@ export async function authorize(
       requestId,
       csrf,
       cimd: isCimdClientId(client.clientId),
+      publicUrl: ctx.publicUrl,
+      accessTokenTtlMs: ctx.accessTokenTtlMs,
+      refreshTokenTtlMs: ctx.refreshTokenTtlMs,
+      offersWrite: ctx.offersWrite ?? true,
     });
     res.headers['set-cookie'] = browserCookie(record.idHash, browser);
     return res;
@@ -164,10 +168,13 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
   let requestId: string;
   let csrf: string;
   let decision: string;
+  let mode: GrantMode;
   try {
     requestId = one(form, 'request', true);
     csrf = one(form, 'csrf', true);
     decision = one(form, 'decision', true);
+    // Least privilege when the choice is missing or not on offer.
+    mode = one(form, 'mode') === 'write' && (ctx.offersWrite ?? true) ? 'write' : 'read';
   } catch (e) {
     return bad(400, (e as Error).message);
   }
@@ -186,6 +193,7 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
     decision: decision === 'approve' ? 'granted' : 'denied',
     clientId: ar.clientId,
     clientName: ar.clientName,
+    ...(decision === 'approve' ? { mode } : {}),
   });
   if (decision !== 'approve') {
     await ctx.store.deleteAuthRequest(ar.idHash);
@@ -206,6 +214,7 @@ export async function consent(ctx: AuthContext, req: OAuthRequest, now = Date.no
       verifier,
       now + REQUEST_TTL_MS,
       now,
+      mode,
     ))
   ) {
     return bad(400, 'The request was already answered.');

@@ -1,6 +1,6 @@
 // The check /mcp runs on every request: one lookup by the token's hash.
 import { hashSecret } from '../store/secrets.ts';
-import type { OAuthStore } from '../store/store.ts';
+import type { GrantMode, OAuthStore } from '../store/store.ts';
 
 export type Principal = {
   /** Forgejo user id. */
@@ -10,6 +10,8 @@ export type Principal = {
   clientId: string;
   scopes: string[];
   resource: string;
+  /** The grant's mode chosen on the consent page. */
+  mode: GrantMode;
   expiresAt: number;
   /** SHA-256 of the bearer token: what a revocation of that one token is announced by. */
   tokenHash: string;
@@ -50,6 +52,7 @@ export function createBearerVerifier(store: OAuthStore, resource: string, requir
         clientId: g.clientId,
         scopes: g.scopes,
         resource: g.resource,
+        mode: g.mode ?? 'write',
         expiresAt: found.expiresAt,
         tokenHash,
       },

@@ -7,6 +7,7 @@ import { ResponseBodyError } from 'oauth4webapi';
 import type { ForgejoUser } from '../forgejo/client.ts';
 import { hashSecret, newSecret, safeEqual } from '../store/secrets.ts';
 import type { AuthRequestRecord } from '../store/store.ts';
+import { accountSignedIn } from './account.ts';
 import { browserHash, clearBrowserCookie, clientRedirect } from './authorize.ts';
 import type { AuthContext } from './context.ts';
 import { errorPage } from './pages.ts';
@@ -18,6 +19,19 @@ export function isAllowed(ctx: AuthContext, user: ForgejoUser): boolean {
   if (ctx.allowedUsers.length === 0 && ctx.allowedOrgs.length === 0) return true;
   if (ctx.allowedUsers.includes(user.login.toLowerCase())) return true;
   return user.groups.some((g) => ctx.allowedOrgs.includes(g.toLowerCase()));
+}
+
+/** Forgejo's code (in the callback's query) exchanged with the broker's verifier, and who signed in. */
+export async function forgejoSignIn(
+  ctx: AuthContext,
+  req: OAuthRequest,
+  state: string,
+  verifier: string,
+): Promise<{ tokens: { accessToken: string; refreshToken: string; expiresAt: number }; user: ForgejoUser }> {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(req.query)) if (typeof v === 'string') params.set(k, v);
+  const tokens = await ctx.forgejo.exchangeCode(params, state, verifier);
+  return { tokens, user: await ctx.forgejo.userinfo(tokens.accessToken) };
 }
 
 export async function callback(
@@ -33,6 +47,11 @@ export async function callback(
     return bad(400, (e as OAuthError).message);
   }
   const ar = await ctx.store.takeAuthRequestByState(hashSecret(state), now);
+  if (!ar) {
+    // The connected-apps page signs in through the same Forgejo app, so through this same callback.
+    const login = await ctx.store.takeAccountLogin(hashSecret(state), now);
+    if (login) return accountSignedIn(ctx, req, state, login, now);
+  }
   if (!ar || ar.upstreamVerifier === null) {
     return bad(
       400,
@@ -70,10 +89,7 @@ async function finish(
   let user: ForgejoUser;
   let tokens: { accessToken: string; refreshToken: string; expiresAt: number };
   try {
-    const params = new URLSearchParams();
-    for (const [k, v] of Object.entries(req.query)) if (typeof v === 'string') params.set(k, v);
-    tokens = await ctx.forgejo.exchangeCode(params, state, ar.upstreamVerifier);
-    user = await ctx.forgejo.userinfo(tokens.accessToken);
+    ({ tokens, user } = await forgejoSignIn(ctx, req, state, ar.upstreamVerifier));
   } catch (e) {
     const failure = describeUpstreamFailure(e, ctx.forgejoUrl);
     ctx.log.warn(
@@ -89,7 +105,7 @@ async function finish(
     });
   }
   if (!isAllowed(ctx, user)) {
-    ctx.log.info({ userId: user.id }, 'user refused by the allow-list');
+    ctx.log.info({ userId: user.id, login: user.login }, 'user refused by the allow-list');
     ctx.audit?.record({
       event: 'sign_in_refused',
       login: user.login,
@@ -124,6 +140,9 @@ async function finish(
       scopes: ar.scopes,
       resource: ar.resource,
       createdAt: now,
+      mode: ar.mode ?? 'read',
+      clientName: ar.clientName,
+      redirectUri: ar.redirectUri,
     },
     {
       codeHash: hashSecret(code),
@@ -136,7 +155,10 @@ async function finish(
       usedAt: null,
     },
   );
-  ctx.log.info({ userId: user.id, clientId: ar.clientId, grantId }, 'authorization granted');
+  ctx.log.info(
+    { userId: user.id, login: user.login, clientId: ar.clientId, grantId },
+    'authorization granted',
+  );
   ctx.audit?.record({
     event: 'sign_in',
     login: user.login,

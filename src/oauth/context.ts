@@ -24,6 +24,10 @@ export type AuthContext = {
   successorKey: Buffer;
   allowedUsers: string[];
   allowedOrgs: string[];
+  /** Whether the operator's tool policy leaves anything but reads: the consent page's choice. */
+  offersWrite?: boolean;
+  /** Live MCP sessions and streams of a grant (from the gateway), for the connected-apps page. */
+  activeSessions?: (grantId: string) => number;
   /** The audit trail (sign-ins, consent, tokens); absent in tests that do not look at it. */
   audit?: Audit;
 };

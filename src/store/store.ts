@@ -4,6 +4,9 @@
 // change in any caller.
 import type { EventEmitter } from 'node:events';
 
+/** What a connection may do, chosen on the consent page: read tools only, or all the operator allows. */
+export type GrantMode = 'read' | 'write';
+
 export type AuthMethod = 'client_secret_post' | 'client_secret_basic' | 'none';
 
 export type ClientRecord = {
@@ -39,6 +42,8 @@ export type AuthRequestRecord = {
   upstreamStateHash: string | null;
   /** Plaintext here; sealed at rest. */
   upstreamVerifier: string | null;
+  /** Set by the consent POST. */
+  mode?: GrantMode | null;
   expiresAt: number;
 };
 
@@ -60,6 +65,21 @@ export type GrantRecord = {
   scopes: string[];
   resource: string;
   createdAt: number;
+  /** Absent on creation means write (what grants were before modes existed). */
+  mode?: GrantMode;
+  /** As the consent page named it, and where it sent the user back: shown on the connected-apps page. */
+  clientName?: string;
+  redirectUri?: string;
+  lastUsedAt?: number | null;
+};
+
+/** The connected-apps page's short session, after a Forgejo sign-in of its own. */
+export type AccountSession = {
+  idHash: string;
+  userId: number;
+  login: string;
+  csrfHash: string;
+  expiresAt: number;
 };
 
 export type CodeRecord = {
@@ -128,6 +148,7 @@ export interface OAuthStore extends Store {
     upstreamVerifier: string,
     expiresAt: number,
     now: number,
+    mode?: GrantMode,
   ): Promise<boolean>;
   deleteAuthRequest(idHash: string): Promise<void>;
   /** Finds the approved request by its upstream state and deletes it: the state is single-use. */
@@ -167,6 +188,24 @@ export interface OAuthStore extends Store {
   revokeGrant(grantId: string): Promise<void>;
   /** Deletes all of a user's grants and the Forgejo credential. */
   revokeUser(userId: number): Promise<void>;
+  /** Every grant of a user, newest first. */
+  listGrants(userId: number): Promise<GrantRecord[]>;
+
+  /** A connected-apps sign-in sent to Forgejo; taken (single use) when Forgejo sends the browser back. */
+  insertAccountLogin(
+    stateHash: string,
+    browserHash: string,
+    verifier: string,
+    expiresAt: number,
+  ): Promise<void>;
+  takeAccountLogin(
+    stateHash: string,
+    now: number,
+  ): Promise<{ browserHash: string; verifier: string } | undefined>;
+  insertAccountSession(session: AccountSession): Promise<void>;
+  getAccountSession(idHash: string, now: number): Promise<AccountSession | undefined>;
+  deleteAccountSession(idHash: string): Promise<void>;
+
   /** Deletes expired rows and registrations never used since `unusedClientsBefore`. */
   purgeExpired(now: number, unusedClientsBefore: number): Promise<number>;
 }

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/config.ts';
+import { settings } from '../../src/config/settings.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'broker-config-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -18,6 +19,7 @@ function validEnv(over: Record<string, string | undefined> = {}): NodeJS.Process
     FORGEJO_CLIENT_SECRET: 'client-secret-value',
     BROKER_DB: join(tmp, 'ok', 'broker.db'),
     BROKER_SECRET_KEY: KEY,
+    BROKER_CHILD_COMMAND: `"${process.execPath}" child.js`,
     ...over,
   };
 }
@@ -212,7 +214,9 @@ describe('config: every rule reports its variable, the problem and an example', 
       BROKER_DB: join(tmp, 'all', 'b.db'),
     });
     const vars = errors.map((e) => e.split(' ')[0]);
+    // No PATH in this environment, so forgejo-mcp is not found either: one line among the rest.
     assert.deepEqual(vars.sort(), [
+      'BROKER_CHILD_COMMAND',
       'BROKER_PUBLIC_URL',
       'FORGEJO_CLIENT_ID',
       'FORGEJO_CLIENT_SECRET',
@@ -233,19 +237,107 @@ describe('config: every rule reports its variable, the problem and an example', 
     assert.match(errorsOf(validEnv(), ['--listen']).join('\n'), /command line: .*listen/);
   });
 
-  it('refuses a database folder that cannot be created', () => {
+  it('refuses a database path under a regular file, saying so in words', () => {
     const file = join(tmp, 'a-file');
     writeFileSync(file, 'x');
     const errors = errorsOf(validEnv({ BROKER_DB: join(file, 'sub', 'broker.db') }));
     assert.equal(errors.length, 1, errors.join('\n'));
-    assert.match(errors[0] as string, /^BROKER_DB .*cannot create the database folder .*ENOTDIR/);
+    assert.equal(
+      errors[0],
+      `BROKER_DB (--db): ${file} is a file, not a folder, so nothing can be created under it (got "${join(file, 'sub', 'broker.db')}"); example: BROKER_DB=/var/lib/forgejo-mcp-broker/broker.db`,
+    );
   });
 
-  it('refuses a database folder that exists but cannot be written (even as root)', () => {
-    // procfs refuses new files for every user, so this holds for root too.
-    const errors = errorsOf(validEnv({ BROKER_DB: '/proc/self/broker.db' }));
+  it('refuses a database path that names a folder, suggesting a file in it', () => {
+    const errors = errorsOf(validEnv({ BROKER_DB: tmp }));
     assert.equal(errors.length, 1, errors.join('\n'));
-    assert.match(errors[0] as string, /^BROKER_DB .*is not writable/);
+    assert.match(
+      errors[0] as string,
+      new RegExp(
+        `^BROKER_DB \\(--db\\): ${tmp} is a folder; name a file in it, e.g. ${tmp}/broker\\.db \\(got`,
+      ),
+    );
+  });
+
+  it('refuses a database under procfs, naming the file system (even as root)', () => {
+    // procfs refuses new files and folders for every user, so this holds for root too.
+    const inFolder = errorsOf(validEnv({ BROKER_DB: '/proc/self/broker.db' }));
+    assert.equal(inFolder.length, 1, inFolder.join('\n'));
+    assert.match(
+      inFolder[0] as string,
+      /^BROKER_DB \(--db\): \/proc\/self is on procfs, a kernel file system where no database can be kept \(got/,
+    );
+    const deeper = errorsOf(validEnv({ BROKER_DB: '/proc/self/new/broker.db' }));
+    assert.match(deeper[0] as string, /^BROKER_DB \(--db\): \/proc\/self\/new is on procfs/);
+  });
+
+  it('refuses a database path that is a device', () => {
+    const errors = errorsOf(validEnv({ BROKER_DB: '/dev/null' }));
+    assert.match(errors[0] as string, /^BROKER_DB \(--db\): \/dev\/null is not a regular file/);
+  });
+});
+
+describe('config: durations', () => {
+  it('refuses a zero access-token lifetime and call timeout, giving the range', () => {
+    const errors = errorsOf(validEnv({ BROKER_ACCESS_TOKEN_TTL: '0', BROKER_CALL_TIMEOUT: '0s' }));
+    assert.deepEqual(errors, [
+      'BROKER_ACCESS_TOKEN_TTL (--access-token-ttl): must be between 1m and 30d (0 is too short) (got "0"); example: BROKER_ACCESS_TOKEN_TTL=1h',
+      'BROKER_CALL_TIMEOUT (--call-timeout): must be between 1s and 1h (0 is too short) (got "0s"); example: BROKER_CALL_TIMEOUT=5m',
+    ]);
+  });
+
+  it('refuses a duration above its maximum', () => {
+    const errors = errorsOf(validEnv({ BROKER_SESSION_IDLE: '31d' }));
+    assert.match(
+      errors[0] as string,
+      /^BROKER_SESSION_IDLE .*must be between 1m and 30d \(31d is too long\)/,
+    );
+  });
+
+  it('reads a bare number as seconds', () => {
+    const r = loadConfig(validEnv({ BROKER_CALL_TIMEOUT: '90', BROKER_ACCESS_TOKEN_TTL: '3600' }), []);
+    assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
+    assert.equal(r.config.callTimeout, 90_000);
+    assert.equal(r.config.accessTokenTtl, 3_600_000);
+  });
+
+  it('every duration setting has a range, and its default lies inside it', () => {
+    const durations = Object.values(settings).filter((s) => /\bFrom \S+ to \S+\.$/.test(s.help));
+    assert.equal(durations.length, 10);
+    for (const s of durations) assert.doesNotThrow(() => s.parse(s.default as string), s.env);
+  });
+});
+
+describe('config: the child command', () => {
+  it('a missing forgejo-mcp is one line among the other problems, reported once', () => {
+    const errors = errorsOf(
+      validEnv({ BROKER_CHILD_COMMAND: undefined, PATH: tmp, LOG_LEVEL: 'loud', FORGEJO_URL: undefined }),
+    );
+    assert.deepEqual(errors.map((e) => e.split(' ')[0]).sort(), [
+      'BROKER_CHILD_COMMAND',
+      'FORGEJO_URL',
+      'LOG_LEVEL',
+    ]);
+    assert.ok(
+      errors.includes(
+        'BROKER_CHILD_COMMAND (--child-command): forgejo-mcp was not found on PATH; install forgejo-mcp or give its full path (got "forgejo-mcp --transport stdio"); example: BROKER_CHILD_COMMAND=/usr/local/bin/forgejo-mcp --transport stdio',
+      ),
+      errors.join('\n'),
+    );
+  });
+
+  it('resolves the program to a full path for the pool', () => {
+    const r = loadConfig(
+      validEnv({ BROKER_CHILD_COMMAND: 'node --version', PATH: dirname(process.execPath) }),
+      [],
+    );
+    assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
+    assert.equal(r.config.childCommandPath, join(dirname(process.execPath), 'node'));
+  });
+
+  it('a full path that is not executable says so', () => {
+    const errors = errorsOf(validEnv({ BROKER_CHILD_COMMAND: join(tmp, 'nothing-here') }));
+    assert.match(errors[0] as string, /nothing-here does not exist or is not executable/);
   });
 });
 

@@ -2,7 +2,9 @@
 // OAuth flow as a demo user, call a tool, press Ctrl-C, and find no process of the demo left.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
@@ -24,7 +26,7 @@ it('make demo: banner, OAuth as a demo user, list_my_repos, then Ctrl-C leaves n
   const demo = spawn('make', ['--no-print-directory', 'demo'], {
     cwd: ROOT,
     env: { ...process.env, DEMO_PORT: String(port), DEMO_FORGEJO_PORT: String(forgejoPort), DEMO_DATA: data },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
     // Its own process group, so Ctrl-C can be sent to the whole of it as a terminal would.
     detached: true,
   });
@@ -45,6 +47,14 @@ it('make demo: banner, OAuth as a demo user, list_my_repos, then Ctrl-C leaves n
     const mcpUrl = `http://127.0.0.1:${port}/mcp`;
     assert.ok(out.includes(`MCP URL        ${mcpUrl}`), `no banner:\n${out}\n${err}`);
     assert.match(out, /alice \/ alice-password/);
+    assert.ok(
+      out.includes(`Broker log     ${join(data, 'broker.log')}  (here: warnings and errors only)`),
+      `the banner says where the log goes:\n${out}`,
+    );
+    // Enter repeats the banner, for when the terminal has scrolled it away.
+    assert.equal(out.split('MCP URL ').length - 1, 1);
+    demo.stdin.write('\n');
+    await eventually(() => out.split('MCP URL ').length - 1 === 2, { timeoutMs: 10_000, intervalMs: 50 });
     assert.match(out, /npx mcp-remote http:\/\/127\.0\.0\.1:\d+\/mcp/);
     assert.match(out, /npx @modelcontextprotocol\/inspector/);
     // Inspector 2's steps (checked by hand against 2.12.0): its page has no transport menu or auth settings.
@@ -81,7 +91,50 @@ it('make demo: banner, OAuth as a demo user, list_my_repos, then Ctrl-C leaves n
   await exited;
   await eventually(() => demoProcesses(data).length === 0, { timeoutMs: 10_000, intervalMs: 100 });
   assert.deepEqual(demoProcesses(data), [], 'a process of the demo survived Ctrl-C');
-  assert.match(err, /"msg":"broker stopped"/);
+  // The broker's log went to the file; the terminal got none of its info lines.
+  const log = readFileSync(join(data, 'broker.log'), 'utf8');
+  assert.match(log, /"msg":"broker started"/);
+  assert.match(log, /"msg":"authorization granted"/);
+  assert.match(log, /"msg":"broker stopped"/);
+  assert.doesNotMatch(out + err, /"level":"info"|broker info|authorization granted/);
+});
+
+it('a port already in use stops the demo at once with the setting that moves it', async () => {
+  const busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+  const taken = (busy.address() as AddressInfo).port;
+  const free = await freePort();
+  const run = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; err: string }>((resolve) => {
+      const demo = spawn(process.execPath, [join(ROOT, 'scripts', 'demo.ts')], {
+        cwd: ROOT,
+        env: { ...process.env, DEMO_DATA: data, ...env },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      demo.stderr.setEncoding('utf8').on('data', (d: string) => {
+        err += d;
+      });
+      demo.once('close', (code) => resolve({ code, err }));
+    });
+  try {
+    const broker = await run({ DEMO_PORT: String(taken), DEMO_FORGEJO_PORT: String(free) });
+    assert.equal(broker.code, 1);
+    assert.equal(
+      broker.err,
+      `demo: port ${taken} (the broker) is already in use on 127.0.0.1; choose another with DEMO_PORT, e.g. \`DEMO_PORT=8090 make demo\`\n`,
+    );
+    const emulator = await run({ DEMO_PORT: String(free), DEMO_FORGEJO_PORT: String(taken) });
+    assert.equal(emulator.code, 1);
+    assert.match(
+      emulator.err,
+      new RegExp(
+        `port ${taken} \\(the Forgejo emulator\\) is already in use.*DEMO_FORGEJO_PORT=8091 make demo`,
+      ),
+    );
+  } finally {
+    await new Promise((r) => busy.close(r));
+  }
 });
 
 it('the broker stops by itself when the demo script is killed outright (SIGKILL, no forwarding)', async () => {

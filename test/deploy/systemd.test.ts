@@ -46,13 +46,14 @@ function only(text: string, key: string): string {
 
 /**
  * The unit with its ExecStart binary pointed at a file that exists here, since `systemd-analyze
- * verify` rejects a missing executable: /usr/bin/node becomes the Node running this test, and the
- * script path /opt/forgejo-mcp-broker/… becomes this checkout. Nothing else changes.
+ * verify` rejects a missing executable: the installed Node becomes the Node running this test, and
+ * the script path /opt/forgejo-mcp-broker/… becomes this checkout. Nothing else changes.
+ * (test/deploy/install-script.test.ts runs the unit as install.sh really writes it.)
  */
 function adaptedUnit(text: string): string {
   const exec = only(text, 'ExecStart');
   const adapted = exec
-    .replace(/^\/usr\/bin\/node /, `${process.execPath} `)
+    .replace(`${INSTALLED_APP}/node/bin/node `, `${process.execPath} `)
     .replace(`${INSTALLED_APP}/`, `${ROOT}/`);
   assert.notEqual(adapted, exec);
   return text.replace(`ExecStart=${exec}`, `ExecStart=${adapted}`);
@@ -97,9 +98,10 @@ describe('deploy/systemd/forgejo-mcp-broker.service', () => {
     assert.match(r.output, /Unknown key 'KilMode'/);
   });
 
-  it('runs the checkout’s entry point with its settings file and a state directory for the database', () => {
+  it('runs the installed entry point with its settings file and a state directory for the database', () => {
     const [bin, script] = only(unit, 'ExecStart').split(' ');
-    assert.equal(bin, '/usr/bin/node');
+    // install.sh's Node 24, not the system's (/usr/bin/node is Node 18 or 20 on Debian 12).
+    assert.equal(bin, `${INSTALLED_APP}/node/bin/node`);
     assert.equal(script, `${INSTALLED_APP}/src/main/main.ts`);
     assert.ok(existsSync(join(ROOT, (script as string).slice(INSTALLED_APP.length + 1))));
     assert.equal(only(unit, 'WorkingDirectory'), INSTALLED_APP);

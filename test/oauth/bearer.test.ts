@@ -58,6 +58,7 @@ describe('verifyBearer', () => {
         clientId: 'c',
         scopes: ['mcp'],
         resource,
+        mode: 'write',
         expiresAt: now + 60_000,
         tokenHash: hashSecret(t),
       },

@@ -67,6 +67,11 @@ describe('Forgejo credentials (emulator tokens live 2 s)', () => {
     assert.notEqual(x.token, before.token);
     assert.equal(await forgejoApi(s, x.token), 200);
     assert.deepEqual(changed, [1001, 1001, 1001]);
+    const refreshed = s.logs.lines().filter((l) => l['msg'] === 'Forgejo token refreshed');
+    assert.deepEqual(
+      refreshed.map((l) => [l['userId'], l['login']]),
+      [[1001, 'alice']],
+    );
     for (const t of [a.tokens.access_token, b.tokens.access_token]) {
       assert.ok((await s.broker.auth.verifyBearer(`Bearer ${t}`)).ok, 'both clients keep working');
     }

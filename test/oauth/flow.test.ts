@@ -32,6 +32,13 @@ describe('seed walk-through', () => {
     assert.equal(params.get('iss'), s.url);
     const code = params.get('code') as string;
     assert.match(code, /^mcpac_/);
+    // An admin reading the log sees who signed in, not only a number.
+    const granted = s.logs
+      .lines()
+      .filter((l) => l['msg'] === 'authorization granted')
+      .at(-1);
+    assert.equal(granted?.['login'], 'alice');
+    assert.equal(typeof granted?.['userId'], 'number');
 
     const tokenRes = await tokenRequest(s.url, {
       grant_type: 'authorization_code',

@@ -43,6 +43,7 @@ function authRequest(expiresAt = now + 600_000, clientId = 'c'): AuthRequestReco
     scopes: ['mcp'],
     upstreamStateHash: null,
     upstreamVerifier: null,
+    mode: null,
     expiresAt,
   };
 }
@@ -83,6 +84,11 @@ async function grantWithCode(
     scopes: ['mcp'],
     resource: 'r',
     createdAt: now,
+    // As a grant reads back: the defaults of a grant made without a mode or a page name.
+    mode: 'write',
+    clientName: '',
+    redirectUri: '',
+    lastUsedAt: null,
   };
   const code: CodeRecord = {
     codeHash: hashSecret(newSecret()),
@@ -420,6 +426,67 @@ export function storeContract(backend: Backend): void {
       assert.equal(await store.getClient('unused'), undefined);
       assert.equal(await store.pendingAuthRequests(now), 0);
       assert.equal(await count(db, 'oauth_grant'), 0, 'grants with nothing left are gone');
+    });
+  });
+
+  describe(`${backend.name} store: connected apps`, async () => {
+    const db = await fresh();
+    const store = await db.open({ secretKey: KEY });
+
+    it("keeps the mode chosen on consent, and lists a user's grants newest first with what the page shows", async () => {
+      const r = authRequest();
+      await store.insertAuthRequest(r, now, 100);
+      await store.approveAuthRequest(r.idHash, hashSecret('st-mode'), 'verifier', now + 600_000, now, 'read');
+      assert.equal((await store.takeAuthRequestByState(hashSecret('st-mode'), now))?.mode, 'read');
+      const plain = await grantWithCode(store, { userId: 90 });
+      const grantId = newSecret();
+      await store.createGrant(
+        {
+          ...plain.grant,
+          grantId,
+          createdAt: now + 1,
+          mode: 'read',
+          clientName: 'Cursor',
+          redirectUri: 'cursor://x/cb',
+        },
+        { ...plain.code, codeHash: hashSecret(newSecret()), grantId },
+      );
+      assert.deepEqual(
+        (await store.listGrants(90)).map((g) => [
+          g.grantId,
+          g.mode,
+          g.clientName,
+          g.redirectUri,
+          g.lastUsedAt,
+        ]),
+        [
+          [grantId, 'read', 'Cursor', 'cursor://x/cb', null],
+          [plain.grant.grantId, 'write', '', '', null],
+        ],
+      );
+      assert.deepEqual(await store.listGrants(91), []);
+    });
+
+    it('an account sign-in is taken once, and not after it expired; sessions expire', async () => {
+      await store.insertAccountLogin('st1', 'b1', 'verifier-1', 1000);
+      const [sealed] = await db.raw('SELECT verifier FROM account_login');
+      assert.ok(!String(sealed?.['verifier']).includes('verifier-1'), 'the verifier is sealed');
+      const takes = await Promise.all([
+        store.takeAccountLogin('st1', 500),
+        store.takeAccountLogin('st1', 500),
+      ]);
+      assert.deepEqual(takes.filter(Boolean), [{ browserHash: 'b1', verifier: 'verifier-1' }]);
+      await store.insertAccountLogin('st2', 'b2', 'verifier-2', 1000);
+      assert.equal(await store.takeAccountLogin('st2', 1000), undefined);
+      const session = { idHash: 'sid', userId: 5, login: 'eve', csrfHash: 'c', expiresAt: 2000 };
+      await store.insertAccountSession(session);
+      assert.deepEqual(await store.getAccountSession('sid', 1999), session);
+      assert.equal(await store.getAccountSession('sid', 2000), undefined);
+      await store.purgeExpired(3000, 0);
+      assert.equal(await count(db, 'account_session'), 0);
+      await store.insertAccountSession({ ...session, idHash: 'sid2', expiresAt: 10_000 });
+      await store.deleteAccountSession('sid2');
+      assert.equal(await store.getAccountSession('sid2', 0), undefined);
     });
   });
 

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import type { Migration } from '../sqlite/migrate.ts';
 import {
+  type AccountSession,
   type AuthMethod,
   type AuthRequestRecord,
   type BrokerStore,
@@ -17,6 +18,7 @@ import {
   type ClientUpdate,
   type CodeRecord,
   type ForgejoCredential,
+  type GrantMode,
   type GrantRecord,
   type LiveChildRecord,
   type RefreshOutcome,
@@ -315,6 +317,7 @@ export class PostgresStore implements BrokerStore {
       scopes: splitScopes(r['scopes'] as string),
       upstreamStateHash: r['upstream_state_hash'] as string | null,
       upstreamVerifier: sealed === null ? null : this.#keys.open(sealed, `auth_request:${idHash}`),
+      mode: (r['mode'] as GrantMode | null) ?? null,
       expiresAt: r['expires_at'] as number,
     };
   }
@@ -330,13 +333,14 @@ export class PostgresStore implements BrokerStore {
     upstreamVerifier: string,
     expiresAt: number,
     now: number,
+    mode: GrantMode = 'write',
   ): Promise<boolean> {
     const sealed = this.#keys.seal(upstreamVerifier, `auth_request:${idHash}`);
     // One conditional UPDATE: a second approval waits for the first's row lock, then sees it set.
     const n = await this.#count(
-      `UPDATE auth_request SET upstream_state_hash = $1, upstream_verifier = $2, expires_at = $3
+      `UPDATE auth_request SET upstream_state_hash = $1, upstream_verifier = $2, expires_at = $3, mode = $6
        WHERE id_hash = $4 AND upstream_state_hash IS NULL AND expires_at > $5`,
-      [upstreamStateHash, sealed, expiresAt, idHash, now],
+      [upstreamStateHash, sealed, expiresAt, idHash, now, mode],
     );
     return n === 1;
   }
@@ -409,9 +413,20 @@ export class PostgresStore implements BrokerStore {
   async createGrant(g: GrantRecord, c: CodeRecord): Promise<void> {
     await this.#tx(async (q) => {
       await q(
-        `INSERT INTO oauth_grant (grant_id, user_id, login, client_id, scopes, resource, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [g.grantId, g.userId, g.login, g.clientId, g.scopes.join(' '), g.resource, g.createdAt],
+        `INSERT INTO oauth_grant (grant_id, user_id, login, client_id, scopes, resource, created_at,
+           mode, client_name, redirect_uri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        [
+          g.grantId,
+          g.userId,
+          g.login,
+          g.clientId,
+          g.scopes.join(' '),
+          g.resource,
+          g.createdAt,
+          g.mode ?? 'write',
+          g.clientName ?? '',
+          g.redirectUri ?? '',
+        ],
       );
       await q(
         `INSERT INTO auth_code (code_hash, grant_id, client_id, redirect_uri, code_challenge, resource, expires_at)
@@ -484,7 +499,75 @@ export class PostgresStore implements BrokerStore {
       scopes: splitScopes(r['scopes'] as string),
       resource: r['resource'] as string,
       createdAt: r['created_at'] as number,
+      mode: r['mode'] as GrantMode,
+      clientName: r['client_name'] as string,
+      redirectUri: r['redirect_uri'] as string,
+      lastUsedAt: r['last_used_at'] as number | null,
     };
+  }
+
+  async listGrants(userId: number): Promise<GrantRecord[]> {
+    const rows = await this.#q(
+      'SELECT * FROM oauth_grant WHERE user_id = $1 ORDER BY created_at DESC, grant_id',
+      [userId],
+    );
+    return rows.map((r) => {
+      const g = this.#grant(r);
+      // A use not flushed yet is newer than the stored one.
+      const pending = this.#used.get(g.grantId);
+      return pending && pending > (g.lastUsedAt ?? 0) ? { ...g, lastUsedAt: pending } : g;
+    });
+  }
+
+  async insertAccountLogin(
+    stateHash: string,
+    browserHash: string,
+    verifier: string,
+    expiresAt: number,
+  ): Promise<void> {
+    await this.#q(
+      'INSERT INTO account_login (state_hash, browser_hash, verifier, expires_at) VALUES ($1, $2, $3, $4)',
+      [stateHash, browserHash, this.#keys.seal(verifier, `account_login:${stateHash}`), expiresAt],
+    );
+  }
+
+  async takeAccountLogin(
+    stateHash: string,
+    now: number,
+  ): Promise<{ browserHash: string; verifier: string } | undefined> {
+    // DELETE … RETURNING: single use across replicas.
+    const [r] = await this.#q('DELETE FROM account_login WHERE state_hash = $1 RETURNING *', [stateHash]);
+    if (!r || (r['expires_at'] as number) <= now) return undefined;
+    return {
+      browserHash: r['browser_hash'] as string,
+      verifier: this.#keys.open(r['verifier'] as string, `account_login:${stateHash}`),
+    };
+  }
+
+  async insertAccountSession(a: AccountSession): Promise<void> {
+    await this.#q(
+      'INSERT INTO account_session (id_hash, user_id, login, csrf_hash, expires_at) VALUES ($1, $2, $3, $4, $5)',
+      [a.idHash, a.userId, a.login, a.csrfHash, a.expiresAt],
+    );
+  }
+
+  async getAccountSession(idHash: string, now: number): Promise<AccountSession | undefined> {
+    const [r] = await this.#q('SELECT * FROM account_session WHERE id_hash = $1 AND expires_at > $2', [
+      idHash,
+      now,
+    ]);
+    if (!r) return undefined;
+    return {
+      idHash,
+      userId: r['user_id'] as number,
+      login: r['login'] as string,
+      csrfHash: r['csrf_hash'] as string,
+      expiresAt: r['expires_at'] as number,
+    };
+  }
+
+  async deleteAccountSession(idHash: string): Promise<void> {
+    await this.#q('DELETE FROM account_session WHERE id_hash = $1', [idHash]);
   }
 
   async rotateRefreshToken(
@@ -614,6 +697,8 @@ export class PostgresStore implements BrokerStore {
         ] as number;
       };
       await run('DELETE FROM auth_request WHERE expires_at <= $1', [now]);
+      await run('DELETE FROM account_login WHERE expires_at <= $1', [now]);
+      await run('DELETE FROM account_session WHERE expires_at <= $1', [now]);
       await run('DELETE FROM change_log WHERE at <= $1', [now - CHANGE_LOG_KEEP_MS]);
       await run('DELETE FROM auth_code WHERE expires_at <= $1 AND used_at IS NULL', [now]);
       await run('DELETE FROM oauth_token WHERE expires_at <= $1', [now]);

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import {
+  type AccountSession,
   type AuthMethod,
   type AuthRequestRecord,
   type BrokerStore,
@@ -10,6 +11,7 @@ import {
   type ClientUpdate,
   type CodeRecord,
   type ForgejoCredential,
+  type GrantMode,
   type GrantRecord,
   type LiveChildRecord,
   type RefreshOutcome,
@@ -239,6 +241,7 @@ export class SqliteStore implements BrokerStore {
       scopes: splitScopes(r['scopes'] as string),
       upstreamStateHash: r['upstream_state_hash'] as string | null,
       upstreamVerifier: sealed === null ? null : this.#keys.open(sealed, `auth_request:${idHash}`),
+      mode: (r['mode'] as GrantMode | null) ?? null,
       expiresAt: r['expires_at'] as number,
     };
   }
@@ -253,15 +256,17 @@ export class SqliteStore implements BrokerStore {
     upstreamVerifier: string,
     expiresAt: number,
     now: number,
+    mode: GrantMode = 'write',
   ): Promise<boolean> {
     const sealed = this.#keys.seal(upstreamVerifier, `auth_request:${idHash}`);
     return (
       this.#run(
-        `UPDATE auth_request SET upstream_state_hash = ?, upstream_verifier = ?, expires_at = ?
+        `UPDATE auth_request SET upstream_state_hash = ?, upstream_verifier = ?, expires_at = ?, mode = ?
          WHERE id_hash = ? AND upstream_state_hash IS NULL AND expires_at > ?`,
         upstreamStateHash,
         sealed,
         expiresAt,
+        mode,
         idHash,
         now,
       ) === 1
@@ -320,8 +325,8 @@ export class SqliteStore implements BrokerStore {
   async createGrant(g: GrantRecord, c: CodeRecord): Promise<void> {
     this.#tx(() => {
       this.#run(
-        `INSERT INTO oauth_grant (grant_id, user_id, login, client_id, scopes, resource, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO oauth_grant (grant_id, user_id, login, client_id, scopes, resource, created_at,
+           mode, client_name, redirect_uri) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         g.grantId,
         g.userId,
         g.login,
@@ -329,6 +334,9 @@ export class SqliteStore implements BrokerStore {
         g.scopes.join(' '),
         g.resource,
         g.createdAt,
+        g.mode ?? 'write',
+        g.clientName ?? '',
+        g.redirectUri ?? '',
       );
       this.#run(
         `INSERT INTO auth_code (code_hash, grant_id, client_id, redirect_uri, code_challenge, resource, expires_at)
@@ -404,7 +412,80 @@ export class SqliteStore implements BrokerStore {
       scopes: splitScopes(r['scopes'] as string),
       resource: r['resource'] as string,
       createdAt: r['created_at'] as number,
+      mode: r['mode'] as GrantMode,
+      clientName: r['client_name'] as string,
+      redirectUri: r['redirect_uri'] as string,
+      lastUsedAt: r['last_used_at'] as number | null,
     };
+  }
+
+  async listGrants(userId: number): Promise<GrantRecord[]> {
+    return this.#stmt('SELECT * FROM oauth_grant WHERE user_id = ? ORDER BY created_at DESC, grant_id')
+      .all(userId)
+      .map((r) => {
+        const g = this.#grant(r as Record<string, SQLInputValue>);
+        // A use not flushed yet is newer than the stored one.
+        const pending = this.#used.get(g.grantId);
+        return pending && pending > (g.lastUsedAt ?? 0) ? { ...g, lastUsedAt: pending } : g;
+      });
+  }
+
+  async insertAccountLogin(
+    stateHash: string,
+    browserHash: string,
+    verifier: string,
+    expiresAt: number,
+  ): Promise<void> {
+    this.#run(
+      'INSERT INTO account_login (state_hash, browser_hash, verifier, expires_at) VALUES (?, ?, ?, ?)',
+      stateHash,
+      browserHash,
+      this.#keys.seal(verifier, `account_login:${stateHash}`),
+      expiresAt,
+    );
+  }
+
+  async takeAccountLogin(
+    stateHash: string,
+    now: number,
+  ): Promise<{ browserHash: string; verifier: string } | undefined> {
+    return this.#tx(() => {
+      const r = this.#row('SELECT * FROM account_login WHERE state_hash = ?', stateHash);
+      if (!r) return undefined;
+      this.#run('DELETE FROM account_login WHERE state_hash = ?', stateHash);
+      if ((r['expires_at'] as number) <= now) return undefined;
+      return {
+        browserHash: r['browser_hash'] as string,
+        verifier: this.#keys.open(r['verifier'] as string, `account_login:${stateHash}`),
+      };
+    });
+  }
+
+  async insertAccountSession(a: AccountSession): Promise<void> {
+    this.#run(
+      'INSERT INTO account_session (id_hash, user_id, login, csrf_hash, expires_at) VALUES (?, ?, ?, ?, ?)',
+      a.idHash,
+      a.userId,
+      a.login,
+      a.csrfHash,
+      a.expiresAt,
+    );
+  }
+
+  async getAccountSession(idHash: string, now: number): Promise<AccountSession | undefined> {
+    const r = this.#row('SELECT * FROM account_session WHERE id_hash = ? AND expires_at > ?', idHash, now);
+    if (!r) return undefined;
+    return {
+      idHash,
+      userId: r['user_id'] as number,
+      login: r['login'] as string,
+      csrfHash: r['csrf_hash'] as string,
+      expiresAt: r['expires_at'] as number,
+    };
+  }
+
+  async deleteAccountSession(idHash: string): Promise<void> {
+    this.#run('DELETE FROM account_session WHERE id_hash = ?', idHash);
   }
 
   async rotateRefreshToken(
@@ -646,6 +727,8 @@ export class SqliteStore implements BrokerStore {
       // recognised for as long as the tokens it issued live.
       n += this.#run('DELETE FROM auth_code WHERE expires_at <= ? AND used_at IS NULL', now);
       n += this.#run('DELETE FROM oauth_token WHERE expires_at <= ?', now);
+      n += this.#run('DELETE FROM account_login WHERE expires_at <= ?', now);
+      n += this.#run('DELETE FROM account_session WHERE expires_at <= ?', now);
       // A grant with no token and no unused code left can never be used again.
       n += this.#run(
         `DELETE FROM oauth_grant WHERE

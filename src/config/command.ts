@@ -22,7 +22,7 @@ export function resolveCommand(command: string, path = process.env['PATH'] ?? ''
   }
   throw new Error(
     command.includes('/')
-      ? `BROKER_CHILD_COMMAND: ${command} does not exist or is not executable`
-      : `BROKER_CHILD_COMMAND: ${command} was not found on PATH; install forgejo-mcp or give its full path, e.g. BROKER_CHILD_COMMAND=/usr/local/bin/forgejo-mcp --transport stdio`,
+      ? `${command} does not exist or is not executable`
+      : `${command} was not found on PATH; install forgejo-mcp or give its full path`,
   );
 }
