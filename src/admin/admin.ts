@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { Audit } from '../audit/audit.ts';
 import type { Config } from '../config/config.ts';
 import { parseDuration } from '../config/settings.ts';
+import { checkForgejo } from '../forgejo/check.ts';
 import { createLogger } from '../log/log.ts';
 import { Operations } from '../store/sqlite/operations.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
@@ -28,6 +29,8 @@ export const USAGE = `Usage: forgejo-mcp-broker admin <command> [--json]
   prune-clients [--older-than 7d]  delete registrations that never completed a sign-in
   backup <file>                 an online, consistent copy of the database
   restore <file>                put a backup in place (the broker must be stopped)
+  check                         the configuration and Forgejo: discovery document, client
+                                credentials, the redirect URI to register
   keys                          which key sealed the stored Forgejo tokens (key rotation)
   new-key                       print a new random BROKER_SECRET_KEY
 
@@ -106,6 +109,30 @@ export async function runAdmin(argv: string[], config: Config, io: Output): Prom
     const key = randomBytes(32).toString('base64');
     print({ key }, key);
     return EXIT.ok;
+  }
+  if (p.command === 'check') {
+    const redirectUri = `${config.publicUrl}/oauth/callback`;
+    const result = await checkForgejo({
+      forgejoUrl: config.forgejoUrl,
+      clientId: config.forgejoClientId,
+      clientSecret: config.forgejoClientSecret,
+      redirectUri,
+    });
+    const errors = result.problems.filter((x) => x.severity === 'error').length;
+    print(
+      { configuration: 'valid', redirectUri, ...result, ok: errors === 0 },
+      [
+        'configuration: valid',
+        `redirect URI to register in Forgejo's OAuth2 application: ${redirectUri}`,
+        ...result.passed.map((x) => `ok    ${x}`),
+        ...result.problems.flatMap((x) => [
+          `${x.severity === 'error' ? 'FAIL' : 'WARN'}  ${x.problem}`,
+          `      fix: ${x.fix}`,
+        ]),
+        errors ? `${errors} problem(s): users cannot sign in until fixed` : 'all checks passed',
+      ].join('\n'),
+    );
+    return errors ? EXIT.failed : EXIT.ok;
   }
   if (config.dbKind === 'postgres') {
     io.err(

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { runAdmin } from '../../src/admin/admin.ts';
 import { loadConfig } from '../../src/config/config.ts';
+import { STANDIN_COMMAND } from '../support/standin.ts';
 
 it('refuses a PostgreSQL database with a pointer to the docs (exit 2), the password unsaid', async () => {
   const loaded = loadConfig(
@@ -15,10 +16,12 @@ it('refuses a PostgreSQL database with a pointer to the docs (exit 2), the passw
       // Port 9 (discard): nothing may connect to it anyway.
       BROKER_DB: 'postgres://broker:s3cret-pw@127.0.0.1:9/broker',
       BROKER_SECRET_KEY: Buffer.alloc(32, 3).toString('base64'),
+      BROKER_CHILD_COMMAND: STANDIN_COMMAND,
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
     },
     [],
   );
-  assert.ok(loaded.ok);
+  assert.ok(loaded.ok, loaded.ok ? '' : loaded.errors.join('\n'));
   let out = '';
   let err = '';
   const code = await runAdmin(['users'], loaded.config, {

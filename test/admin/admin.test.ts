@@ -2,7 +2,7 @@
 // subcommand, revocations that the running broker acts on within a second, backup and restore with
 // clients keeping their tokens, and key rotation with live clients.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,22 @@ function admin(env: Env, ...args: string[]): { code: number | null; out: string;
     timeout: 30_000,
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** For commands that talk to the emulator, which runs in this process: spawnSync would block it. */
+function adminAsync(env: Env, ...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [MAIN, 'admin', ...args],
+      {
+        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', BROKER_CHILD_COMMAND: STANDIN_COMMAND, ...env },
+        timeout: 30_000,
+      },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, out: stdout, err: stderr }),
+    );
+  });
 }
 
 function adminJson<T>(env: Env, ...args: string[]): T {
@@ -179,6 +195,25 @@ describe('admin command beside a running broker', () => {
       { timeoutMs: 1000, what: 'the deleted client’s token refused' },
     );
     assert.equal(admin(env, 'revoke-client', used.clientId).code, 1);
+  });
+
+  it('check reaches Forgejo, validates the client credentials and names the redirect URI; a wrong secret exits 1', async () => {
+    const ok = await adminAsync(env, 'check');
+    assert.equal(ok.code, 0, ok.err + ok.out);
+    assert.match(
+      ok.out,
+      /redirect URI to register in Forgejo's OAuth2 application: http:\/\/127\.0\.0\.1:\d+\/oauth\/callback/,
+    );
+    assert.match(ok.out, /all checks passed/);
+    const bad = await adminAsync(
+      { ...env, FORGEJO_CLIENT_SECRET: 'gto_wrong-secret-0123456789abcdef' },
+      'check',
+      '--json',
+    );
+    assert.equal(bad.code, 1);
+    const report = JSON.parse(bad.out) as { ok: boolean; problems: { problem: string }[] };
+    assert.equal(report.ok, false);
+    assert.match(report.problems[0]?.problem ?? '', /FORGEJO_CLIENT_SECRET/);
   });
 
   it('usage errors exit 2 and name the problem; new-key prints a usable key', () => {
