@@ -10,6 +10,7 @@ import type {
   ClientRecord,
   CodeRecord,
   GrantRecord,
+  PendingLimits,
   TokenPair,
 } from '../../src/store/store.ts';
 import { waitFor } from '../support/wait.ts';
@@ -29,13 +30,17 @@ export type Backend = { name: string; database(): Promise<TestDatabase> };
 const KEY = Buffer.alloc(32, 9);
 const now = 1_000_000;
 
-function authRequest(expiresAt = now + 600_000, clientId = 'c'): AuthRequestRecord {
+/** Bounds on pending authorizations no test here reaches. */
+const WIDE: PendingLimits = { total: 1000, perSource: 1000, perClient: 1000 };
+
+function authRequest(expiresAt = now + 600_000, clientId = 'c', source = '192.0.2.1'): AuthRequestRecord {
   return {
     idHash: hashSecret(newSecret()),
     browserHash: hashSecret(newSecret()),
     csrfHash: hashSecret(newSecret()),
     clientId,
     clientName: 'C',
+    source,
     redirectUri: 'https://c.example/cb',
     clientState: null,
     codeChallenge: 'x'.repeat(43),
@@ -128,8 +133,16 @@ export function storeContract(backend: Backend): void {
 
     it('stores, reads, updates and deletes a registration; deleting revokes its grants and sign-ins', async () => {
       const c = client();
-      await store.insertClient(c);
-      assert.deepEqual(await store.getClient(c.clientId), c);
+      assert.equal(await store.insertClient(c), true);
+      assert.deepEqual(await store.getClient(c.clientId), {
+        ...c,
+        metadata: {
+          ...c.metadata,
+          client_id: c.clientId,
+          client_name: c.name,
+          redirect_uris: c.redirectUris,
+        },
+      });
       assert.equal(
         await store.updateClient(c.clientId, {
           name: 'New',
@@ -144,7 +157,7 @@ export function storeContract(backend: Backend): void {
       assert.equal(updated?.secretHash, c.secretHash, 'the secret stays');
       const { grant } = await grantWithTokens(store, { clientId: c.clientId });
       assert.ok((await store.getClient(c.clientId))?.usedAt, 'a grant marks the client used');
-      await store.insertAuthRequest(authRequest(now + 600_000, c.clientId), now, 100);
+      await store.insertAuthRequest(authRequest(now + 600_000, c.clientId), now, WIDE);
       const revoked: unknown[] = [];
       store.events.on('grantRevoked', (g) => revoked.push(g));
       assert.equal(await store.deleteClient(c.clientId), true);
@@ -170,26 +183,25 @@ export function storeContract(backend: Backend): void {
     const db = await fresh();
     const store = await db.open({ secretKey: KEY });
 
-    it('bounds the number of live pending authorizations; expired ones do not count', async () => {
-      assert.equal(await store.insertAuthRequest(authRequest(now - 1), now, 2), true);
-      assert.equal(await store.insertAuthRequest(authRequest(), now, 2), true);
-      assert.equal(await store.insertAuthRequest(authRequest(), now, 2), true);
-      assert.equal(await store.insertAuthRequest(authRequest(), now, 2), false);
-      assert.equal(await store.pendingAuthRequests(now), 2);
-    });
-
-    it('holds the bound when many sign-ins arrive at once', async () => {
+    it('holds the bound when many sign-ins arrive at once, each approved as soon as it is in', async () => {
       const later = now + 10_000_000;
-      const results = await Promise.all(
-        Array.from({ length: 30 }, () => store.insertAuthRequest(authRequest(later + 600_000), later, 5)),
+      const limits = { total: 5, perSource: 1000, perClient: 1000 };
+      // Approved requests are never shed: a bound overshot by sign-ins racing would stay overshot.
+      const approvals = await Promise.all(
+        Array.from({ length: 30 }, async (_, i) => {
+          const r = authRequest(later + 600_000 + i, 'c', `198.51.100.${i}`);
+          if (!(await store.insertAuthRequest(r, later, limits))) return false;
+          return store.approveAuthRequest(r.idHash, hashSecret(newSecret()), 'v', later + 700_000, later);
+        }),
       );
-      assert.equal(results.filter(Boolean).length, 5);
-      assert.equal(await store.pendingAuthRequests(later), 5);
+      const pending = await store.pendingAuthRequests(later);
+      assert.equal(pending, approvals.filter(Boolean).length);
+      assert.ok(pending >= 1 && pending <= 5, `${pending} pending`);
     });
 
     it('approves once, seals the verifier, and gives the request back by its state exactly once', async () => {
       const r = authRequest();
-      await store.insertAuthRequest(r, now, 100);
+      await store.insertAuthRequest(r, now, WIDE);
       assert.deepEqual(await store.getAuthRequest(r.idHash), r);
       const state = hashSecret('upstream-state');
       assert.equal(
@@ -213,15 +225,172 @@ export function storeContract(backend: Backend): void {
 
     it('an expired approved request is consumed but not returned; a deleted one is gone', async () => {
       const r = authRequest(now + 10);
-      await store.insertAuthRequest(r, now, 100);
+      await store.insertAuthRequest(r, now, WIDE);
       const state = hashSecret('s2');
       assert.equal(await store.approveAuthRequest(r.idHash, state, 'v'.repeat(43), now + 10, now), true);
       assert.equal(await store.takeAuthRequestByState(state, now + 20), undefined);
       assert.equal(await store.getAuthRequest(r.idHash), undefined);
       const d = authRequest();
-      await store.insertAuthRequest(d, now, 100);
+      await store.insertAuthRequest(d, now, WIDE);
       await store.deleteAuthRequest(d.idHash);
       assert.equal(await store.getAuthRequest(d.idHash), undefined);
+    });
+  });
+
+  describe(`${backend.name} store: pending authorizations are bounded per source, per client and in total`, async () => {
+    const db = await fresh();
+    const store = await db.open({ secretKey: KEY });
+    // Each test its own time, so what earlier tests left has expired.
+    let t = now;
+    let seq = 0;
+    /** Later requests expire later: `seq` orders them oldest first. */
+    const request = (source: string, clientId: string) => authRequest(t + 600_000 + ++seq, clientId, source);
+    const alive = async (r: AuthRequestRecord) => (await store.getAuthRequest(r.idHash)) !== undefined;
+    const begin = () => {
+      t += 10_000_000;
+      return t;
+    };
+
+    it('a source at its bound sheds its own oldest request, and nobody else’s', async () => {
+      const at = begin();
+      const limits = { total: 100, perSource: 3, perClient: 100 };
+      const victim = request('198.51.100.7', 'c');
+      assert.equal(await store.insertAuthRequest(victim, at, limits), true);
+      const flood = Array.from({ length: 10 }, () => request('203.0.113.9', 'c'));
+      for (const r of flood) assert.equal(await store.insertAuthRequest(r, at, limits), true);
+      assert.equal(await alive(victim), true);
+      const kept = await Promise.all(flood.map(alive));
+      assert.deepEqual(kept, [...Array(7).fill(false), true, true, true]);
+    });
+
+    it('a client at its bound sheds its own oldest request', async () => {
+      const at = begin();
+      const limits = { total: 100, perSource: 100, perClient: 2 };
+      const other = request('192.0.2.1', 'other');
+      await store.insertAuthRequest(other, at, limits);
+      const mine = [1, 2, 3].map((i) => request(`192.0.2.${i + 1}`, 'busy'));
+      for (const r of mine) assert.equal(await store.insertAuthRequest(r, at, limits), true);
+      assert.deepEqual(await Promise.all(mine.map(alive)), [false, true, true]);
+      assert.equal(await alive(other), true);
+    });
+
+    it('a full table sheds the oldest unconsented request, never one the user already approved', async () => {
+      const at = begin();
+      const limits = { total: 3, perSource: 100, perClient: 100 };
+      const approved = request('192.0.2.1', 'a');
+      const old = request('192.0.2.2', 'b');
+      const newer = request('192.0.2.3', 'c');
+      for (const r of [approved, old, newer]) await store.insertAuthRequest(r, at, limits);
+      assert.equal(
+        await store.approveAuthRequest(approved.idHash, hashSecret(newSecret()), 'v', at + 700_000, at),
+        true,
+      );
+      const late = request('192.0.2.4', 'd');
+      assert.equal(await store.insertAuthRequest(late, at, limits), true);
+      assert.deepEqual(await Promise.all([approved, old, newer, late].map(alive)), [true, false, true, true]);
+    });
+
+    it('refuses (false) only when every request in the way is already approved; expired ones never count', async () => {
+      const at = begin();
+      const limits = { total: 2, perSource: 100, perClient: 100 };
+      const expired = { ...request('192.0.2.9', 'x'), expiresAt: at - 1 };
+      await store.insertAuthRequest(expired, at - 10, limits);
+      const a = request('192.0.2.1', 'a');
+      const b = request('192.0.2.2', 'b');
+      for (const r of [a, b]) assert.equal(await store.insertAuthRequest(r, at, limits), true);
+      for (const r of [a, b])
+        assert.equal(
+          await store.approveAuthRequest(r.idHash, hashSecret(r.idHash), 'v', at + 700_000, at),
+          true,
+        );
+      assert.equal(await store.insertAuthRequest(request('192.0.2.3', 'c'), at, limits), false);
+      assert.equal(await alive(a), true);
+      assert.equal(await alive(b), true);
+      assert.equal(await store.pendingAuthRequests(at), 2);
+    });
+  });
+
+  describe(`${backend.name} store: the registration budget`, async () => {
+    const db = await fresh();
+    const store = await db.open({ secretKey: KEY });
+    const registration = (createdAt: number): ClientRecord => ({ ...client(), createdAt });
+    const unused = async () =>
+      Number((await db.raw('SELECT COUNT(*) AS n FROM oauth_client WHERE used_at IS NULL'))[0]?.['n']);
+    const clear = () => db.raw('DELETE FROM oauth_client');
+
+    it('stores the id, name and redirect URIs once, and reads the whole metadata back', async () => {
+      const c = {
+        ...client(),
+        redirectUris: ['https://once.example/cb'],
+        metadata: {
+          client_id: 'x',
+          client_name: 'App',
+          redirect_uris: ['https://once.example/cb'],
+          token_endpoint_auth_method: 'none',
+        },
+      };
+      assert.equal(await store.insertClient(c), true);
+      const [row] = await db.raw('SELECT metadata FROM oauth_client WHERE client_id = $1', [c.clientId]);
+      assert.deepEqual(JSON.parse(String(row?.['metadata'])), { token_endpoint_auth_method: 'none' });
+      assert.deepEqual((await store.getClient(c.clientId))?.metadata, {
+        ...c.metadata,
+        client_id: c.clientId,
+      });
+      await store.updateClient(c.clientId, {
+        name: 'New',
+        redirectUris: ['https://new.example/cb'],
+        metadata: { client_name: 'New', redirect_uris: ['https://new.example/cb'], scope: 'mcp' },
+      });
+      const [updated] = await db.raw('SELECT metadata FROM oauth_client WHERE client_id = $1', [c.clientId]);
+      assert.deepEqual(JSON.parse(String(updated?.['metadata'])), { scope: 'mcp' });
+      await clear();
+    });
+
+    it('refuses (false, nothing stored) when the unused ones are all too young to go; used ones never count', async () => {
+      const used = registration(now);
+      await store.insertClient(used);
+      await grantWithCode(store, { clientId: used.clientId });
+      const budget = { maxUnused: 2, evictCreatedBefore: now - 1 };
+      const fresh = [registration(now), registration(now)];
+      for (const c of fresh) assert.equal(await store.insertClient(c, budget), true);
+      const refused = registration(now);
+      assert.equal(await store.insertClient(refused, budget), false);
+      assert.equal(await store.getClient(refused.clientId), undefined);
+      for (const c of [used, ...fresh]) assert.ok(await store.getClient(c.clientId));
+      await store.insertClient(registration(now));
+      assert.equal(await unused(), 3, 'without a budget it is not bounded');
+      await clear();
+    });
+
+    it('makes room by deleting the oldest abandoned registrations with their sign-ins', async () => {
+      const old = [registration(now - 3000), registration(now - 2000)];
+      const young = registration(now);
+      for (const c of [...old, young]) await store.insertClient(c);
+      await store.insertAuthRequest(authRequest(now + 600_000, old[0]?.clientId), now, WIDE);
+      const budget = { maxUnused: 3, evictCreatedBefore: now - 1000 };
+      const next = registration(now);
+      assert.equal(await store.insertClient(next, budget), true);
+      assert.deepEqual(
+        await Promise.all(
+          [...old, young, next].map(async (c) => (await store.getClient(c.clientId)) !== undefined),
+        ),
+        [false, true, true, true],
+      );
+      const [left] = await db.raw('SELECT COUNT(*) AS n FROM auth_request WHERE client_id = $1', [
+        old[0]?.clientId,
+      ]);
+      assert.equal(Number(left?.['n']), 0, "the abandoned registration's sign-ins went with it");
+      await clear();
+    });
+
+    it('holds the budget when many registrations arrive at once', async () => {
+      const budget = { maxUnused: 5, evictCreatedBefore: 0 };
+      const results = await Promise.all(
+        Array.from({ length: 30 }, () => store.insertClient(registration(now), budget)),
+      );
+      assert.equal(results.filter(Boolean).length, 5);
+      assert.equal(await unused(), 5);
+      await clear();
     });
   });
 
@@ -418,7 +587,7 @@ export function storeContract(backend: Backend): void {
     it('purges expired rows and registrations never used', async () => {
       const { tokens } = await grantWithTokens(store, { userId: 60 });
       await store.insertClient(client('unused'));
-      await store.insertAuthRequest(authRequest(now + 5), now, 1000);
+      await store.insertAuthRequest(authRequest(now + 5), now, WIDE);
       const far = now + 100 * 86_400_000;
       const n = await store.purgeExpired(far, now + 1);
       assert.ok(n >= 4, `purged ${n}`);
@@ -435,7 +604,7 @@ export function storeContract(backend: Backend): void {
 
     it("keeps the mode chosen on consent, and lists a user's grants newest first with what the page shows", async () => {
       const r = authRequest();
-      await store.insertAuthRequest(r, now, 100);
+      await store.insertAuthRequest(r, now, WIDE);
       await store.approveAuthRequest(r.idHash, hashSecret('st-mode'), 'verifier', now + 600_000, now, 'read');
       assert.equal((await store.takeAuthRequestByState(hashSecret('st-mode'), now))?.mode, 'read');
       const plain = await grantWithCode(store, { userId: 90 });
@@ -578,7 +747,7 @@ export function storeContract(backend: Backend): void {
         updatedAt: now,
       });
       const r = authRequest();
-      await first.insertAuthRequest(r, now, 100);
+      await first.insertAuthRequest(r, now, WIDE);
       await first.approveAuthRequest(r.idHash, hashSecret('st'), 'verifier', now + 600_000, now);
       await first.close();
       await assert.rejects(db.open({ secretKey: newKey }), /created with another BROKER_SECRET_KEY/);

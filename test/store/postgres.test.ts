@@ -299,6 +299,32 @@ describe('PostgreSQL store: migrations', () => {
     assert.equal(half.rows[0].t, null, 'the half-applied table is rolled back');
   });
 
+  it('005 stops repeating the id, name and redirect URIs in stored metadata, and reads them back whole', async () => {
+    const older = await (await cluster).createDatabase();
+    const upTo4 = readPostgresMigrations().filter((m) => m.version <= 4);
+    await (await openOn(older, { migrations: upTo4 })).close();
+    const c = new pg.Client({ connectionString: older });
+    await c.connect();
+    const metadata = {
+      client_id: 'old',
+      client_name: 'Old',
+      redirect_uris: ['https://old.example/cb'],
+      token_endpoint_auth_method: 'none',
+    };
+    await c.query(
+      `INSERT INTO oauth_client (client_id, auth_method, name, redirect_uris, metadata, created_at)
+       VALUES ('old', 'none', 'Old', '["https://old.example/cb"]', $1, 1)`,
+      [JSON.stringify(metadata)],
+    );
+    const store = await openOn(older);
+    assert.deepEqual(store.appliedMigrations, [5]);
+    const row = await c.query("SELECT metadata FROM oauth_client WHERE client_id = 'old'");
+    await c.end();
+    assert.deepEqual(JSON.parse(row.rows[0].metadata), { token_endpoint_auth_method: 'none' });
+    assert.deepEqual((await store.getClient('old'))?.metadata, metadata);
+    await store.close();
+  });
+
   it('says which database it cannot reach without its password', async () => {
     const port = (await cluster).port;
     const wrong = `postgres://broker:not-the-password@127.0.0.1:${port}/postgres`;

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import pg from 'pg';
+import { packMetadata, unpackMetadata } from '../client-metadata.ts';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import type { Migration } from '../sqlite/migrate.ts';
 import {
@@ -21,7 +22,9 @@ import {
   type GrantMode,
   type GrantRecord,
   type LiveChildRecord,
+  type PendingLimits,
   type RefreshOutcome,
+  type RegistrationBudget,
   type RevokedGrant,
   StoreError,
   type StoreEventMap,
@@ -46,8 +49,10 @@ type Emit = (fn: () => void) => void;
 const CHANNEL = 'forgejo_mcp_broker_change';
 /** Held for the rest of a transaction that writes the change log: seq order is commit order. */
 const CHANGE_LOG_LOCK = 0x666d62_02;
-/** Held while counting and inserting a pending authorization: the cap holds across replicas. */
+/** Held while counting and inserting a pending authorization: the bounds hold across replicas. */
 const PENDING_LOCK = 0x666d62_03;
+/** Held while counting and inserting a budgeted registration: the budget holds across replicas. */
+const REGISTRATION_LOCK = 0x666d62_04;
 const CHANGE_LOG_KEEP_MS = 60 * 60_000;
 /** serialization_failure, deadlock_detected: the transaction is safe to run again. */
 const RETRYABLE = new Set(['40001', '40P01']);
@@ -217,34 +222,65 @@ export class PostgresStore implements BrokerStore {
     }
   }
 
-  async insertClient(c: ClientRecord): Promise<void> {
-    await this.#q(
-      `INSERT INTO oauth_client (client_id, secret_hash, auth_method, name, redirect_uris, metadata, created_at,
-         used_at, registration_token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [
-        c.clientId,
-        c.secretHash,
-        c.authMethod,
-        c.name,
-        JSON.stringify(c.redirectUris),
-        JSON.stringify(c.metadata),
-        c.createdAt,
-        c.usedAt,
-        c.registrationTokenHash ?? null,
-      ],
-    );
+  async insertClient(c: ClientRecord, budget?: RegistrationBudget): Promise<boolean> {
+    return this.#tx(async (q) => {
+      if (budget && !(await this.#roomForClient(q, budget))) return false;
+      await q(
+        `INSERT INTO oauth_client (client_id, secret_hash, auth_method, name, redirect_uris, metadata, created_at,
+           used_at, registration_token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [
+          c.clientId,
+          c.secretHash,
+          c.authMethod,
+          c.name,
+          JSON.stringify(c.redirectUris),
+          packMetadata(c.metadata),
+          c.createdAt,
+          c.usedAt,
+          c.registrationTokenHash ?? null,
+        ],
+      );
+      return true;
+    });
+  }
+
+  /** Inside a transaction: true when the budget has room, after deleting what may make it. */
+  async #roomForClient(q: Query, b: RegistrationBudget): Promise<boolean> {
+    // Until commit: replicas registering at once would each count one free place and all take it.
+    await q('SELECT pg_advisory_xact_lock($1)', [REGISTRATION_LOCK]);
+    const unused = async () =>
+      Number((await q('SELECT COUNT(*)::int AS n FROM oauth_client WHERE used_at IS NULL'))[0]?.['n'] ?? 0);
+    const over = (await unused()) - b.maxUnused + 1;
+    if (over <= 0) return true;
+    // FOR UPDATE: a registration whose first grant another replica is committing is read again
+    // once that commits, and then spared.
+    const victims = (
+      await q(
+        `SELECT client_id FROM oauth_client WHERE used_at IS NULL AND created_at < $1
+         ORDER BY created_at LIMIT $2 FOR UPDATE`,
+        [b.evictCreatedBefore, over],
+      )
+    ).map((v) => v['client_id'] as string);
+    if (victims.length > 0) {
+      await q('DELETE FROM auth_request WHERE client_id = ANY($1)', [victims]);
+      await q('DELETE FROM oauth_client WHERE client_id = ANY($1)', [victims]);
+    }
+    return (await unused()) < b.maxUnused;
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
     const [r] = await this.#q('SELECT * FROM oauth_client WHERE client_id = $1', [clientId]);
     if (!r) return undefined;
+    const id = r['client_id'] as string;
+    const name = r['name'] as string;
+    const redirectUris = JSON.parse(r['redirect_uris'] as string) as string[];
     return {
-      clientId: r['client_id'] as string,
+      clientId: id,
       secretHash: r['secret_hash'] as string | null,
       authMethod: r['auth_method'] as AuthMethod,
-      name: r['name'] as string,
-      redirectUris: JSON.parse(r['redirect_uris'] as string),
-      metadata: JSON.parse(r['metadata'] as string),
+      name,
+      redirectUris,
+      metadata: unpackMetadata(r['metadata'] as string, id, name, redirectUris),
       createdAt: r['created_at'] as number,
       usedAt: r['used_at'] as number | null,
       registrationTokenHash: r['registration_token_hash'] as string | null,
@@ -254,7 +290,7 @@ export class PostgresStore implements BrokerStore {
   async updateClient(clientId: string, u: ClientUpdate): Promise<boolean> {
     const n = await this.#count(
       'UPDATE oauth_client SET name = $1, redirect_uris = $2, metadata = $3 WHERE client_id = $4',
-      [u.name, JSON.stringify(u.redirectUris), JSON.stringify(u.metadata), clientId],
+      [u.name, JSON.stringify(u.redirectUris), packMetadata(u.metadata), clientId],
     );
     return n === 1;
   }
@@ -274,20 +310,49 @@ export class PostgresStore implements BrokerStore {
     return Number(r?.['n'] ?? 0);
   }
 
-  async insertAuthRequest(r: AuthRequestRecord, now: number, maxPending: number): Promise<boolean> {
+  async insertAuthRequest(r: AuthRequestRecord, now: number, limits: PendingLimits): Promise<boolean> {
     return this.#tx(async (q) => {
+      // One lock for the three bounds, until commit: replicas counting at once would overshoot them.
       await q('SELECT pg_advisory_xact_lock($1)', [PENDING_LOCK]);
-      const [c] = await q('SELECT COUNT(*)::int AS n FROM auth_request WHERE expires_at > $1', [now]);
-      if (Number(c?.['n'] ?? 0) >= maxPending) return false;
+      // Narrowest first: a source that floods sheds its own oldest requests before anyone else's.
+      const bounds: [string, unknown[], number][] = [
+        ['source = $2', [r.source], limits.perSource],
+        ['client_id = $2', [r.clientId], limits.perClient],
+        ['TRUE', [], limits.total],
+      ];
+      for (const [where, args, max] of bounds) {
+        const params = [now, ...args];
+        const live = async () =>
+          Number(
+            (
+              await q(
+                `SELECT COUNT(*)::int AS n FROM auth_request WHERE ${where} AND expires_at > $1`,
+                params,
+              )
+            )[0]?.['n'] ?? 0,
+          );
+        const over = (await live()) - max + 1;
+        if (over <= 0) continue;
+        // FOR UPDATE: a request another replica approves meanwhile is read again, and kept.
+        await q(
+          `DELETE FROM auth_request WHERE id_hash IN (SELECT id_hash FROM auth_request
+             WHERE ${where} AND expires_at > $1 AND upstream_state_hash IS NULL
+             ORDER BY expires_at LIMIT $${params.length + 1} FOR UPDATE)`,
+          [...params, over],
+        );
+        if ((await live()) >= max) return false;
+      }
       await q(
-        `INSERT INTO auth_request (id_hash, browser_hash, csrf_hash, client_id, client_name, redirect_uri,
-           client_state, code_challenge, resource, scopes, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        `INSERT INTO auth_request (id_hash, browser_hash, csrf_hash, client_id, client_name, source,
+           redirect_uri, client_state, code_challenge, resource, scopes, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
         [
           r.idHash,
           r.browserHash,
           r.csrfHash,
           r.clientId,
           r.clientName,
+          r.source,
           r.redirectUri,
           r.clientState,
           r.codeChallenge,
@@ -310,6 +375,7 @@ export class PostgresStore implements BrokerStore {
       csrfHash: r['csrf_hash'] as string,
       clientId: r['client_id'] as string,
       clientName: r['client_name'] as string,
+      source: r['source'] as string,
       redirectUri: r['redirect_uri'] as string,
       clientState: r['client_state'] as string | null,
       codeChallenge: r['code_challenge'] as string,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { packMetadata, unpackMetadata } from '../client-metadata.ts';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import {
   type AccountSession,
@@ -14,9 +15,8 @@ import {
   type ForgejoCredential,
   type GrantMode,
   type GrantRecord,
-  type OAuthStore,
-  type PendingLimits,
   type LiveChildRecord,
+  type PendingLimits,
   type RefreshOutcome,
   type RegistrationBudget,
   type RevokedGrant,
@@ -802,29 +802,6 @@ export class SqliteStore implements BrokerStore {
       return n;
     });
   }
-}
-
-// The id, name and redirect URIs have columns of their own; the metadata JSON does not repeat them.
-const OWN_COLUMNS = ['client_id', 'client_name', 'redirect_uris'];
-
-function packMetadata(metadata: Record<string, unknown>): string {
-  return JSON.stringify(
-    Object.fromEntries(Object.entries(metadata).filter(([k]) => !OWN_COLUMNS.includes(k))),
-  );
-}
-
-function unpackMetadata(
-  json: string,
-  clientId: string,
-  name: string,
-  redirectUris: string[],
-): Record<string, unknown> {
-  return {
-    ...(JSON.parse(json) as Record<string, unknown>),
-    client_id: clientId,
-    client_name: name,
-    redirect_uris: redirectUris,
-  };
 }
 
 /**
