@@ -6,6 +6,7 @@ packages=(
   bubblewrap # BROKER_CHILD_ISOLATION: test/e2e/child-isolation.test.ts, test/supervisor/isolation.test.ts
   caddy   # test/deploy/caddy.test.ts runs deploy/caddy/Caddyfile
   chromium # test/oauth/browser.test.ts and sdk-client.test.ts drive it through playwright-core
+  postgresql # test/store/postgres.test.ts and the PostgreSQL e2e test run a throwaway cluster (test/support/postgres.ts)
   systemd # systemd-analyze, for test/deploy/systemd.test.ts
   chromium # test/oauth/browser.test.ts drives it through playwright-core
 )

@@ -134,6 +134,12 @@ export async function runAdmin(argv: string[], config: Config, io: Output): Prom
     );
     return errors ? EXIT.failed : EXIT.ok;
   }
+  if (config.dbKind === 'postgres') {
+    io.err(
+      'forgejo-mcp-broker admin: this command reads SQLite databases only for now; on PostgreSQL, see docs/operations.md\n',
+    );
+    return EXIT.usage;
+  }
   if (p.command === 'restore') {
     try {
       const file = arg(p, 'the backup file');
@@ -300,7 +306,7 @@ async function dispatch(
       return EXIT.ok;
     }
     case 'keys': {
-      const { current, counts } = store.sealedKeyCounts();
+      const { current, counts } = await store.sealedKeyCounts();
       const others = Object.entries(counts).filter(([k]) => k !== current);
       const done = others.length === 0 && !store.keyRotationPending;
       print(

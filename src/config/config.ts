@@ -15,7 +15,9 @@ import { resolveCommand } from './command.ts';
 import { flagName, parseSecretKey, type SettingName, type SettingValues, settings } from './settings.ts';
 
 export type Config = Omit<SettingValues, 'secretKey' | 'db'> & {
+  /** A resolved SQLite file path, or a postgres:// URL (see `dbKind`). */
   db: string;
+  dbKind: 'sqlite' | 'postgres';
   /** The child command's program as an absolute path, found on the broker's PATH at load. */
   childCommandPath: string;
   secretKey: Buffer;
@@ -72,7 +74,21 @@ export function loadConfig(
   }
 
   let db: string | undefined;
-  if (typeof values.db === 'string') {
+  const postgres = typeof values.db === 'string' && isPostgresUrl(values.db);
+  if (postgres) {
+    // Never echoed back: the URL may carry a password.
+    if (URL.canParse(values.db as string)) db = values.db as string;
+    else errors.push(describe('db', 'is not a valid postgres:// URL', undefined));
+    // Replicas must share the key, and there is no folder to keep a generated one in.
+    if (values.secretKey === undefined)
+      errors.push(
+        describe(
+          'secretKey',
+          'is required with a PostgreSQL BROKER_DB (every replica sets the same key)',
+          undefined,
+        ),
+      );
+  } else if (typeof values.db === 'string') {
     db = resolve(values.db);
     const problem = databaseFileProblem(db) ?? (prepare ? prepareFolder(dirname(db)) : undefined);
     if (problem) {
@@ -95,7 +111,7 @@ export function loadConfig(
   let secretKey = values.secretKey as Buffer | undefined;
   let secretKeySource: Config['secretKeySource'] = 'env';
   // The key file is only created for an otherwise valid configuration: a refused start leaves no trace.
-  if (secretKey === undefined && db !== undefined && errors.length === 0) {
+  if (secretKey === undefined && db !== undefined && !postgres && errors.length === 0) {
     const keyFile = join(dirname(db), KEY_FILE);
     try {
       if (prepare) {
@@ -116,8 +132,20 @@ export function loadConfig(
   if (errors.length > 0 || !db || !secretKey || !childCommandPath) return { ok: false, errors };
   return {
     ok: true,
-    config: { ...(values as SettingValues), db, childCommandPath, secretKey, secretKeySource },
+    config: {
+      ...(values as SettingValues),
+      db,
+      dbKind: postgres ? 'postgres' : 'sqlite',
+      childCommandPath,
+      secretKey,
+      secretKeySource,
+    },
   };
+}
+
+/** A postgres:// (or postgresql://) URL names a PostgreSQL database; anything else a SQLite file. */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(db);
 }
 
 function statOrUndefined(path: string): Stats | undefined {

@@ -322,7 +322,7 @@ export const settings = {
     env: 'BROKER_DB',
     default: './data/broker.db',
     example: '/var/lib/forgejo-mcp-broker/broker.db',
-    help: 'SQLite database file; its folder is created if missing and must be writable.',
+    help: 'SQLite database file (its folder is created if missing and must be writable), or a postgres:// URL for several replicas sharing one PostgreSQL database (then BROKER_SECRET_KEY is required).',
     parse: nonEmpty,
   }),
   secretKey: setting<Buffer | undefined>({

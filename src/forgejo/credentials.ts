@@ -85,6 +85,23 @@ export class CredentialManager {
     refreshToken: string,
     login: string,
   ): Promise<{ token: string; expiresAt: number }> {
+    const { store } = this.#opts;
+    return store.withCredentialLock(userId, async () => {
+      // Re-read under the lock: another replica may have refreshed while this one waited, and its
+      // refresh spent the token read before; the credential it stored is the current one.
+      const current = await store.getCredential(userId);
+      if (!current) throw new CredentialRevokedError(`no Forgejo credential for user ${userId}`);
+      if (current.refreshToken !== refreshToken)
+        return { token: current.accessToken, expiresAt: current.expiresAt };
+      return this.#refreshNow(userId, refreshToken, login);
+    });
+  }
+
+  async #refreshNow(
+    userId: number,
+    refreshToken: string,
+    login: string,
+  ): Promise<{ token: string; expiresAt: number }> {
     const { store, forgejo, log } = this.#opts;
     try {
       const t = await forgejo.refresh(refreshToken);

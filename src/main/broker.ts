@@ -19,17 +19,16 @@ import { CimdResolver } from '../oauth/cimd.ts';
 import { CATALOGUE } from '../policy/catalogue.ts';
 import { Policy } from '../policy/policy.ts';
 import { Pool } from '../pool/pool.ts';
+import { openStore } from '../store/open.ts';
 import { deriveKey } from '../store/secrets.ts';
-import { Operations } from '../store/sqlite/operations.ts';
-import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import type { BrokerStore } from '../store/store.ts';
 import { detectIsolation, type Isolation, Supervisor } from '../supervisor/supervisor.ts';
 import { callTelemetry } from './telemetry.ts';
 import { recordingChildren, startUpkeep } from './upkeep.ts';
 
 export type Broker = {
   app: App;
-  store: SqliteStore;
-  operations: Operations;
+  store: BrokerStore;
   auth: AuthServer;
   gateway: Gateway;
   pool: Pool;
@@ -49,7 +48,9 @@ const CHILD_STOP_GRACE_MS = 3_000;
 
 /** The sandbox the host allows, said once at startup; the database folder holds the key file too. */
 function childIsolation(config: Config, log: Logger): Isolation {
-  const { isolation, problem } = detectIsolation(config.childIsolation, { hide: [dirname(config.db)] });
+  // The SQLite folder holds the key file too; a PostgreSQL database is not on this machine's disk.
+  const hide = config.dbKind === 'sqlite' ? [dirname(config.db)] : [];
+  const { isolation, problem } = detectIsolation(config.childIsolation, { hide });
   if (isolation.kind === 'none')
     log.warn(
       { isolation: 'none', ...(problem ? { reason: problem } : {}) },
@@ -65,13 +66,13 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
   const isolation = childIsolation(config, log);
   // Read once: it may run `git rev-parse`.
   const buildInfo = readBuildInfo();
-  const store = new SqliteStore({
-    path: config.db,
+  const store = openStore({
+    kind: config.dbKind,
+    db: config.db,
     secretKey: config.secretKey,
     previousKeys: config.previousSecretKeys,
   });
-  const operations = new Operations(store);
-  const upkeep = startUpkeep(store, operations, log);
+  const upkeep = startUpkeep(store, log);
   const forgejo = new ForgejoClient({
     forgejoUrl: config.forgejoUrl,
     clientId: config.forgejoClientId,
@@ -152,7 +153,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       clientInfo: { name: 'forgejo-mcp-broker', version: buildInfo.version },
       protocolVersion: '2025-11-25',
     },
-    spawner: recordingChildren(supervisor, operations),
+    spawner: recordingChildren(supervisor, store, log),
     tokens: {
       accessToken: (userId, o) => credentials.accessToken(userId, o),
       recheck: (userId, token) => credentials.recheck(userId, token),
@@ -206,7 +207,6 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
   return {
     app,
     store,
-    operations,
     auth,
     gateway,
     pool,

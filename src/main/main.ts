@@ -4,6 +4,7 @@ import { type Config, helpText, loadConfig } from '../config/config.ts';
 import { startMetricsListener } from '../http/metrics-route.ts';
 import { listen } from '../http/server.ts';
 import { createLogger } from '../log/log.ts';
+import { describePostgresUrl } from '../store/postgres/postgres-store.ts';
 import { type Broker, buildBroker } from './broker.ts';
 import { forgejoCheckOf, logForgejoCheck, runCheck } from './check.ts';
 import { installSignalHandlers } from './lifecycle.ts';
@@ -38,6 +39,8 @@ async function main(): Promise<void> {
   let broker: Broker;
   try {
     broker = buildBroker(config, log);
+    // PostgreSQL connects and migrates in the background: nothing listens before it can be used.
+    await broker.store.ready();
   } catch (e) {
     // A store it cannot use (another key, a file that is not SQLite): said once, plainly, exit 2.
     process.stderr.write(`forgejo-mcp-broker: cannot start: ${(e as Error).message}\n`);
@@ -91,7 +94,7 @@ async function main(): Promise<void> {
       address,
       publicUrl: config.publicUrl,
       forgejoUrl: config.forgejoUrl,
-      db: config.db,
+      db: config.dbKind === 'postgres' ? describePostgresUrl(config.db) : config.db,
       keySource: config.secretKeySource,
       isolation: supervisor.isolation.kind,
       migrationsApplied: store.appliedMigrations,

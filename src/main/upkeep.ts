@@ -3,8 +3,7 @@
 import type { Logger } from '../log/log.ts';
 import { metrics } from '../metrics/metrics.ts';
 import type { Spawner } from '../pool/pool.ts';
-import type { Operations } from '../store/sqlite/operations.ts';
-import type { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import type { BrokerStore } from '../store/store.ts';
 
 /** The admin command promises that a revocation reaches the running broker within a second. */
 const CHANGE_POLL_MS = 250;
@@ -13,36 +12,55 @@ const USAGE_FLUSH_MS = 30_000;
 const RESEAL_BATCH = 100;
 const RESEAL_EVERY_MS = 200;
 
-export function startUpkeep(store: SqliteStore, operations: Operations, log: Logger): { stop(): void } {
+const failed = (log: Logger, what: string) => (e: Error) => log.error({ err: { message: e.message } }, what);
+
+export function startUpkeep(store: BrokerStore, log: Logger): { stop(): void } {
   const stopWatching = store.watchChanges(CHANGE_POLL_MS);
-  operations.forgetChildrenOf(process.pid);
-  const usage = setInterval(() => store.flushUsage(), USAGE_FLUSH_MS);
+  const usage = setInterval(
+    () => store.flushUsage().catch(failed(log, 'writing last use failed')),
+    USAGE_FLUSH_MS,
+  );
   usage.unref();
-  let resealed = 0;
+  let stopped = false;
   let reseal: NodeJS.Timeout | undefined;
-  const sealed = store.sealedKeyCounts();
-  if (store.keyRotationPending || Object.keys(sealed.counts).some((k) => k !== sealed.current)) {
+  const startResealing = async () => {
+    await store.ready();
+    await store.forgetChildrenOf(process.pid);
+    const sealed = await store.sealedKeyCounts();
+    if (stopped) return;
+    if (!store.keyRotationPending && Object.keys(sealed.counts).every((k) => k === sealed.current)) return;
     log.info({ key: sealed.current }, 'key rotation: re-sealing stored Forgejo tokens under the current key');
+    let resealed = 0;
+    let busy = false;
     reseal = setInterval(() => {
-      try {
-        const n = store.resealBatch(RESEAL_BATCH);
-        resealed += n;
-        if (n === 0 && !store.keyRotationPending) {
+      if (busy) return;
+      busy = true;
+      store.resealBatch(RESEAL_BATCH).then(
+        (n) => {
+          busy = false;
+          resealed += n;
+          if (n === 0 && !store.keyRotationPending) {
+            clearInterval(reseal);
+            log.info(
+              { values: resealed, key: sealed.current },
+              'key rotation: every value is sealed under the current key; previous keys may be removed',
+            );
+          }
+        },
+        (e: Error) => {
           clearInterval(reseal);
-          log.info(
-            { values: resealed, key: sealed.current },
-            'key rotation: every value is sealed under the current key; previous keys may be removed',
-          );
-        }
-      } catch (e) {
-        clearInterval(reseal);
-        log.error({ err: { message: (e as Error).message } }, 'key rotation: re-sealing stopped');
-      }
+          failed(log, 'key rotation: re-sealing stopped')(e);
+        },
+      );
     }, RESEAL_EVERY_MS);
     reseal.unref();
-  }
+  };
+  startResealing().catch((e: Error) => {
+    if (!stopped) failed(log, 'upkeep failed')(e);
+  });
   return {
     stop() {
+      stopped = true;
       stopWatching();
       clearInterval(usage);
       clearInterval(reseal);
@@ -51,19 +69,16 @@ export function startUpkeep(store: SqliteStore, operations: Operations, log: Log
 }
 
 /** Records each child in the database while it runs, for `admin children`. */
-export function recordingChildren(spawner: Spawner, operations: Operations): Spawner {
+export function recordingChildren(spawner: Spawner, store: BrokerStore, log: Logger): Spawner {
   return {
     async start(spec) {
       const child = await spawner.start(spec);
-      operations.recordChild({
-        pid: child.pid,
-        brokerPid: process.pid,
-        login: spec.name,
-        startedAt: Date.now(),
-      });
+      store
+        .recordChild({ pid: child.pid, brokerPid: process.pid, login: spec.name, startedAt: Date.now() })
+        .catch(failed(log, 'recording a child failed'));
       metrics.childrenStarted.inc();
       void child.exited.then((exit) => {
-        operations.forgetChild(child.pid);
+        store.forgetChild(child.pid).catch(failed(log, 'forgetting a child failed'));
         metrics.childrenExited.inc({ cause: exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}` });
       });
       return child;

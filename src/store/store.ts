@@ -1,4 +1,5 @@
-// The narrow interface every part uses; SQLite implements it now, PostgreSQL may later.
+// The narrow interface every part uses; SQLite (one process) and PostgreSQL (several replicas)
+// implement it.
 // Methods are async although SQLite answers synchronously, so a networked backend needs no
 // change in any caller.
 import type { EventEmitter } from 'node:events';
@@ -176,6 +177,12 @@ export interface OAuthStore extends Store {
   /** Replaces the user's credential (the newest one is the only live one at Forgejo). */
   putCredential(credential: ForgejoCredential): Promise<void>;
   getCredential(userId: number): Promise<ForgejoCredential | undefined>;
+  /**
+   * Runs `work` holding the user's credential lock in every process on the database, so two
+   * replicas never spend the same single-use Forgejo refresh token (PostgreSQL: an advisory lock;
+   * SQLite: one broker process, whose own single flight suffices). Re-read the credential inside.
+   */
+  withCredentialLock<T>(userId: number, work: () => Promise<T>): Promise<T>;
 
   /** Records a grant and its authorization code together, and marks the client as used. */
   createGrant(grant: GrantRecord, code: CodeRecord): Promise<void>;
@@ -221,6 +228,41 @@ export interface OAuthStore extends Store {
 
   /** Deletes expired rows and registrations never used since `unusedClientsBefore`. */
   purgeExpired(now: number, unusedClientsBefore: number): Promise<number>;
+}
+
+/** A child process a broker runs, as recorded for `admin children`. */
+export type LiveChildRecord = { pid: number; brokerPid: number; login: string; startedAt: number };
+
+/**
+ * What the running broker needs of its store beyond the OAuth queries: readiness, the change feed
+ * from other processes, usage and key upkeep, and the live-children table. Both backends offer it;
+ * the broker knows no more of either.
+ */
+export interface BrokerStore extends OAuthStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Resolves once migrated and the key checked; rejects with why the store cannot be used. */
+  ready(): Promise<void>;
+  /** The migrations this start applied (known once ready). */
+  readonly appliedMigrations: number[];
+  /** True when values sealed under a previous key wait to be re-sealed (known once ready). */
+  readonly keyRotationPending: boolean;
+  pendingAuthRequests(now: number): Promise<number>;
+  /**
+   * Replays revocations other processes committed as this store's events, at the latest within
+   * `intervalMs` (PostgreSQL: at once on a notification, the interval catches a missed one).
+   * Returns the stop function.
+   */
+  watchChanges(intervalMs: number): () => void;
+  /** Writes the remembered last-use times of grants; returns how many. */
+  flushUsage(): Promise<number>;
+  /** Re-seals up to `limit` values under the current key; returns how many. */
+  resealBatch(limit: number): Promise<number>;
+  /** How many sealed values each key sealed ('legacy': sealed before values named their key). */
+  sealedKeyCounts(): Promise<{ current: string; counts: Record<string, number> }>;
+  recordChild(child: LiveChildRecord): Promise<void>;
+  forgetChild(pid: number): Promise<void>;
+  /** Rows left by an earlier run of this broker process id on this host (a crash). */
+  forgetChildrenOf(brokerPid: number): Promise<void>;
 }
 
 export class StoreError extends Error {

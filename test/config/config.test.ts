@@ -340,3 +340,30 @@ describe('config: the child command', () => {
     assert.match(errors[0] as string, /nothing-here does not exist or is not executable/);
   });
 });
+
+describe('config: a PostgreSQL database', () => {
+  const url = 'postgres://broker:s3cret-pw@db.internal:5432/broker?sslmode=require';
+
+  it('keeps a postgres:// URL as given and names the backend', () => {
+    const r = loadConfig(validEnv({ BROKER_DB: url }), []);
+    assert.ok(r.ok, r.ok ? '' : r.errors.join('\n'));
+    assert.equal(r.config.db, url);
+    assert.equal(r.config.dbKind, 'postgres');
+    const sqlite = loadConfig(validEnv(), []);
+    assert.ok(sqlite.ok && sqlite.config.dbKind === 'sqlite');
+  });
+
+  it('requires BROKER_SECRET_KEY (replicas share it; no key file is made) and never echoes the URL', () => {
+    const errors = errorsOf(validEnv({ BROKER_DB: url, BROKER_SECRET_KEY: undefined }));
+    assert.ok(
+      errors.some((e) => /BROKER_SECRET_KEY.*required with a PostgreSQL BROKER_DB/.test(e)),
+      errors.join('\n'),
+    );
+    const bad = errorsOf(validEnv({ BROKER_DB: 'postgres://broker:s3cret-pw@[bad' }));
+    assert.ok(
+      bad.some((e) => /BROKER_DB.*not a valid postgres:\/\/ URL/.test(e)),
+      bad.join('\n'),
+    );
+    assert.ok(![...errors, ...bad].some((e) => e.includes('s3cret-pw')));
+  });
+});

@@ -1,5 +1,5 @@
 // Migration 005 (per-grant mode, what the connected-apps page shows, its sign-ins and sessions):
-// grants made before it keep working as "read and write"; sign-ins are single-use and expire.
+// grants made before it keep working as "read and write" (the rest is in the store contract).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -61,22 +61,6 @@ describe('connected-apps store', () => {
         ['g-old', 'write', '', ''],
       ],
     );
-    await s.close();
-  });
-
-  it('an account sign-in is taken once, and not after it expired; sessions expire', async () => {
-    const s = new SqliteStore({ path: join(tmp, 'a.sqlite'), secretKey: key });
-    await s.insertAccountLogin('st1', 'b1', 'verifier-1', 1000);
-    assert.deepEqual(await s.takeAccountLogin('st1', 500), { browserHash: 'b1', verifier: 'verifier-1' });
-    assert.equal(await s.takeAccountLogin('st1', 500), undefined);
-    await s.insertAccountLogin('st2', 'b2', 'verifier-2', 1000);
-    assert.equal(await s.takeAccountLogin('st2', 1000), undefined);
-    const session = { idHash: 'sid', userId: 5, login: 'eve', csrfHash: 'c', expiresAt: 2000 };
-    await s.insertAccountSession(session);
-    assert.deepEqual(await s.getAccountSession('sid', 1999), session);
-    assert.equal(await s.getAccountSession('sid', 2000), undefined);
-    await s.purgeExpired(3000, 0);
-    assert.equal(s.db.prepare('SELECT COUNT(*) AS n FROM account_session').get()?.['n'], 0);
     await s.close();
   });
 });

@@ -32,6 +32,8 @@ function schemaOf(path: string): { versions: number[]; tables: string[] } {
   }
 }
 
+// What only SQLite has (its migration runner, WAL, its files); the behaviour both backends share is
+// the contract in contract.ts, run by sqlite.test.ts and postgres.test.ts.
 describe('SqliteStore migrations', () => {
   it('ships migrations numbered 1..n with a version row each', () => {
     const shipped = readMigrations();
@@ -137,22 +139,6 @@ describe('SqliteStore migrations', () => {
     assert.equal((store.db.prepare('PRAGMA foreign_keys').get() as { foreign_keys: number }).foreign_keys, 1);
     assert.equal((store.db.prepare('PRAGMA busy_timeout').get() as { timeout: number }).timeout, 5000);
     await store.close();
-  });
-
-  it('refuses a database created with another secret key', async () => {
-    const path = dbPath();
-    await new SqliteStore({ path, secretKey: key }).close();
-    assert.throws(
-      () => new SqliteStore({ path, secretKey: Buffer.alloc(32, 2) }),
-      /created with another BROKER_SECRET_KEY/,
-    );
-  });
-
-  it('health() rejects once the store is closed', async () => {
-    const store = new SqliteStore({ path: dbPath(), secretKey: key });
-    await store.health();
-    await store.close();
-    await assert.rejects(store.health(), /closed/);
   });
 
   it('leaves no stray files but the database and its WAL companions', async () => {

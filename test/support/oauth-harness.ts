@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.ts';
 import { listen } from '../../src/http/server.ts';
 import { type Broker, buildBroker } from '../../src/main/broker.ts';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { captureLogger } from './log-capture.ts';
 import { STANDIN_COMMAND } from './standin.ts';
 
@@ -43,9 +44,12 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The in-process broker on its SQLite file, which the tests may read directly. */
+export type SqliteBroker = Omit<Broker, 'store'> & { store: SqliteStore };
+
 export type BrokerHarness = {
   url: string;
-  broker: Broker;
+  broker: SqliteBroker;
   dbPath: string;
   logs: ReturnType<typeof captureLogger>;
   close(): Promise<void>;
@@ -71,7 +75,9 @@ export async function startBrokerInProcess(opts: {
   );
   if (!loaded.ok) throw new Error(loaded.errors.join('\n'));
   const logs = captureLogger('info');
-  const broker = buildBroker(loaded.config, logs.log, { cimdExtraCa: opts.cimdExtraCa });
+  const built = buildBroker(loaded.config, logs.log, { cimdExtraCa: opts.cimdExtraCa });
+  if (!(built.store instanceof SqliteStore)) throw new Error('the in-process harness runs on SQLite');
+  const broker = built as SqliteBroker;
   await listen(broker.app, '127.0.0.1', port);
   return {
     url,
@@ -112,7 +118,7 @@ export async function registerClient(
 }
 
 /** Every row of every table, for "unchanged" and "no cleartext" checks. */
-export function dumpTables(broker: Broker): Record<string, unknown[]> {
+export function dumpTables(broker: SqliteBroker): Record<string, unknown[]> {
   const tables = broker.store.db
     .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
     .all()

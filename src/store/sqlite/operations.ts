@@ -158,7 +158,8 @@ export class Operations {
    */
   backup(path: string): void {
     if (existsSync(path)) throw new Error(`${path} exists already; choose a new file name`);
-    this.#store.flushUsage();
+    // Runs at once (the SQLite write is synchronous), so the copy has the newest last-use times.
+    void this.#store.flushUsage();
     this.#store.db.prepare('VACUUM INTO ?').run(path);
   }
 }

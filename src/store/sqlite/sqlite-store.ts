@@ -2,18 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { packMetadata, unpackMetadata } from '../client-metadata.ts';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import {
   type AccountSession,
   type AuthMethod,
   type AuthRequestRecord,
+  type BrokerStore,
   type ClientRecord,
   type ClientUpdate,
   type CodeRecord,
   type ForgejoCredential,
   type GrantMode,
   type GrantRecord,
-  type OAuthStore,
+  type LiveChildRecord,
   type PendingLimits,
   type RefreshOutcome,
   type RegistrationBudget,
@@ -23,6 +25,7 @@ import {
   type TokenPair,
 } from '../store.ts';
 import { type Migration, migrate, readMigrations } from './migrate.ts';
+import { Operations } from './operations.ts';
 
 export type SqliteStoreOptions = {
   path: string;
@@ -39,7 +42,8 @@ export type ChangeKind = 'grant' | 'user' | 'access_token';
 /** Long past any poll interval: a process that missed this much has restarted anyway. */
 const CHANGE_LOG_KEEP_MS = 60 * 60_000;
 
-export class SqliteStore implements OAuthStore {
+export class SqliteStore implements BrokerStore {
+  readonly kind = 'sqlite' as const;
   readonly db: DatabaseSync;
   readonly appliedMigrations: number[];
   readonly #keys: Keyring;
@@ -95,6 +99,9 @@ export class SqliteStore implements OAuthStore {
     }
   }
 
+  /** Opening is synchronous here: a store that could not be used threw in the constructor. */
+  async ready(): Promise<void> {}
+
   async health(): Promise<void> {
     if (!this.db.isOpen) throw new StoreError('database is closed');
     try {
@@ -105,7 +112,7 @@ export class SqliteStore implements OAuthStore {
   }
 
   async close(): Promise<void> {
-    this.flushUsage();
+    this.#flushUsage();
     if (this.db.isOpen) this.db.close();
   }
 
@@ -370,6 +377,11 @@ export class SqliteStore implements OAuthStore {
     };
   }
 
+  /** One broker process per SQLite file: the credential manager's in-process single flight is enough. */
+  withCredentialLock<T>(_userId: number, work: () => Promise<T>): Promise<T> {
+    return work();
+  }
+
   async createGrant(g: GrantRecord, c: CodeRecord): Promise<void> {
     this.#tx(() => {
       this.#run(
@@ -583,7 +595,7 @@ export class SqliteStore implements OAuthStore {
    * records the current key as its own and the previous keys are no longer needed. Returns how
    * many it re-sealed.
    */
-  resealBatch(limit: number): number {
+  async resealBatch(limit: number): Promise<number> {
     const prefix = `v2.${this.#keys.currentId}.%`;
     return this.#tx(() => {
       let n = 0;
@@ -623,7 +635,7 @@ export class SqliteStore implements OAuthStore {
   }
 
   /** How many sealed values each key sealed ('legacy': sealed before values named their key). */
-  sealedKeyCounts(): { current: string; counts: Record<string, number> } {
+  async sealedKeyCounts(): Promise<{ current: string; counts: Record<string, number> }> {
     const counts: Record<string, number> = {};
     const rows = [
       ...this.#stmt('SELECT access_token AS v FROM forgejo_credential').all(),
@@ -687,7 +699,11 @@ export class SqliteStore implements OAuthStore {
   readonly #used = new Map<string, number>();
 
   /** Writes the remembered last-use times of grants (called periodically and at close). */
-  flushUsage(): number {
+  async flushUsage(): Promise<number> {
+    return this.#flushUsage();
+  }
+
+  #flushUsage(): number {
     if (this.#used.size === 0 || !this.db.isOpen) return 0;
     const used = [...this.#used];
     this.#used.clear();
@@ -696,6 +712,20 @@ export class SqliteStore implements OAuthStore {
         this.#run('UPDATE oauth_grant SET last_used_at = ? WHERE grant_id = ?', at, grantId);
     });
     return used.length;
+  }
+
+  readonly #children = new Operations(this);
+
+  async recordChild(c: LiveChildRecord): Promise<void> {
+    this.#children.recordChild(c);
+  }
+
+  async forgetChild(pid: number): Promise<void> {
+    this.#children.forgetChild(pid);
+  }
+
+  async forgetChildrenOf(brokerPid: number): Promise<void> {
+    this.#children.forgetChildrenOf(brokerPid);
   }
 
   async revokeToken(tokenHash: string, clientId: string): Promise<'access' | 'refresh' | undefined> {
@@ -772,29 +802,6 @@ export class SqliteStore implements OAuthStore {
       return n;
     });
   }
-}
-
-// The id, name and redirect URIs have columns of their own; the metadata JSON does not repeat them.
-const OWN_COLUMNS = ['client_id', 'client_name', 'redirect_uris'];
-
-function packMetadata(metadata: Record<string, unknown>): string {
-  return JSON.stringify(
-    Object.fromEntries(Object.entries(metadata).filter(([k]) => !OWN_COLUMNS.includes(k))),
-  );
-}
-
-function unpackMetadata(
-  json: string,
-  clientId: string,
-  name: string,
-  redirectUris: string[],
-): Record<string, unknown> {
-  return {
-    ...(JSON.parse(json) as Record<string, unknown>),
-    client_id: clientId,
-    client_name: name,
-    redirect_uris: redirectUris,
-  };
 }
 
 /**
