@@ -285,7 +285,13 @@ describe('admin command beside a running broker', () => {
       timeoutMs: 10_000,
       what: 'every value re-sealed under the new key',
     });
-    assert.ok(logLines(broker).some((l) => String(l['msg']).includes('previous keys may be removed')));
+    // The broker's stderr reaches this process only when its event loop runs (spawnSync blocked it).
+    await waitFor(
+      () => logLines(broker).some((l) => String(l['msg']).includes('previous keys may be removed')),
+      {
+        what: 'the log line saying the previous keys may be removed',
+      },
+    );
     await during.client.close();
     await stop(broker);
 
