@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 
 export const REPO_CADDYFILE = join(import.meta.dirname, '..', '..', 'deploy', 'caddy', 'Caddyfile');
+/** The replicas' Caddyfile (deploy/compose-ha): two upstreams, health checks, affinity. */
+export const HA_CADDYFILE = join(import.meta.dirname, '..', '..', 'deploy', 'compose-ha', 'Caddyfile');
 
 /** The site line of the deployed Caddyfile: its address comes from the environment. */
 const SITE_LINE = '{$BROKER_DOMAIN} {';
@@ -87,7 +89,11 @@ function waitExit(proc: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-async function startOnce(upstream: string, caddyfile: string, timeoutMs: number): Promise<CaddyProxy> {
+async function startOnce(
+  env: Record<string, string>,
+  caddyfile: string,
+  timeoutMs: number,
+): Promise<CaddyProxy> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'caddy-'));
   const config = join(dir, 'Caddyfile');
@@ -101,7 +107,7 @@ async function startOnce(upstream: string, caddyfile: string, timeoutMs: number)
       HOME: dir,
       XDG_DATA_HOME: join(dir, 'data'),
       XDG_CONFIG_HOME: join(dir, 'config'),
-      BROKER_UPSTREAM: upstream,
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -152,20 +158,20 @@ async function startOnce(upstream: string, caddyfile: string, timeoutMs: number)
 }
 
 /**
- * Starts Caddy with the repository's Caddyfile (or `caddyfile`) proxying to `upstream` (host:port).
+ * Starts Caddy with the repository's Caddyfile (or `caddyfile`) proxying to `upstream` (host:port),
+ * or with the variables in `env` (the replicas' Caddyfile reads BROKER_UPSTREAM_1 and _2).
  * Resolves when the HTTPS site answers TLS with a certificate of Caddy's local CA.
  */
-export async function startCaddy(opts: {
-  upstream: string;
-  caddyfile?: string;
-  timeoutMs?: number;
-}): Promise<CaddyProxy> {
+export async function startCaddy(
+  opts: { caddyfile?: string; timeoutMs?: number } & ({ upstream: string } | { env: Record<string, string> }),
+): Promise<CaddyProxy> {
   const caddyfile = opts.caddyfile ?? REPO_CADDYFILE;
+  const env = 'env' in opts ? opts.env : { BROKER_UPSTREAM: opts.upstream };
   let last: unknown;
   // The free port is found before Caddy binds it; another process may take it in between.
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(opts.upstream, caddyfile, opts.timeoutMs ?? 15_000);
+      return await startOnce(env, caddyfile, opts.timeoutMs ?? 15_000);
     } catch (e) {
       last = e;
       if (!/address already in use/.test((e as Error).message)) throw e;
