@@ -25,7 +25,7 @@ export function startUpkeep(store: BrokerStore, log: Logger): { stop(): void } {
   let reseal: NodeJS.Timeout | undefined;
   const startResealing = async () => {
     await store.ready();
-    await store.forgetChildrenOf(process.pid);
+    await forgetDeadBrokersChildren(store);
     const sealed = await store.sealedKeyCounts();
     if (stopped) return;
     if (!store.keyRotationPending && Object.keys(sealed.counts).every((k) => k === sealed.current)) return;
@@ -66,6 +66,28 @@ export function startUpkeep(store: BrokerStore, log: Logger): { stop(): void } {
       clearInterval(reseal);
     },
   };
+}
+
+/**
+ * A broker killed outright (SIGKILL, the OOM killer) leaves its rows in the live-children table;
+ * its children themselves end with it (their stdin closes; bubblewrap's --die-with-parent). So a
+ * broker starting clears the rows of every broker process on this host that is no longer running,
+ * and its own pid's (an earlier run's). Other replicas' rows on the host are left alone.
+ */
+async function forgetDeadBrokersChildren(store: BrokerStore): Promise<void> {
+  for (const pid of await store.childBrokerPids()) {
+    if (pid === process.pid || !processRuns(pid)) await store.forgetChildrenOf(pid);
+  }
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Records each child in the database while it runs, for `admin children`. */

@@ -263,6 +263,8 @@ export interface BrokerStore extends OAuthStore {
   forgetChild(pid: number): Promise<void>;
   /** Rows left by an earlier run of this broker process id on this host (a crash). */
   forgetChildrenOf(brokerPid: number): Promise<void>;
+  /** The broker process ids on this host that have rows, so a broker can clear those of dead ones. */
+  childBrokerPids(): Promise<number[]>;
 }
 
 export class StoreError extends Error {

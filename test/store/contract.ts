@@ -715,7 +715,9 @@ export function storeContract(backend: Backend): void {
       await a.recordChild({ pid: 103, brokerPid: 2, login: 'cid', startedAt: now });
       await b.forgetChild(101);
       assert.equal(await count(db, 'live_child'), 2);
+      assert.deepEqual(await b.childBrokerPids(), [1, 2]);
       await a.forgetChildrenOf(1);
+      assert.deepEqual(await a.childBrokerPids(), [2]);
       assert.deepEqual(
         (await db.raw('SELECT pid FROM live_child')).map((r) => Number(r['pid'])),
         [103],

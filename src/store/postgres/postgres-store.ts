@@ -849,6 +849,14 @@ export class PostgresStore implements BrokerStore {
     await this.#q('DELETE FROM live_child WHERE host = $1 AND broker_pid = $2', [this.#host, brokerPid]);
   }
 
+  async childBrokerPids(): Promise<number[]> {
+    const rows = await this.#q(
+      'SELECT DISTINCT broker_pid FROM live_child WHERE host = $1 ORDER BY broker_pid',
+      [this.#host],
+    );
+    return rows.map((r) => Number(r['broker_pid']));
+  }
+
   #stopWatching: (() => void) | undefined;
 
   /**

@@ -140,6 +140,12 @@ export class Operations {
     this.#store.db.prepare('DELETE FROM live_child WHERE broker_pid = ?').run(brokerPid);
   }
 
+  childBrokerPids(): number[] {
+    return this.#all('SELECT DISTINCT broker_pid FROM live_child ORDER BY broker_pid').map((r) =>
+      Number(r['broker_pid']),
+    );
+  }
+
   /** Children of broker processes that are still alive. */
   children(): ChildRow[] {
     return this.#all('SELECT * FROM live_child ORDER BY login, started_at')

@@ -728,6 +728,10 @@ export class SqliteStore implements BrokerStore {
     this.#children.forgetChildrenOf(brokerPid);
   }
 
+  async childBrokerPids(): Promise<number[]> {
+    return this.#children.childBrokerPids();
+  }
+
   async revokeToken(tokenHash: string, clientId: string): Promise<'access' | 'refresh' | undefined> {
     return this.#tx((emit) => {
       const r = this.#row(
