@@ -79,6 +79,8 @@ export type EmulatorRequest = {
   auth: 'token' | 'bearer' | 'basic' | 'none';
   /** login the credential or browser session resolved to, if any */
   user?: string;
+  /** the token endpoint's grant_type (authorization_code, refresh_token), not any secret */
+  grantType?: string;
   at: number;
 };
 export interface ForgejoEmulator {
@@ -131,9 +133,11 @@ export async function startForgejoEmulator(options: EmulatorOptions): Promise<Fo
     const url = new URL(req.url ?? '/', 'http://emulator.invalid');
     const rawQuery = url.search.slice(1);
     let reply: Reply;
+    let grantType: string | undefined;
     try {
       const body = req.method === 'GET' || req.method === 'HEAD' ? '' : await readBody(req);
       const { form, json } = parseBody(req.headers['content-type'], body);
+      if (url.pathname === '/login/oauth/access_token') grantType = form.get('grant_type') ?? undefined;
       reply = dispatch(world, {
         method: req.method ?? 'GET',
         path: url.pathname,
@@ -157,6 +161,7 @@ export async function startForgejoEmulator(options: EmulatorOptions): Promise<Fo
       status: reply.status,
       auth: authScheme(req.headers.authorization),
       ...(reply.user === undefined ? {} : { user: reply.user }),
+      ...(grantType === undefined ? {} : { grantType }),
       at: now(),
     });
     if (requests.length > LOG_LIMIT) requests.splice(0, requests.length - LOG_LIMIT);
