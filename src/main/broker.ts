@@ -174,6 +174,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     sse: { maxQueuedBytes: 4 * 1024 * 1024, keepAliveMs: 15_000 },
     maxSessionsPerUser: config.maxSessionsPerUser,
     sessionIdleMs: config.sessionIdle,
+    sessionStore: store,
     parkTtlMs: config.callTimeout,
     tasks: { afterMs: config.taskAfter, ttlMs: config.taskTtl, maxPerUser: config.maxTasksPerUser },
     maxResultChars: config.maxResultChars,
