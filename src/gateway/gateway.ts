@@ -52,8 +52,12 @@ export class Gateway {
     this.#ctx = { o: options, gate: this.gate, sessions: this.sessions };
     this.#routing = new Routing(this.sessions, options.pool, options.log);
     this.#tasks = new Tasks(options.tasks);
-    this.#parked = new ParkedCalls(options.parkTtlMs, this.#tasks, options.onCall, (r, sink, userId) =>
-      limitedSink(r, sink, options.maxResultChars ?? 0, options.log, userId),
+    this.#parked = new ParkedCalls(
+      options.parkTtlMs,
+      this.#tasks,
+      options.onCall,
+      (r, sink, userId) => limitedSink(r, sink, options.maxResultChars ?? 0, options.log, userId),
+      options.requestStateKey,
     );
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
     this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked, this.#tools, this.#tasks);

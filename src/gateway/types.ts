@@ -36,6 +36,11 @@ export type GatewayOptions = GateOptions & {
   sessionStore?: McpSessionStore;
   /** How long a 2026 call may wait for the client to answer its server-to-client requests. */
   parkTtlMs: number;
+  /**
+   * Seals 2026 requestStates; every replica must have the same, so a retry landing on another
+   * replica is known genuine there. Absent: a random key (states are this process's only).
+   */
+  requestStateKey?: Buffer;
   /** Tasks (io.modelcontextprotocol/tasks) for slow 2026 tool calls; `afterMs: 0` turns them off. */
   tasks: TaskOptions;
   /** Most characters of text in a tool result before it is cut with a note; 0 or absent: no limit. */

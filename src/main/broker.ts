@@ -176,6 +176,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     sessionIdleMs: config.sessionIdle,
     sessionStore: store,
     parkTtlMs: config.callTimeout,
+    requestStateKey: deriveKey(config.secretKey, 'forgejo-mcp-broker request state v1'),
     tasks: { afterMs: config.taskAfter, ttlMs: config.taskTtl, maxPerUser: config.maxTasksPerUser },
     maxResultChars: config.maxResultChars,
     events: credentials.events,
