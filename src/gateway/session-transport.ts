@@ -181,18 +181,20 @@ export class SessionTransport {
       );
     const bridge = await bridgeFor(this.#ctx, user, [init], false, res, origin);
     if (!bridge) return;
-    const created = await this.#ctx.sessions.create({
-      userId: p.userId,
-      login: p.login,
-      grantId: p.grantId,
-      ...(p.tokenHash ? { tokenHash: p.tokenHash } : {}),
-      protocolVersion: version,
-      clientInfo,
-      clientCapabilities:
-        typeof caps === 'object' && caps !== null && !Array.isArray(caps)
-          ? (caps as Record<string, unknown>)
-          : {},
-    });
+    const created = await this.#stored('recording a session', () =>
+      this.#ctx.sessions.create({
+        userId: p.userId,
+        login: p.login,
+        grantId: p.grantId,
+        ...(p.tokenHash ? { tokenHash: p.tokenHash } : {}),
+        protocolVersion: version,
+        clientInfo,
+        clientCapabilities:
+          typeof caps === 'object' && caps !== null && !Array.isArray(caps)
+            ? (caps as Record<string, unknown>)
+            : {},
+      }),
+    );
     if (!created) {
       // The grant was revoked between the bearer check and now.
       const failure = {
@@ -226,7 +228,11 @@ export class SessionTransport {
     // user: what the child says to a session must reach only the grant that opened it. One held
     // here needs no store; one that is not (opened on another replica, or before a restart) is read.
     const { sessions } = this.#ctx;
-    const s = sessions.get(id, p.userId) ?? (sessions.holds(id) ? undefined : await this.#load(id, p));
+    const s =
+      sessions.get(id, p.userId) ??
+      (sessions.holds(id)
+        ? undefined
+        : await this.#stored('reading a session', () => sessions.load(id, p.userId, p.grantId)));
     if (!s || s.grantId !== p.grantId) throw new HttpError(404, -32001, 'Session not found');
     if (p.tokenHash) s.tokenHash = p.tokenHash;
     const v = req.headers['mcp-protocol-version'];
@@ -240,13 +246,14 @@ export class SessionTransport {
     return s;
   }
 
-  async #load(id: string, p: Principal): Promise<Session | undefined> {
+  /** A step in the session store; the store away is a 503 the client may retry, never a stack. */
+  async #stored<T>(what: string, step: () => Promise<T>): Promise<T> {
     try {
-      return await this.#ctx.sessions.load(id, p.userId, p.grantId);
+      return await step();
     } catch (e) {
       this.#ctx.o.log.error(
         { err: { message: (e as Error).message } },
-        'reading a session from the store failed',
+        `${what} in the session store failed`,
       );
       throw new HttpError(
         503,
@@ -284,7 +291,7 @@ export class SessionTransport {
     const s = await this.#session(req, p);
     this.forget(s);
     // Everywhere: the other replicas holding it hear of it through the store's change log.
-    await this.#ctx.sessions.end(s);
+    await this.#stored('ending a session', () => this.#ctx.sessions.end(s));
     res.writeHead(200, this.#ctx.gate.corsHeaders(req.headers.origin));
     res.end();
   }
