@@ -14,7 +14,7 @@ import { type BrokerProcess, startBroker } from '../support/broker-process.ts';
 import { rawPost } from '../support/mcp-oauth-client.ts';
 import { freePort, registerClient, testBrokerEnv } from '../support/oauth-harness.ts';
 import { fullFlow, startEmulatorFor } from '../support/oauth-stack.ts';
-import { startSwitch, type Switch } from '../support/switch-proxy.ts';
+import { type Switch, startSwitch } from '../support/switch-proxy.ts';
 import { assertServesStandin, E2E_USERS } from './support.ts';
 
 let emulator: ForgejoEmulator;

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it, mock } from 'node:test';
 import {
   type NewSession,
+  SessionRegistry,
   SIGHTING_EVERY_MS,
   SIGHTING_LAG_MS,
-  SessionRegistry,
 } from '../../src/gateway/sessions.ts';
 import { hashSecret, newSecret } from '../../src/store/secrets.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { packMetadata, unpackMetadata } from '../client-metadata.ts';
-import { mcpSessionFromRow } from '../mcp-session-row.ts';
+import { MCP_SESSION_COLUMNS, mcpSessionFromRow, mcpSessionValues } from '../mcp-session-row.ts';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import type { Migration } from '../sqlite/migrate.ts';
 import {
@@ -853,20 +853,8 @@ export class PostgresStore implements BrokerStore {
           await this.#sessionEnded(q, emit, g['id_hash'] as string, g['grant_id'] as string, m.userId);
       }
       await q(
-        `INSERT INTO mcp_session (id_hash, grant_id, user_id, login, token_hash, protocol_version, client_info,
-           client_capabilities, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [
-          m.idHash,
-          m.grantId,
-          m.userId,
-          m.login,
-          m.tokenHash,
-          m.protocolVersion,
-          m.clientInfo,
-          m.clientCapabilities,
-          m.createdAt,
-          m.lastSeenAt,
-        ],
+        `INSERT INTO mcp_session (${MCP_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        mcpSessionValues(m),
       );
       return true;
     });

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { packMetadata, unpackMetadata } from '../client-metadata.ts';
-import { mcpSessionFromRow } from '../mcp-session-row.ts';
+import { MCP_SESSION_COLUMNS, mcpSessionFromRow, mcpSessionValues } from '../mcp-session-row.ts';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import {
   type AccountSession,
@@ -733,18 +733,8 @@ export class SqliteStore implements BrokerStore {
           this.#endSession(g['id_hash'] as string, g['grant_id'] as string, m.userId, emit);
       }
       this.#run(
-        `INSERT INTO mcp_session (id_hash, grant_id, user_id, login, token_hash, protocol_version, client_info,
-           client_capabilities, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        m.idHash,
-        m.grantId,
-        m.userId,
-        m.login,
-        m.tokenHash,
-        m.protocolVersion,
-        m.clientInfo,
-        m.clientCapabilities,
-        m.createdAt,
-        m.lastSeenAt,
+        `INSERT INTO mcp_session (${MCP_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ...mcpSessionValues(m),
       );
       return true;
     });
