@@ -231,7 +231,19 @@ export class SessionRegistry {
    */
   async share(now = Date.now()): Promise<Session[]> {
     const store = this.#store;
-    if (!store) return [];
+    // A store slower than the sweep: one upkeep at a time.
+    if (!store || this.#sharing) return [];
+    this.#sharing = true;
+    try {
+      return await this.#share(store, now);
+    } finally {
+      this.#sharing = false;
+    }
+  }
+
+  #sharing = false;
+
+  async #share(store: McpSessionStore, now: number): Promise<Session[]> {
     const due: { s: Session; at: number; tokenHash: string | null }[] = [];
     for (const s of this.#byId.values()) {
       if (s.stream?.open) s.lastSeen = now;
