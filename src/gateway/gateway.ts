@@ -218,9 +218,10 @@ export class Gateway {
       // A stream opened with the revoked token ends even when the session went on with a newer one.
       if (s.streamTokenHash === tokenHash) s.stream?.end();
       if (s.tokenHash !== tokenHash) continue;
+      // Only the copy held here: the revoking store deleted the records last used with the token,
+      // and a copy elsewhere may have moved on to a newer token since.
+      this.sessions.delete(s);
       this.#legacy.forget(s);
-      // Its stored record may still name an older token: it goes here, for every replica.
-      this.sessions.end(s).catch((e: Error) => this.#storeFailed(e));
     }
     this.#routing.endListeners((l) => l.tokenHash === tokenHash);
     this.#stopIfUnused(userId);
