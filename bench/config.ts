@@ -14,6 +14,12 @@ export type BenchConfig = {
   runTimeoutMs: number;
   /** which parts run: roundtrip,initialize,memory,oauth,scale */
   parts: Set<string>;
+  /** load drivers of the round trip: sdk,lean,wrk (BENCH_DRIVERS) */
+  drivers: ('sdk' | 'lean' | 'wrk')[];
+  /** round-trip paths measured, by name (BENCH_TARGETS; all when empty) */
+  targets: string[];
+  /** round-trip servers, by name (BENCH_SERVERS; all when empty) */
+  servers: string[];
   initializeSamples: number;
   coldUsers: number;
   memorySessions: number[];
@@ -49,6 +55,15 @@ function ints(env: NodeJS.ProcessEnv, name: string, fallback: number[]): number[
   return list;
 }
 
+function list(env: NodeJS.ProcessEnv, name: string, fallback: string[]): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 export function loadBenchConfig(env: NodeJS.ProcessEnv, repoRoot: string): BenchConfig {
   const quick = env['BENCH_QUICK'] === '1';
   const parts = new Set(
@@ -58,8 +73,14 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv, repoRoot: string): Bench
       .filter(Boolean),
   );
   for (const p of parts) if (!ALL_PARTS.includes(p)) throw new Error(`BENCH_PARTS: unknown part ${p}`);
+  const drivers = list(env, 'BENCH_DRIVERS', ['sdk', 'lean', 'wrk']);
+  for (const d of drivers)
+    if (d !== 'sdk' && d !== 'lean' && d !== 'wrk') throw new Error(`BENCH_DRIVERS: unknown driver ${d}`);
   return {
     quick,
+    drivers: drivers as BenchConfig['drivers'],
+    targets: list(env, 'BENCH_TARGETS', []),
+    servers: list(env, 'BENCH_SERVERS', []),
     repeats: int(env, 'BENCH_REPEATS', quick ? 1 : 2),
     warmupCalls: int(env, 'BENCH_WARMUP', quick ? 50 : 200),
     sequentialCalls: int(env, 'BENCH_SEQUENTIAL', quick ? 200 : 1000),

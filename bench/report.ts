@@ -7,7 +7,14 @@ import type { ConcurrencyRun } from './drivers/result.ts';
 import type { BenchResults } from './results.ts';
 import { REPO_ROOT } from './servers.ts';
 import { median } from './stats.ts';
-import { type ConcSummary, type PathSummary, type Summary, summarize } from './summary.ts';
+import {
+  type ConcSummary,
+  DRIVERS,
+  type DriverName,
+  type PathSummary,
+  type Summary,
+  summarize,
+} from './summary.ts';
 
 const ms = (v: number) =>
   Number.isFinite(v) ? (v < 1 ? v.toFixed(3) : v < 10 ? v.toFixed(2) : v.toFixed(1)) : '–';
@@ -77,7 +84,8 @@ function pathRows(paths: PathSummary[], concurrencies: number[]): { head: string
 function allWindows(results: BenchResults): ConcurrencyRun[] {
   const out: ConcurrencyRun[] = [];
   for (const srv of results.roundtrip?.servers ?? [])
-    for (const cell of srv.cells) for (const run of [...cell.sdk, ...cell.lean]) out.push(...run.runs);
+    for (const cell of srv.cells)
+      for (const run of [...cell.sdk, ...cell.lean, ...(cell.wrk ?? [])]) out.push(...run.runs);
   for (const r of results.oauth?.repeats ?? [])
     out.push(...[r.healthz, r.refresh, r.exchange].filter((x) => x !== undefined));
   for (const l of results.scale?.levels ?? []) if (l.run) out.push(l.run);
@@ -105,14 +113,23 @@ function pathNotes(paths: PathSummary[]): string[] {
   return out;
 }
 
-function ratioLines(s: Summary['servers'][number], d: 'sdk' | 'lean'): string[] {
+function ratioLines(s: Summary['servers'][number], d: DriverName): string[] {
   const r = s.ratios[d];
   if (!Number.isFinite(r.brokerOverFloorP50) && !Number.isFinite(r.brokerOverBetterPeerRate)) return [];
   return [
-    `broker/floor p50 (c=1): ${x(r.brokerOverFloorP50)} (+${ms(r.brokerAddedP50Ms)} ms); broker/floor calls/s at c=${r.topConcurrency}: ${x(r.brokerOverFloorRate)}`,
+    ...(Number.isFinite(r.brokerOverFloorP50)
+      ? [
+          `broker/floor p50 (c=1): ${x(r.brokerOverFloorP50)} (+${ms(r.brokerAddedP50Ms)} ms); broker/floor calls/s at c=${r.topConcurrency}: ${x(r.brokerOverFloorRate)}`,
+        ]
+      : []),
     ...(Number.isFinite(r.relayAddedP50Ms)
       ? [
           `bare relay (no logic of its own) over the floor p50 (c=1): +${ms(r.relayAddedP50Ms)} ms; broker/relay calls/s at c=${r.topConcurrency}: ${x(r.brokerOverRelayRate)}`,
+        ]
+      : []),
+    ...(Number.isFinite(r.brokerOverRelayCpu)
+      ? [
+          `broker over the bare relay: p50 (c=1) +${ms(r.brokerOverRelayP50Ms)} ms; calls/s at c=${r.topConcurrency} ${x(r.brokerOverRelayRate)}; front CPU ms per call at c=${r.topConcurrency} ${x(r.brokerOverRelayCpu)}`,
         ]
       : []),
     `broker/peer calls/s at c=${r.topConcurrency}: ${Object.entries(r.brokerOverPeerRate)
@@ -129,6 +146,7 @@ function ratioLines(s: Summary['servers'][number], d: 'sdk' | 'lean'): string[] 
 const DRIVER_TITLE = {
   sdk: 'SDK v1 client in the bench process',
   lean: 'lean driver (separate process, pre-built JSON-RPC over keep-alive HTTP / raw stdio lines)',
+  wrk: "Debian's wrk (C, separate process, Lua-checked responses, uncorrected percentiles; HTTP paths only)",
 };
 
 export function renderText(results: BenchResults, s: Summary): string {
@@ -140,7 +158,7 @@ export function renderText(results: BenchResults, s: Summary): string {
   const noise = noiseLine(results);
   if (noise) out.push(noise);
   for (const srv of s.servers) {
-    for (const d of ['sdk', 'lean'] as const) {
+    for (const d of DRIVERS) {
       out.push('', `Round trip: ${srv.label} (${srv.tool}) — ${DRIVER_TITLE[d]}`);
       const { head, rows } = pathRows(srv.drivers[d], results.config.concurrencies);
       out.push(
@@ -325,7 +343,7 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
     '',
   ];
   for (const srv of s.servers) {
-    for (const d of ['sdk', 'lean'] as const) {
+    for (const d of DRIVERS) {
       out.push(`### ${srv.label} (\`${srv.tool}\`) — ${DRIVER_TITLE[d]}`, '');
       const { head, rows } = pathRows(srv.drivers[d], c.concurrencies);
       out.push(...mdTable(head, rows), '');

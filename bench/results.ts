@@ -13,6 +13,8 @@ export type RoundtripCell = {
   unavailable?: string;
   sdk: DriverRun[];
   lean: DriverRun[];
+  /** Debian's wrk (HTTP paths only; absent in results written before it existed) */
+  wrk?: DriverRun[];
   /** failures of single repeats (start-up or driver), kept for the report */
   failures: string[];
 };
