@@ -22,6 +22,8 @@ export type BenchConfig = {
   servers: string[];
   initializeSamples: number;
   coldUsers: number;
+  /** between a sign-in and that user's first call (BENCH_FIRST_CALL_DELAY_MS) */
+  firstCallDelayMs: number;
   memorySessions: number[];
   memoryUsers: number;
   oauthConcurrency: number;
@@ -90,6 +92,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv, repoRoot: string): Bench
     parts,
     initializeSamples: int(env, 'BENCH_INIT_SAMPLES', quick ? 50 : 300),
     coldUsers: int(env, 'BENCH_COLD_USERS', quick ? 5 : 20),
+    firstCallDelayMs: int(env, 'BENCH_FIRST_CALL_DELAY_MS', 1000),
     memorySessions: ints(env, 'BENCH_MEMORY_SESSIONS', quick ? [100] : [100, 1000]),
     memoryUsers: int(env, 'BENCH_MEMORY_USERS', 10),
     oauthConcurrency: int(env, 'BENCH_OAUTH_CONCURRENCY', 16),

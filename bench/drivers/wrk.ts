@@ -129,6 +129,8 @@ export async function runWrkDriver(
   plan: DriverPlan,
 ): Promise<DriverRun | undefined> {
   if (running.kind !== 'http') return undefined;
+  const missing = wrkMissing();
+  if (missing) throw new Error(missing);
   const agent = keepAliveAgent(1);
   const url = new URL(running.url);
   const session = await openSession(agent, url, running.headers);
