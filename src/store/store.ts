@@ -247,6 +247,8 @@ export interface OAuthStore extends Store {
   ): Promise<RefreshOutcome>;
   /** The bearer check: one lookup by primary key. */
   findAccessToken(accessHash: string): Promise<{ grant: GrantRecord; expiresAt: number } | undefined>;
+  /** A bearer check answered from memory used this grant (kept with the lookups' own, flushed later). */
+  noteGrantUsed(grantId: string, at: number): void;
   /** RFC 7009: an access token dies alone, a refresh token takes its grant along. */
   revokeToken(tokenHash: string, clientId: string): Promise<'access' | 'refresh' | undefined>;
   revokeGrant(grantId: string): Promise<void>;

@@ -696,6 +696,10 @@ export class PostgresStore implements BrokerStore {
   /** Grants seen by the bearer check since the last flush, with the time. */
   readonly #used = new Map<string, number>();
 
+  noteGrantUsed(grantId: string, at: number): void {
+    this.#used.set(grantId, at);
+  }
+
   async flushUsage(): Promise<number> {
     if (this.#used.size === 0 || this.#closed) return 0;
     const used = [...this.#used];

@@ -702,6 +702,10 @@ export class SqliteStore implements BrokerStore {
   /** Grants seen by the bearer check since the last flush, with the time. */
   readonly #used = new Map<string, number>();
 
+  noteGrantUsed(grantId: string, at: number): void {
+    this.#used.set(grantId, at);
+  }
+
   /** Writes the remembered last-use times of grants (called periodically and at close). */
   async flushUsage(): Promise<number> {
     return this.#flushUsage();
