@@ -57,4 +57,6 @@ image:
 	./deploy/image.sh
 
 bench: deps
+	@# The wrk driver's Debian package; without it the wrk rows say why they are missing.
+	@scripts/ci-packages.sh wrk || true
 	node bench/main.ts

@@ -14,8 +14,16 @@ export type BenchConfig = {
   runTimeoutMs: number;
   /** which parts run: roundtrip,initialize,memory,oauth,scale */
   parts: Set<string>;
+  /** load drivers of the round trip: sdk,lean,wrk (BENCH_DRIVERS) */
+  drivers: ('sdk' | 'lean' | 'wrk')[];
+  /** round-trip paths measured, by name (BENCH_TARGETS; all when empty) */
+  targets: string[];
+  /** round-trip servers, by name (BENCH_SERVERS; all when empty) */
+  servers: string[];
   initializeSamples: number;
   coldUsers: number;
+  /** between a sign-in and that user's first call (BENCH_FIRST_CALL_DELAY_MS) */
+  firstCallDelayMs: number;
   memorySessions: number[];
   memoryUsers: number;
   oauthConcurrency: number;
@@ -49,6 +57,15 @@ function ints(env: NodeJS.ProcessEnv, name: string, fallback: number[]): number[
   return list;
 }
 
+function list(env: NodeJS.ProcessEnv, name: string, fallback: string[]): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 export function loadBenchConfig(env: NodeJS.ProcessEnv, repoRoot: string): BenchConfig {
   const quick = env['BENCH_QUICK'] === '1';
   const parts = new Set(
@@ -58,8 +75,14 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv, repoRoot: string): Bench
       .filter(Boolean),
   );
   for (const p of parts) if (!ALL_PARTS.includes(p)) throw new Error(`BENCH_PARTS: unknown part ${p}`);
+  const drivers = list(env, 'BENCH_DRIVERS', ['sdk', 'lean', 'wrk']);
+  for (const d of drivers)
+    if (d !== 'sdk' && d !== 'lean' && d !== 'wrk') throw new Error(`BENCH_DRIVERS: unknown driver ${d}`);
   return {
     quick,
+    drivers: drivers as BenchConfig['drivers'],
+    targets: list(env, 'BENCH_TARGETS', []),
+    servers: list(env, 'BENCH_SERVERS', []),
     repeats: int(env, 'BENCH_REPEATS', quick ? 1 : 2),
     warmupCalls: int(env, 'BENCH_WARMUP', quick ? 50 : 200),
     sequentialCalls: int(env, 'BENCH_SEQUENTIAL', quick ? 200 : 1000),
@@ -69,6 +92,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv, repoRoot: string): Bench
     parts,
     initializeSamples: int(env, 'BENCH_INIT_SAMPLES', quick ? 50 : 300),
     coldUsers: int(env, 'BENCH_COLD_USERS', quick ? 5 : 20),
+    firstCallDelayMs: int(env, 'BENCH_FIRST_CALL_DELAY_MS', 1000),
     memorySessions: ints(env, 'BENCH_MEMORY_SESSIONS', quick ? [100] : [100, 1000]),
     memoryUsers: int(env, 'BENCH_MEMORY_USERS', 10),
     oauthConcurrency: int(env, 'BENCH_OAUTH_CONCURRENCY', 16),

@@ -67,6 +67,15 @@ async function part<T extends Availability>(
   }
 }
 
+/** The named ones (BENCH_TARGETS, BENCH_SERVERS), in their usual order; all when none is named. */
+function pick<T extends { name: string }>(names: string[], all: T[]): T[] {
+  if (names.length === 0) return all;
+  const unknown = names.filter((n) => !all.some((t) => t.name === n));
+  if (unknown.length > 0)
+    throw new Error(`unknown ${unknown.join(', ')}; known: ${all.map((t) => t.name).join(', ')}`);
+  return all.filter((t) => names.includes(t.name));
+}
+
 async function main(): Promise<number> {
   killAllOnExit();
   const config = loadBenchConfig(process.env, REPO_ROOT);
@@ -99,7 +108,7 @@ async function main(): Promise<number> {
       log('roundtrip');
       results.roundtrip = await roundtrip(
         config,
-        [
+        pick(config.targets, [
           floorTarget,
           brokerTarget({
             brokerRoot: config.brokerRoot,
@@ -109,8 +118,8 @@ async function main(): Promise<number> {
           supergatewayTarget,
           bareRelayTarget,
           mcpProxyTarget,
-        ],
-        [everything, standin],
+        ]),
+        pick(config.servers, [everything, standin]),
         log,
       );
     }

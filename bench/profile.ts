@@ -1,9 +1,11 @@
 // Profiles the broker on the round-trip path: starts the broker target with the given node flags
-// (default --cpu-prof into BENCH_PROFILE_DIR), drives it with the lean driver, prints the run.
+// (default --cpu-prof into BENCH_PROFILE_DIR), drives it with wrk (BENCH_PROFILE_DRIVER=lean: the
+// lean driver), prints the run.
 // Usage: node bench/profile.ts [concurrency] [durationMs]
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLeanDriver } from './drivers/lean.ts';
+import { runWrkDriver } from './drivers/wrk.ts';
 import { everythingServer, REPO_ROOT } from './servers.ts';
 import { summarizeProfile } from './support/profile-summary.ts';
 import { brokerTarget } from './targets/broker.ts';
@@ -24,17 +26,16 @@ const running = await brokerTarget({
   nodeArgs,
 }).start(server);
 try {
-  const run = await runLeanDriver(
-    running,
-    server,
-    {
-      warmupCalls: 500,
-      sequentialCalls: concurrency === 1 ? Math.round(durationMs * 2) : 0,
-      concurrencies: concurrency === 1 ? [] : [concurrency],
-      durationMs,
-    },
-    durationMs * 4 + 60_000,
-  );
+  const plan = {
+    warmupCalls: 500,
+    sequentialCalls: concurrency === 1 ? Math.round(durationMs * 2) : 0,
+    concurrencies: concurrency === 1 ? [] : [concurrency],
+    durationMs,
+  };
+  const run =
+    process.env['BENCH_PROFILE_DRIVER'] === 'lean'
+      ? await runLeanDriver(running, server, plan, durationMs * 4 + 60_000)
+      : await runWrkDriver(running, server, { ...plan, concurrencies: [concurrency] });
   console.log(JSON.stringify(run, null, 1).slice(0, 3000));
 } finally {
   await running.stop();

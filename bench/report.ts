@@ -7,7 +7,14 @@ import type { ConcurrencyRun } from './drivers/result.ts';
 import type { BenchResults } from './results.ts';
 import { REPO_ROOT } from './servers.ts';
 import { median } from './stats.ts';
-import { type ConcSummary, type PathSummary, type Summary, summarize } from './summary.ts';
+import {
+  type ConcSummary,
+  DRIVERS,
+  type DriverName,
+  type PathSummary,
+  type Summary,
+  summarize,
+} from './summary.ts';
 
 const ms = (v: number) =>
   Number.isFinite(v) ? (v < 1 ? v.toFixed(3) : v < 10 ? v.toFixed(2) : v.toFixed(1)) : '–';
@@ -77,7 +84,8 @@ function pathRows(paths: PathSummary[], concurrencies: number[]): { head: string
 function allWindows(results: BenchResults): ConcurrencyRun[] {
   const out: ConcurrencyRun[] = [];
   for (const srv of results.roundtrip?.servers ?? [])
-    for (const cell of srv.cells) for (const run of [...cell.sdk, ...cell.lean]) out.push(...run.runs);
+    for (const cell of srv.cells)
+      for (const run of [...cell.sdk, ...cell.lean, ...(cell.wrk ?? [])]) out.push(...run.runs);
   for (const r of results.oauth?.repeats ?? [])
     out.push(...[r.healthz, r.refresh, r.exchange].filter((x) => x !== undefined));
   for (const l of results.scale?.levels ?? []) if (l.run) out.push(l.run);
@@ -105,14 +113,23 @@ function pathNotes(paths: PathSummary[]): string[] {
   return out;
 }
 
-function ratioLines(s: Summary['servers'][number], d: 'sdk' | 'lean'): string[] {
+function ratioLines(s: Summary['servers'][number], d: DriverName): string[] {
   const r = s.ratios[d];
   if (!Number.isFinite(r.brokerOverFloorP50) && !Number.isFinite(r.brokerOverBetterPeerRate)) return [];
   return [
-    `broker/floor p50 (c=1): ${x(r.brokerOverFloorP50)} (+${ms(r.brokerAddedP50Ms)} ms); broker/floor calls/s at c=${r.topConcurrency}: ${x(r.brokerOverFloorRate)}`,
+    ...(Number.isFinite(r.brokerOverFloorP50)
+      ? [
+          `broker/floor p50 (c=1): ${x(r.brokerOverFloorP50)} (+${ms(r.brokerAddedP50Ms)} ms); broker/floor calls/s at c=${r.topConcurrency}: ${x(r.brokerOverFloorRate)}`,
+        ]
+      : []),
     ...(Number.isFinite(r.relayAddedP50Ms)
       ? [
           `bare relay (no logic of its own) over the floor p50 (c=1): +${ms(r.relayAddedP50Ms)} ms; broker/relay calls/s at c=${r.topConcurrency}: ${x(r.brokerOverRelayRate)}`,
+        ]
+      : []),
+    ...(Number.isFinite(r.brokerOverRelayCpu)
+      ? [
+          `broker over the bare relay: p50 (c=1) +${ms(r.brokerOverRelayP50Ms)} ms; calls/s at c=${r.topConcurrency} ${x(r.brokerOverRelayRate)}; front CPU ms per call at c=${r.topConcurrency} ${x(r.brokerOverRelayCpu)}`,
         ]
       : []),
     `broker/peer calls/s at c=${r.topConcurrency}: ${Object.entries(r.brokerOverPeerRate)
@@ -129,6 +146,7 @@ function ratioLines(s: Summary['servers'][number], d: 'sdk' | 'lean'): string[] 
 const DRIVER_TITLE = {
   sdk: 'SDK v1 client in the bench process',
   lean: 'lean driver (separate process, pre-built JSON-RPC over keep-alive HTTP / raw stdio lines)',
+  wrk: "Debian's wrk (C, separate process, Lua-checked responses, uncorrected percentiles; HTTP paths only)",
 };
 
 export function renderText(results: BenchResults, s: Summary): string {
@@ -140,7 +158,7 @@ export function renderText(results: BenchResults, s: Summary): string {
   const noise = noiseLine(results);
   if (noise) out.push(noise);
   for (const srv of s.servers) {
-    for (const d of ['sdk', 'lean'] as const) {
+    for (const d of DRIVERS) {
       out.push('', `Round trip: ${srv.label} (${srv.tool}) — ${DRIVER_TITLE[d]}`);
       const { head, rows } = pathRows(srv.drivers[d], results.config.concurrencies);
       out.push(
@@ -154,7 +172,7 @@ export function renderText(results: BenchResults, s: Summary): string {
     out.push(
       '',
       i.available && i.warm && i.cold
-        ? `Initialize: warm p50 ${ms(i.warm.p50)} ms p95 ${ms(i.warm.p95)} ms (n=${i.warm.n}); cold p50 ${ms(i.cold.p50)} ms p95 ${ms(i.cold.p95)} ms (n=${i.cold.n})`
+        ? `Initialize: warm p50 ${ms(i.warm.p50)} ms p95 ${ms(i.warm.p95)} ms (n=${i.warm.n}); cold p50 ${ms(i.cold.p50)} ms p95 ${ms(i.cold.p95)} ms (n=${i.cold.n})${i.firstCallCold && i.firstCallPrewarmed ? `; first call after sign-in: cold p50 ${ms(i.firstCallCold.p50)} ms, prewarmed p50 ${ms(i.firstCallPrewarmed.p50)} ms` : ''}`
         : `Initialize: skipped: ${i.available ? 'no data' : i.reason}`,
     );
   }
@@ -297,10 +315,13 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
     '',
     'Settings (environment): `BENCH_REPEATS`, `BENCH_WARMUP`, `BENCH_SEQUENTIAL`, `BENCH_CONCURRENCY`,',
     '`BENCH_DURATION_MS`, `BENCH_PARTS` (roundtrip,initialize,memory,oauth,scale), `BENCH_INIT_SAMPLES`,',
-    '`BENCH_COLD_USERS`, `BENCH_MEMORY_SESSIONS`, `BENCH_MEMORY_USERS`, `BENCH_OAUTH_CONCURRENCY`,',
+    '`BENCH_COLD_USERS`, `BENCH_FIRST_CALL_DELAY_MS`, `BENCH_MEMORY_SESSIONS`, `BENCH_MEMORY_USERS`, `BENCH_OAUTH_CONCURRENCY`,',
     '`BENCH_OAUTH_DURATION_MS`, `BENCH_CODE_EXCHANGES`, `BENCH_SCALE_USERS`, `BENCH_SCALE_DURATION_MS`,',
     "`BENCH_BROKER_LOG_LEVEL` (default info), `BENCH_BROKER_ROOT` (measure another checkout's broker),",
-    '`BENCH_BROKER_NODE_ARGS` (extra node flags for the broker, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).',
+    '`BENCH_BROKER_NODE_ARGS` (extra node flags for the broker, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),',
+    '`BENCH_DRIVERS` (sdk,lean,wrk), `BENCH_TARGETS` (floor,broker,supergateway,relay,mcp-proxy), `BENCH_SERVERS` (everything,standin).',
+    "The wrk driver needs Debian's `wrk` (`make bench` installs it when run as root); `node bench/profile.ts 64 8000`",
+    'profiles the broker under wrk (`BENCH_PROFILE_DRIVER=lean` for the lean driver).',
     '',
     `This run: ${c.repeats} repeat(s); ${c.warmupCalls} warm-up calls, ${c.sequentialCalls} sequential calls for latency, then ${c.durationMs / 1000} s at each concurrency of ${c.concurrencies.join(', ')}.`,
     '',
@@ -325,7 +346,7 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
     '',
   ];
   for (const srv of s.servers) {
-    for (const d of ['sdk', 'lean'] as const) {
+    for (const d of DRIVERS) {
       out.push(`### ${srv.label} (\`${srv.tool}\`) — ${DRIVER_TITLE[d]}`, '');
       const { head, rows } = pathRows(srv.drivers[d], c.concurrencies);
       out.push(...mdTable(head, rows), '');
@@ -359,6 +380,26 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
           [
             ['warm (child running)', i.warm],
             ['cold (spawn + handshake)', i.cold],
+          ] as const
+        ).map(([user, l]) => [user, String(l.n), ms(l.p50), ms(l.p95), ms(l.p99), String(l.errors)]),
+      ),
+      '',
+    );
+  if (i?.available && i.firstCallCold && i.firstCallPrewarmed)
+    out.push(
+      `A user's first tool call after signing in: ${results.config.firstCallDelayMs} ms after the token response (a client's`,
+      'redirect, discovery and connection take about that long; `BENCH_FIRST_CALL_DELAY_MS`), timed from',
+      '`initialize` to the result of `notifications/initialized` + one `tools/call`, each user once.',
+      'Cold: the call starts the child. Prewarmed (`BROKER_CHILD_PREWARM`, the default): the child was',
+      "started when the sign-in finished at the broker's callback. The child is the forgejo-mcp stand-in",
+      '(a Node process); the real forgejo-mcp could not be built on this machine (issue 11).',
+      '',
+      ...mdTable(
+        ['first call after sign-in', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'],
+        (
+          [
+            ['cold (the call starts the child)', i.firstCallCold],
+            ['prewarmed at sign-in', i.firstCallPrewarmed],
           ] as const
         ).map(([user, l]) => [user, String(l.n), ms(l.p50), ms(l.p95), ms(l.p99), String(l.errors)]),
       ),

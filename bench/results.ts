@@ -13,6 +13,8 @@ export type RoundtripCell = {
   unavailable?: string;
   sdk: DriverRun[];
   lean: DriverRun[];
+  /** Debian's wrk (HTTP paths only; absent in results written before it existed) */
+  wrk?: DriverRun[];
   /** failures of single repeats (start-up or driver), kept for the report */
   failures: string[];
 };
@@ -25,6 +27,10 @@ export type InitializeResult = Availability & {
   server?: string;
   warm?: LatencySummary & { errors: number; firstError?: string };
   cold?: LatencySummary & { errors: number; firstError?: string };
+  /** sign-in, then at once initialize + one tools/call; the child started by that call */
+  firstCallCold?: LatencySummary & { errors: number; firstError?: string };
+  /** the same with BROKER_CHILD_PREWARM: the child started when the sign-in finished */
+  firstCallPrewarmed?: LatencySummary & { errors: number; firstError?: string };
 };
 
 export type MemoryPoint = {

@@ -4,7 +4,8 @@ import type { ConcurrencyRun, DriverRun } from './drivers/result.ts';
 import type { BenchResults, MemoryPoint, RoundtripCell } from './results.ts';
 import { median, ratio, spread } from './stats.ts';
 
-export type DriverName = 'sdk' | 'lean';
+export type DriverName = 'sdk' | 'lean' | 'wrk';
+export const DRIVERS: DriverName[] = ['sdk', 'lean', 'wrk'];
 
 export type ConcSummary = {
   concurrency: number;
@@ -33,7 +34,7 @@ export type PathSummary = {
 const med = <T>(items: T[], f: (t: T) => number) => median(items.map(f));
 
 export function summarizePath(cell: RoundtripCell, driver: DriverName): PathSummary {
-  const runs: DriverRun[] = cell[driver];
+  const runs: DriverRun[] = cell[driver] ?? [];
   const concurrencies = [...new Set(runs.flatMap((r) => r.runs.map((c) => c.concurrency)))].sort(
     (a, b) => a - b,
   );
@@ -96,6 +97,10 @@ export type Ratios = {
   relayAddedP50Ms: number;
   /** broker calls/s over the bare relay's at the highest concurrency */
   brokerOverRelayRate: number;
+  /** broker front CPU ms per call over the bare relay's at the highest concurrency */
+  brokerOverRelayCpu: number;
+  /** broker p50 − bare relay p50 at concurrency 1, ms */
+  brokerOverRelayP50Ms: number;
   /** broker calls/s over each peer's at the highest concurrency */
   brokerOverPeerRate: Record<string, number>;
   brokerOverBetterPeerRate: number;
@@ -125,6 +130,8 @@ function ratiosFor(paths: PathSummary[]): Ratios {
     brokerOverFloorP50: ratio(broker?.seq.p50 ?? Number.NaN, floor?.seq.p50 ?? Number.NaN),
     relayAddedP50Ms: (relay?.seq.p50 ?? Number.NaN) - (floor?.seq.p50 ?? Number.NaN),
     brokerOverRelayRate: ratio(rateAt(broker), rateAt(relay)),
+    brokerOverRelayCpu: ratio(cpuAt(broker), cpuAt(relay)),
+    brokerOverRelayP50Ms: (broker?.seq.p50 ?? Number.NaN) - (relay?.seq.p50 ?? Number.NaN),
     brokerOverPeerRate: peerRates,
     brokerOverBetterPeerRate: ratio(rateAt(broker), Number.isFinite(better) ? better : Number.NaN),
     brokerOverFloorRate: ratio(rateAt(broker), rateAt(floor)),
@@ -165,16 +172,18 @@ export type Summary = {
 
 export function summarize(results: BenchResults): Summary {
   const servers: ServerSummary[] = (results.roundtrip?.servers ?? []).map((s) => {
-    const drivers = {
-      sdk: s.cells.map((c) => summarizePath(c, 'sdk')),
-      lean: s.cells.map((c) => summarizePath(c, 'lean')),
-    };
+    const drivers = Object.fromEntries(
+      DRIVERS.map((d) => [d, s.cells.map((c) => summarizePath(c, d))]),
+    ) as Record<DriverName, PathSummary[]>;
     return {
       server: s.server,
       label: s.label,
       tool: s.tool,
       drivers,
-      ratios: { sdk: ratiosFor(drivers.sdk), lean: ratiosFor(drivers.lean) },
+      ratios: Object.fromEntries(DRIVERS.map((d) => [d, ratiosFor(drivers[d])])) as Record<
+        DriverName,
+        Ratios
+      >,
     };
   });
   const memory =

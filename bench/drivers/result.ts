@@ -27,7 +27,7 @@ export type ConcurrencyRun = {
 };
 
 export type DriverRun = {
-  driver: 'sdk' | 'lean';
+  driver: 'sdk' | 'lean' | 'wrk';
   sequential: LatencySummary & { errors: number; firstError?: string };
   runs: ConcurrencyRun[];
 };

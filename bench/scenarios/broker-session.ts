@@ -35,8 +35,10 @@ export async function withBroker<T>(
   server: StdioServer,
   userCount: number,
   fn: (broker: Broker, users: SignedIn[]) => Promise<T>,
+  opts: { signIn?: boolean; prewarm?: boolean } = {},
 ): Promise<T> {
   const broker = await startBroker({
+    prewarm: opts.prewarm ?? false,
     brokerRoot: config.brokerRoot,
     server,
     userCount,
@@ -44,6 +46,7 @@ export async function withBroker<T>(
     nodeArgs: config.brokerNodeArgs,
   });
   try {
+    if (opts.signIn === false) return await fn(broker, []);
     const users = await signInAll(broker, broker.users);
     const first = users[0];
     if (!first) throw new TargetUnavailable('no users');

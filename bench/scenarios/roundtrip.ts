@@ -4,6 +4,7 @@ import type { BenchConfig } from '../config.ts';
 import { runLeanDriver } from '../drivers/lean.ts';
 import type { DriverPlan } from '../drivers/result.ts';
 import { runSdkDriver } from '../drivers/sdk-driver.ts';
+import { runWrkDriver } from '../drivers/wrk.ts';
 import type { RoundtripCell, RoundtripResult } from '../results.ts';
 import type { StdioServer } from '../servers.ts';
 import { type Target, TargetUnavailable } from '../targets/target.ts';
@@ -25,7 +26,14 @@ export async function roundtrip(
       server: s.name,
       label: s.label,
       tool: s.tool,
-      cells: targets.map((t) => ({ target: t.name, label: t.label, sdk: [], lean: [], failures: [] })),
+      cells: targets.map((t) => ({
+        target: t.name,
+        label: t.label,
+        sdk: [],
+        lean: [],
+        wrk: [],
+        failures: [],
+      })),
     })),
   };
   for (let r = 0; r < config.repeats; r++) {
@@ -51,13 +59,23 @@ export async function roundtrip(
           continue;
         }
         try {
-          for (const driver of ['sdk', 'lean'] as const) {
+          for (const driver of config.drivers) {
             try {
               const run =
                 driver === 'sdk'
                   ? await withTimeout(runSdkDriver(running, server, plan), config.runTimeoutMs, 'SDK driver')
-                  : await runLeanDriver(running, server, plan, config.runTimeoutMs);
-              cell[driver].push(run);
+                  : driver === 'lean'
+                    ? await runLeanDriver(running, server, plan, config.runTimeoutMs)
+                    : await withTimeout(
+                        runWrkDriver(running, server, plan),
+                        config.runTimeoutMs,
+                        'wrk driver',
+                      );
+              // wrk speaks HTTP only: the stdio floor has no wrk row.
+              if (run) {
+                cell[driver] ??= [];
+                cell[driver].push(run);
+              }
             } catch (e) {
               cell.failures.push(`repeat ${r + 1}: ${driver}: ${(e as Error).message.split('\n')[0]}`);
               log(`  ${target.name} ${driver}: ${(e as Error).message}`);

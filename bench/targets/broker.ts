@@ -57,6 +57,11 @@ export type BrokerOptions = {
   logLevel: string;
   /** extra node flags for the broker process, e.g. --cpu-prof (BENCH_BROKER_NODE_ARGS) */
   nodeArgs: string[];
+  /**
+   * Start each user's child when they sign in (BROKER_CHILD_PREWARM). Off unless asked: the bench
+   * signs everyone in first, and the cold, memory and scale figures mean children started by calls.
+   */
+  prewarm?: boolean;
 };
 
 function benchUsers(count: number): EmulatorUser[] {
@@ -126,6 +131,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
           // Caps above what the scale and memory parts use: they measure the broker, not its limits.
           BROKER_MAX_CHILDREN: String(Math.max(100, opts.userCount + 50)),
           BROKER_MAX_SESSIONS_PER_USER: '10000',
+          BROKER_CHILD_PREWARM: opts.prewarm ? 'on' : 'off',
           ...childSettings(opts.server),
         },
       },

@@ -167,6 +167,18 @@ export const gatewaySettings = {
       return v as ChildIsolation;
     },
   }),
+  childPrewarm: setting<boolean>({
+    env: 'BROKER_CHILD_PREWARM',
+    default: 'on',
+    example: 'off',
+    help: "Start a user's MCP server in the background as soon as they finish signing in, so the first tool call does not wait for its start (never evicts another user's server to do so; an unused one is stopped after BROKER_CHILD_IDLE).",
+    parse: (raw) => {
+      const v = raw.trim().toLowerCase();
+      if (v === 'on' || v === 'true' || v === '1') return true;
+      if (v === 'off' || v === 'false' || v === '0') return false;
+      throw new Error('must be on or off');
+    },
+  }),
   childIdle: durationSetting({
     env: 'BROKER_CHILD_IDLE',
     default: '10m',

@@ -47,12 +47,17 @@ export class Gateway {
     this.sessions = new SessionRegistry({
       maxPerUser: options.maxSessionsPerUser,
       idleMs: options.sessionIdleMs,
+      ...(options.sessionStore ? { store: options.sessionStore } : {}),
     });
     this.#ctx = { o: options, gate: this.gate, sessions: this.sessions };
     this.#routing = new Routing(this.sessions, options.pool, options.log);
     this.#tasks = new Tasks(options.tasks);
-    this.#parked = new ParkedCalls(options.parkTtlMs, this.#tasks, options.onCall, (r, sink, userId) =>
-      limitedSink(r, sink, options.maxResultChars ?? 0, options.log, userId),
+    this.#parked = new ParkedCalls(
+      options.parkTtlMs,
+      this.#tasks,
+      options.onCall,
+      (r, sink, userId) => limitedSink(r, sink, options.maxResultChars ?? 0, options.log, userId),
+      options.requestStateKey,
     );
     this.#legacy = new SessionTransport(this.#ctx, this.#routing);
     this.#modern = new StatelessTransport(this.#ctx, this.#routing, this.#parked, this.#tools, this.#tasks);
@@ -62,6 +67,7 @@ export class Gateway {
       this.#revokeGrant(g.grantId, g.userId),
     );
     options.events?.on('userRevoked', (userId: number) => this.#revokeUser(userId));
+    options.events?.on('sessionEnded', (e: { idHash: string }) => this.#sessionEnded(e.idHash));
     options.events?.on('accessTokenRevoked', (t: { tokenHash: string; userId: number }) =>
       this.#revokeToken(t.tokenHash, t.userId),
     );
@@ -124,10 +130,10 @@ export class Gateway {
           await this.#post(req, res, body, p);
           return;
         case 'GET':
-          this.#legacy.get(req, res, p);
+          await this.#legacy.get(req, res, p);
           return;
         case 'DELETE':
-          this.#legacy.delete(req, res, p);
+          await this.#legacy.delete(req, res, p);
           return;
         default:
           throw new HttpError(405, SERVER_ERROR, 'Method not allowed.', undefined, {
@@ -198,12 +204,22 @@ export class Gateway {
     this.#stopIfUnused(userId);
   }
 
+  /** A session ended on another replica (DELETE, the per-user cap) or by this one's store. */
+  #sessionEnded(idHash: string): void {
+    const s = this.sessions.endedElsewhere(idHash);
+    if (!s) return;
+    this.sessions.delete(s);
+    this.#legacy.forget(s);
+  }
+
   /** One access token revoked: what it opened closes; the grant's other sessions live on. */
   #revokeToken(tokenHash: string, userId: number): void {
     for (const s of this.sessions.ofUser(userId)) {
       // A stream opened with the revoked token ends even when the session went on with a newer one.
       if (s.streamTokenHash === tokenHash) s.stream?.end();
       if (s.tokenHash !== tokenHash) continue;
+      // Only the copy held here: the revoking store deleted the records last used with the token,
+      // and a copy elsewhere may have moved on to a newer token since.
       this.sessions.delete(s);
       this.#legacy.forget(s);
     }
@@ -229,8 +245,21 @@ export class Gateway {
     void this.#ctx.o.pool.stopUser(userId, 'access was revoked');
   }
 
+  #storeFailed(e: Error): void {
+    this.#ctx.o.log.error({ err: { message: e.message } }, 'session upkeep in the store failed');
+  }
+
   #sweep(): void {
     this.sessions.sweep();
+    this.sessions.share().then(
+      (gone) => {
+        for (const s of gone) {
+          this.sessions.delete(s);
+          this.#legacy.forget(s);
+        }
+      },
+      (e: Error) => this.#storeFailed(e),
+    );
     this.#parked.sweep();
     this.#tasks.sweep();
   }

@@ -50,17 +50,22 @@ export class ParkedCalls {
   readonly #parked = new Map<string, Parked>();
   readonly #ttlMs: number;
   readonly #limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink;
-  readonly #sealer = new RequestStateSealer();
+  readonly #sealer: RequestStateSealer;
   readonly #tasks: Tasks;
   readonly #onCall: CallObserver | undefined;
 
-  /** `limit` wraps the child's answer to a call (tool results cut to size). */
+  /**
+   * `limit` wraps the child's answer to a call (tool results cut to size); `stateKey` seals the
+   * requestState (the same on every replica; absent: a random key of this process).
+   */
   constructor(
     ttlMs: number,
     tasks: Tasks,
     onCall?: CallObserver,
     limit: (r: JsonRpcRequest, sink: Sink, userId: number) => Sink = (_r, s) => s,
+    stateKey?: Buffer,
   ) {
+    this.#sealer = new RequestStateSealer(stateKey);
     this.#onCall = onCall;
     this.#ttlMs = ttlMs;
     this.#tasks = tasks;
@@ -296,9 +301,23 @@ export class ParkedCalls {
     );
   }
 
-  /** The client's retry with `requestState`: its answers go to the child, the call continues on `post`. */
-  resume(r: JsonRpcRequest, state: string, post: PostResponse, p: Principal, serverInfo: unknown): void {
+  /**
+   * The client's retry with `requestState`: its answers go to the child, the call continues on
+   * `post`. False for a genuine state of this user, grant and method that another broker process
+   * sealed (another replica, or this one before a restart): the call parked there cannot go on
+   * here, so the caller starts it afresh with the answers as answers sent ahead (the child's
+   * questions come again under the same keys and are answered at once).
+   */
+  resume(r: JsonRpcRequest, state: string, post: PostResponse, p: Principal, serverInfo: unknown): boolean {
     const c = this.#sealer.open(state);
+    if (
+      c &&
+      c.by !== this.#sealer.process &&
+      c.userId === p.userId &&
+      c.grantId === p.grantId &&
+      c.method === r.method
+    )
+      return false;
     const x = c ? this.#parked.get(c.call) : undefined;
     if (
       !c ||
@@ -317,18 +336,18 @@ export class ParkedCalls {
         ),
         true,
       );
-      return;
+      return true;
     }
     const responses = r.params?.['inputResponses'];
     if (typeof responses !== 'object' || responses === null || Array.isArray(responses)) {
       post.send(errorResponse(r.id, -32602, 'inputResponses must be an object'), true);
-      return;
+      return true;
     }
     const answers = Object.entries(responses as Record<string, unknown>).filter(([k]) => x.open.has(k));
     const bad = answers.find(([, v]) => typeof v !== 'object' || v === null || Array.isArray(v));
     if (bad) {
       post.send(errorResponse(r.id, -32602, `inputResponses["${bad[0]}"] must be an object`), true);
-      return;
+      return true;
     }
     x.bridge.rebind(x.origin, x.clientId, this.#limit(r, this.#sink(x, serverInfo), p.userId), r.id);
     x.clientId = r.id;
@@ -340,7 +359,7 @@ export class ParkedCalls {
     if (x.final) {
       this.#parked.delete(x.handle);
       post.send({ ...x.final, id: r.id } as JsonRpcMessage, true);
-      return;
+      return true;
     }
     for (const [k, v] of answers) {
       const q = x.open.get(k);
@@ -351,6 +370,7 @@ export class ParkedCalls {
     // Whatever is still unanswered is asked again at once; new questions get their settle window.
     if (x.open.size > 0) this.#askClient(x);
     else this.#parked.delete(x.handle);
+    return true;
   }
 
   #watch(x: Parked, post: PostResponse): void {

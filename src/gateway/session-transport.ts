@@ -18,11 +18,11 @@ import type { PoolUser } from '../pool/pool.ts';
 import { observedSink } from './call-observer.ts';
 import { MODERN_VERSION } from './envelope.ts';
 import type { Principal } from './gate.ts';
-import { bridgeFor, HttpError } from './http-errors.ts';
+import { bridgeFor, HttpError, refuse } from './http-errors.ts';
 import { type Accepts, PostResponse, parseAccept } from './post-response.ts';
 import { limitedSink } from './result-limit.ts';
 import type { Routing } from './routing.ts';
-import type { Session } from './sessions.ts';
+import { MAX_CLIENT_CAPABILITIES_CHARS, MAX_CLIENT_INFO_CHARS, type Session } from './sessions.ts';
 import { SseStream } from './sse.ts';
 import { type GatewayContext, LEGACY_VERSIONS, policyOf, policyRefusal } from './types.ts';
 
@@ -63,7 +63,7 @@ export class SessionTransport {
       await this.#initialize(res, init, user, p, accepts, req.headers.origin);
       return;
     }
-    const session = this.#session(req, p);
+    const session = await this.#session(req, p);
     if (batch && session.protocolVersion !== '2025-03-26') {
       throw new HttpError(
         400,
@@ -164,18 +164,48 @@ export class SessionTransport {
     const version = (LEGACY_VERSIONS as readonly unknown[]).includes(requested)
       ? (requested as string)
       : LEGACY_VERSIONS[0];
+    const caps = init.params?.['capabilities'];
+    const clientInfo = init.params?.['clientInfo'];
+    // Kept with the session (in the store, for every replica): bounded like anything stored.
+    if (JSON.stringify(clientInfo ?? null).length > MAX_CLIENT_INFO_CHARS)
+      throw new HttpError(
+        400,
+        -32602,
+        `Invalid params: clientInfo is longer than ${MAX_CLIENT_INFO_CHARS} characters of JSON`,
+      );
+    if (JSON.stringify(caps ?? null).length > MAX_CLIENT_CAPABILITIES_CHARS)
+      throw new HttpError(
+        400,
+        -32602,
+        `Invalid params: capabilities are longer than ${MAX_CLIENT_CAPABILITIES_CHARS} characters of JSON`,
+      );
     const bridge = await bridgeFor(this.#ctx, user, [init], false, res, origin);
     if (!bridge) return;
-    const caps = init.params?.['capabilities'];
-    const { session, evicted } = this.#ctx.sessions.create({
-      userId: p.userId,
-      login: p.login,
-      grantId: p.grantId,
-      ...(p.tokenHash ? { tokenHash: p.tokenHash } : {}),
-      protocolVersion: version,
-      clientInfo: init.params?.['clientInfo'],
-      clientCapabilities: typeof caps === 'object' && caps !== null ? (caps as Record<string, unknown>) : {},
-    });
+    const created = await this.#stored('recording a session', () =>
+      this.#ctx.sessions.create({
+        userId: p.userId,
+        login: p.login,
+        grantId: p.grantId,
+        ...(p.tokenHash ? { tokenHash: p.tokenHash } : {}),
+        protocolVersion: version,
+        clientInfo,
+        clientCapabilities:
+          typeof caps === 'object' && caps !== null && !Array.isArray(caps)
+            ? (caps as Record<string, unknown>)
+            : {},
+      }),
+    );
+    if (!created) {
+      // The grant was revoked between the bearer check and now.
+      const failure = {
+        ok: false,
+        error: 'invalid_token',
+        description: 'the token is unknown or revoked',
+      } as const;
+      refuse(this.#ctx, res, failure, true, origin);
+      return;
+    }
+    const { session, evicted } = created;
     if (evicted) this.forget(evicted);
     const post = new PostResponse(res, {
       accepts,
@@ -190,13 +220,19 @@ export class SessionTransport {
     );
   }
 
-  #session(req: IncomingMessage, p: Principal): Session {
+  async #session(req: IncomingMessage, p: Principal): Promise<Session> {
     const id = req.headers['mcp-session-id'];
     if (typeof id !== 'string' || id === '')
       throw new HttpError(400, SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required');
     // Another user's session id is as unknown as a made-up one, and so is another app's of the same
-    // user: what the child says to a session must reach only the grant that opened it.
-    const s = this.#ctx.sessions.get(id, p.userId);
+    // user: what the child says to a session must reach only the grant that opened it. One held
+    // here needs no store; one that is not (opened on another replica, or before a restart) is read.
+    const { sessions } = this.#ctx;
+    const s =
+      sessions.get(id, p.userId) ??
+      (sessions.holds(id)
+        ? undefined
+        : await this.#stored('reading a session', () => sessions.load(id, p.userId, p.grantId)));
     if (!s || s.grantId !== p.grantId) throw new HttpError(404, -32001, 'Session not found');
     if (p.tokenHash) s.tokenHash = p.tokenHash;
     const v = req.headers['mcp-protocol-version'];
@@ -210,14 +246,35 @@ export class SessionTransport {
     return s;
   }
 
-  get(req: IncomingMessage, res: ServerResponse, p: Principal): void {
+  /** A step in the session store; the store away is a 503 the client may retry, never a stack. */
+  async #stored<T>(what: string, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (e) {
+      this.#ctx.o.log.error(
+        { err: { message: (e as Error).message } },
+        `${what} in the session store failed`,
+      );
+      throw new HttpError(
+        503,
+        SERVER_ERROR,
+        'the session store is unavailable; try again shortly',
+        undefined,
+        {
+          'retry-after': '1',
+        },
+      );
+    }
+  }
+
+  async get(req: IncomingMessage, res: ServerResponse, p: Principal): Promise<void> {
     if (req.headers['mcp-protocol-version'] === MODERN_VERSION) {
       throw new HttpError(405, SERVER_ERROR, 'Method not allowed.', undefined, { allow: 'POST' });
     }
     if (!parseAccept(req.headers.accept).sse) {
       throw new HttpError(406, SERVER_ERROR, 'Not Acceptable: Client must accept text/event-stream');
     }
-    const s = this.#session(req, p);
+    const s = await this.#session(req, p);
     if (s.stream?.open)
       throw new HttpError(409, SERVER_ERROR, 'Conflict: Only one SSE stream is allowed per session');
     const stream = new SseStream(res, this.#ctx.o.sse, this.#ctx.gate.corsHeaders(req.headers.origin));
@@ -230,10 +287,11 @@ export class SessionTransport {
     });
   }
 
-  delete(req: IncomingMessage, res: ServerResponse, p: Principal): void {
-    const s = this.#session(req, p);
-    this.#ctx.sessions.delete(s);
+  async delete(req: IncomingMessage, res: ServerResponse, p: Principal): Promise<void> {
+    const s = await this.#session(req, p);
     this.forget(s);
+    // Everywhere: the other replicas holding it hear of it through the store's change log.
+    await this.#stored('ending a session', () => this.#ctx.sessions.end(s));
     res.writeHead(200, this.#ctx.gate.corsHeaders(req.headers.origin));
     res.end();
   }

@@ -130,10 +130,7 @@ export class StatelessTransport {
       return;
     }
     const state = r.params?.['requestState'];
-    if (typeof state === 'string') {
-      this.#parked.resume(r, state, post, p, serverInfo);
-      return;
-    }
+    if (typeof state === 'string' && this.#parked.resume(r, state, post, p, serverInfo)) return;
     this.#parked.start(r, post, p, bridge, serverInfo, policy, taskMode);
   }
 }

@@ -12,6 +12,7 @@ import {
 import type { Logger } from '../log/log.ts';
 import { type ConnectionPolicy, Policy } from '../policy/policy.ts';
 import type { Pool } from '../pool/pool.ts';
+import type { McpSessionStore } from '../store/store.ts';
 import type { CallObserver } from './call-observer.ts';
 import type { Gate, GateOptions, Principal, VerifyBearer } from './gate.ts';
 import type { PostResponse } from './post-response.ts';
@@ -28,8 +29,18 @@ export type GatewayOptions = GateOptions & {
   sse: SseOptions;
   maxSessionsPerUser: number;
   sessionIdleMs: number;
+  /**
+   * Where 2025 sessions are recorded for every replica and the next start; absent: in this
+   * process only (they end with it).
+   */
+  sessionStore?: McpSessionStore;
   /** How long a 2026 call may wait for the client to answer its server-to-client requests. */
   parkTtlMs: number;
+  /**
+   * Seals 2026 requestStates; every replica must have the same, so a retry landing on another
+   * replica is known genuine there. Absent: a random key (states are this process's only).
+   */
+  requestStateKey?: Buffer;
   /** Tasks (io.modelcontextprotocol/tasks) for slow 2026 tool calls; `afterMs: 0` turns them off. */
   tasks: TaskOptions;
   /** Most characters of text in a tool result before it is cut with a note; 0 or absent: no limit. */

@@ -59,6 +59,59 @@ const TOO_SLOW: LimitRefusal = {
   headers: { 'retry-after': '5' },
 };
 
+/** A body over the route's limit: the rest is not read, so the connection closes with the answer. */
+function tooLarge(limit: number): LimitRefusal {
+  return {
+    status: 413,
+    code: 'body_too_large',
+    message: `the request body is larger than ${limit} bytes`,
+    headers: { connection: 'close' },
+  };
+}
+
+/** The client went away before its body arrived: nobody is left to answer. */
+export class BodyAborted extends Error {}
+
+/**
+ * The whole body of an authenticated request on a route Fastify does not serve (see RawRoute in
+ * server.ts): at most `limit` bytes, within the body deadline; undefined when there is none. Throws
+ * a LimitError (answer it with limitRefusal) or BodyAborted.
+ */
+export function readBody(
+  req: IncomingMessage,
+  limit: number,
+  timeoutMs: number,
+): Promise<Buffer | undefined> {
+  if (!hasBody(req)) return Promise.resolve(undefined);
+  if (Number(req.headers['content-length']) > limit) return Promise.reject(new LimitError(tooLarge(limit)));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', onEnd).off('error', onAbort).off('close', onAbort);
+      if (err) {
+        req.pause();
+        reject(err);
+      } else resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) finish(new LimitError(tooLarge(limit)));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => finish();
+    const onAbort = () => finish(new BodyAborted('the client closed the request before its body arrived'));
+    const timer = setTimeout(() => finish(new LimitError(BODY_TIMEOUT)), timeoutMs);
+    req.on('data', onData).once('end', onEnd).once('error', onAbort).once('close', onAbort);
+  });
+}
+
+/** The deadline for a body, as configured on this app. */
+export function bodyTimeoutOf(app: App): number {
+  return appLimits.get(app)?.bodyTimeoutMs ?? DEFAULT_HTTP_LIMITS.bodyTimeoutMs;
+}
+
 /** The refusal behind an error from a body guard or Fastify's handler timeout, if it is one. */
 export function limitRefusal(err: unknown): LimitRefusal | undefined {
   if (err instanceof LimitError) return err.refusal;

@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -39,9 +39,84 @@ export function parseForm(body: string): FormBody {
   return out;
 }
 
+/**
+ * A path served straight from node:http, before Fastify's routing, hooks and body parsers: /mcp,
+ * where every tool call passes and the framework's per-request machinery was most of the broker's
+ * own cost. The handler does its own checks (the gateway's gate, body limits); the request line and
+ * the HTTP metrics are written here, exactly as for Fastify's routes.
+ */
+export type RawRoute = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+const rawRoutes = new WeakMap<object, Map<string, RawRoute>>();
+
+/** Serves `path` (exactly, any query string) with `route` instead of Fastify. */
+export function addRawRoute(app: App, path: string, route: RawRoute): void {
+  rawRoutes.get(app)?.set(path, route);
+}
+
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
 export function createHttpServer(deps: HttpDeps): App {
   const limits = { ...DEFAULT_HTTP_LIMITS, ...deps.limits };
+  const raw = new Map<string, RawRoute>();
+  let closing = false;
+  let nextReqId = 0;
+  const serveRaw = (route: RawRoute, path: string, req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    const reqId = `mcp-${++nextReqId}`;
+    res.once('close', () => {
+      const ms = performance.now() - started;
+      const aborted = !res.writableFinished;
+      metrics.httpRequests.inc({ route: path, method: req.method ?? '', status: String(res.statusCode) });
+      metrics.httpDuration.observe({ route: path }, ms / 1000);
+      deps.log.info(
+        {
+          reqId,
+          method: req.method,
+          route: path,
+          status: res.statusCode,
+          ms: Math.round(ms * 10) / 10,
+          ...(aborted ? { aborted: true } : {}),
+        },
+        'request',
+      );
+    });
+    if (closing) {
+      // What Fastify's return503OnClosing answers on its own routes.
+      res.writeHead(503, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify({ error: 'unavailable', message: 'the server is shutting down' }));
+      return;
+    }
+    route(req, res).catch((err: unknown) => {
+      deps.log.error({ err, route: path }, 'request failed');
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32603, message: 'internal error' } }),
+        );
+      } else res.destroy();
+    });
+  };
   const app = Fastify({
+    serverFactory: (handler) =>
+      createServer(
+        {
+          keepAliveTimeout: limits.keepAliveTimeoutMs,
+          requestTimeout: 2 * limits.bodyTimeoutMs,
+          headersTimeout: limits.bodyTimeoutMs,
+          connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.bodyTimeoutMs / 4))),
+        },
+        (req, res) => {
+          const path = pathOf(req.url);
+          const route = raw.get(path);
+          if (route) serveRaw(route, path, req, res);
+          else handler(req, res);
+        },
+      ),
     loggerInstance: deps.log,
     // Fastify's own request lines carry the full URL (query strings hold OAuth codes): we log our own.
     logController: new LogController({ disableRequestLogging: true }),
@@ -54,10 +129,17 @@ export function createHttpServer(deps: HttpDeps): App {
     // precise body deadline in limits.ts. It runs every connectionsCheckingInterval.
     requestTimeout: 2 * limits.bodyTimeoutMs,
     handlerTimeout: limits.requestTimeoutMs,
-    http: {
-      headersTimeout: limits.bodyTimeoutMs,
-      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.bodyTimeoutMs / 4))),
-    },
+  });
+  rawRoutes.set(app, raw);
+  // Fastify closes a server it did not create only when it listened itself (listen() here calls the
+  // server's own): new connections stop, idle ones close, and close() resolves once the rest end.
+  app.addHook('preClose', (done) => {
+    closing = true;
+    if (!app.server.listening) {
+      done();
+      return;
+    }
+    app.server.close(() => done());
   });
   app.server.headersTimeout = limits.bodyTimeoutMs;
   guardBodies(app, limits);

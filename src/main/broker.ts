@@ -18,7 +18,7 @@ import { type AuthServer, createAuthServer } from '../oauth/auth-server.ts';
 import { CimdResolver } from '../oauth/cimd.ts';
 import { CATALOGUE } from '../policy/catalogue.ts';
 import { Policy } from '../policy/policy.ts';
-import { Pool } from '../pool/pool.ts';
+import { Pool, type PoolUser } from '../pool/pool.ts';
 import { openStore } from '../store/open.ts';
 import { deriveKey } from '../store/secrets.ts';
 import type { BrokerStore } from '../store/store.ts';
@@ -90,6 +90,8 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
   });
   const policy = new Policy({ allow: config.tools, deny: config.toolsDeny });
   let gateway: Gateway | undefined;
+  // Set once the pool exists (below); a sign-in cannot finish before the server listens.
+  let pool: Pool | undefined;
   const rateLimits = new RateLimiter(config.rateLimit);
   const auth = createAuthServer(
     {
@@ -115,6 +117,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
       offersWrite: policy.offersWrite(CATALOGUE.keys()),
       activeSessions: (grantId) => gateway?.activeConnections(grantId) ?? 0,
       audit,
+      ...(config.childPrewarm ? { signedIn: (user: PoolUser) => void pool?.prewarm(user) } : {}),
     },
     credentials,
     { ttlMs: config.unusedClientTtl, max: config.maxUnusedClients },
@@ -138,7 +141,7 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     limits: { graceMs: CHILD_STOP_GRACE_MS },
     isolation,
   });
-  const pool = new Pool({
+  pool = new Pool({
     command: commandPath,
     args,
     forgejoUrl: config.forgejoUrl,
@@ -174,7 +177,9 @@ export function buildBroker(config: Config, log: Logger, opts: { cimdExtraCa?: s
     sse: { maxQueuedBytes: 4 * 1024 * 1024, keepAliveMs: 15_000 },
     maxSessionsPerUser: config.maxSessionsPerUser,
     sessionIdleMs: config.sessionIdle,
+    sessionStore: store,
     parkTtlMs: config.callTimeout,
+    requestStateKey: deriveKey(config.secretKey, 'forgejo-mcp-broker request state v1'),
     tasks: { afterMs: config.taskAfter, ttlMs: config.taskTtl, maxPerUser: config.maxTasksPerUser },
     maxResultChars: config.maxResultChars,
     events: credentials.events,

@@ -25,24 +25,23 @@ export function callTelemetry(store: OAuthStore, audit: Audit): CallObserver {
     const tool = toolLabel(call.tool);
     metrics.toolCalls.inc({ tool, outcome: call.outcome });
     const args = audit.describeArguments(call.arguments);
-    void nameOf(call.clientId).then(
-      (clientName) =>
-        audit.record({
-          event: 'tool_call',
-          login: call.login,
-          userId: call.userId,
-          clientId: call.clientId,
-          clientName,
-          // The name as sent, when it is one the child listed; anything else is not echoed.
-          tool:
-            tool === 'unlisted' && typeof call.tool === 'string'
-              ? `unlisted:${call.tool.slice(0, 64)}`
-              : tool,
-          outcome: call.outcome,
-          ms: Math.round(call.ms),
-          ...(args ? { arguments: args } : {}),
-        }),
-      () => {},
-    );
+    const record = (clientName: string) =>
+      audit.record({
+        event: 'tool_call',
+        login: call.login,
+        userId: call.userId,
+        clientId: call.clientId,
+        clientName,
+        // The name as sent, when it is one the child listed; anything else is not echoed.
+        tool:
+          tool === 'unlisted' && typeof call.tool === 'string' ? `unlisted:${call.tool.slice(0, 64)}` : tool,
+        outcome: call.outcome,
+        ms: Math.round(call.ms),
+        ...(args ? { arguments: args } : {}),
+      });
+    // Known names (nearly every call) are recorded at once, without a promise per call.
+    const known = names.get(call.clientId);
+    if (known !== undefined) record(known);
+    else void nameOf(call.clientId).then(record, () => {});
   };
 }

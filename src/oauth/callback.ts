@@ -159,6 +159,7 @@ async function finish(
     { userId: user.id, login: user.login, clientId: ar.clientId, grantId },
     'authorization granted',
   );
+  ctx.signedIn?.({ id: user.id, login: user.login });
   ctx.audit?.record({
     event: 'sign_in',
     login: user.login,

@@ -30,6 +30,8 @@ export type AuthContext = {
   activeSessions?: (grantId: string) => number;
   /** The audit trail (sign-ins, consent, tokens); absent in tests that do not look at it. */
   audit?: Audit;
+  /** A user finished signing in (their Forgejo credential is stored): the pool may start their child. */
+  signedIn?: (user: { id: number; login: string }) => void;
 };
 
 /**

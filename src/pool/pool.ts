@@ -111,6 +111,29 @@ export class Pool {
     };
   }
 
+  /**
+   * Starts the user's child ahead of their first call (they just signed in), when there is room
+   * without evicting anyone: a guess must not cost another user their warm child. An unused one is
+   * reaped like any idle child.
+   */
+  prewarm(user: PoolUser): boolean {
+    if (this.#stopping) return false;
+    const e = this.#entries.get(user.id);
+    if (e?.current && !e.current.bridge.closed) return false;
+    if (e?.starting) return false;
+    const starting = [...this.#entries.values()].filter((x) => x.starting).length;
+    if (this.liveChildren + starting >= this.#o.maxChildren) return false;
+    this.acquire(user).then(
+      () => this.#o.log.debug({ child: user.login }, 'MCP server started ahead of the first call'),
+      (err: Error) =>
+        this.#o.log.info(
+          { child: user.login, err: err.message },
+          'could not start the MCP server ahead of need',
+        ),
+    );
+    return true;
+  }
+
   /** The user's ready bridge: the running child, or a new one after spawn and handshake. */
   async acquire(user: PoolUser): Promise<Bridge> {
     if (this.#stopping) throw new Error('the broker is shutting down');

@@ -115,6 +115,49 @@ export type TokenPair = {
 
 export type RevokedGrant = { grantId: string; userId: number };
 
+/**
+ * A 2025 MCP session (`Mcp-Session-Id`) as every replica sees it: the id only as its SHA-256 hash
+ * (it is as good as a bearer for its grant), what the client's initialize said, and when it was
+ * last seen (written at most about once a minute, so a call does not wait for a write).
+ */
+export type McpSessionRecord = {
+  idHash: string;
+  grantId: string;
+  userId: number;
+  login: string;
+  /** Hash of the access token the session was last used with: its revocation ends the session. */
+  tokenHash: string | null;
+  protocolVersion: string;
+  /** JSON text of the client's clientInfo and capabilities, as bounded by the gateway. */
+  clientInfo: string;
+  clientCapabilities: string;
+  createdAt: number;
+  lastSeenAt: number;
+};
+
+/** A session ended on purpose (DELETE, the per-user cap): the other replicas drop their copy. */
+export type EndedSession = { idHash: string; grantId: string; userId: number };
+
+/** The 2025 sessions every replica shares (the gateway's registry keeps a cache in front of it). */
+export interface McpSessionStore {
+  /**
+   * Stores a new session. With `maxPerUser` sessions of the user already stored, the least
+   * recently seen ones are deleted to make room (each announced as `sessionEnded`, on every
+   * replica). False (nothing stored) when the grant is gone (revoked meanwhile).
+   */
+  insertMcpSession(session: McpSessionRecord, maxPerUser: number): Promise<boolean>;
+  getMcpSession(idHash: string): Promise<McpSessionRecord | undefined>;
+  /**
+   * Records that sessions were seen (and with which access token); the newest time wins.
+   * Returns the hashes of those that are gone from the store (ended elsewhere).
+   */
+  touchMcpSessions(seen: { idHash: string; at: number; tokenHash: string | null }[]): Promise<string[]>;
+  /** Deletes a session and announces it as `sessionEnded` on every replica; false if already gone. */
+  deleteMcpSession(idHash: string): Promise<boolean>;
+  /** Deletes sessions last seen before `seenBefore` (idle expiry); returns how many. */
+  pruneMcpSessions(seenBefore: number): Promise<number>;
+}
+
 /** Announcements other parts act on (the gateway closes sessions, the pool replaces children). */
 export type StoreEventMap = {
   grantRevoked: [RevokedGrant];
@@ -122,6 +165,7 @@ export type StoreEventMap = {
   accessTokenRevoked: [{ tokenHash: string; grantId: string; userId: number }];
   userRevoked: [number];
   tokenChanged: [number];
+  sessionEnded: [EndedSession];
 };
 
 export type RefreshOutcome =
@@ -203,6 +247,8 @@ export interface OAuthStore extends Store {
   ): Promise<RefreshOutcome>;
   /** The bearer check: one lookup by primary key. */
   findAccessToken(accessHash: string): Promise<{ grant: GrantRecord; expiresAt: number } | undefined>;
+  /** A bearer check answered from memory used this grant (kept with the lookups' own, flushed later). */
+  noteGrantUsed(grantId: string, at: number): void;
   /** RFC 7009: an access token dies alone, a refresh token takes its grant along. */
   revokeToken(tokenHash: string, clientId: string): Promise<'access' | 'refresh' | undefined>;
   revokeGrant(grantId: string): Promise<void>;
@@ -238,7 +284,7 @@ export type LiveChildRecord = { pid: number; brokerPid: number; login: string; s
  * from other processes, usage and key upkeep, and the live-children table. Both backends offer it;
  * the broker knows no more of either.
  */
-export interface BrokerStore extends OAuthStore {
+export interface BrokerStore extends OAuthStore, McpSessionStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Resolves once migrated and the key checked; rejects with why the store cannot be used. */
   ready(): Promise<void>;

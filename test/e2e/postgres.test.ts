@@ -1,13 +1,16 @@
 // The broker process on PostgreSQL end to end: sign-in through the Forgejo emulator, an SDK client's
 // tool calls, RFC 7009 revocation at the broker, and a revocation written by another process on
 // the same database (another replica's store) that closes the user's stream and stops their child,
-// and a second broker replica on the same database serving, refreshing and revoking alike.
+// a second broker replica on the same database serving, refreshing and revoking alike, and one
+// 2025 session (an SDK client's Mcp-Session-Id) served by both replicas.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import pg from 'pg';
 import type { ForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
@@ -16,8 +19,18 @@ import { connectV1, rawInitialize, rawPost } from '../support/mcp-oauth-client.t
 import { form, freePort, registerClient, testBrokerEnv } from '../support/oauth-harness.ts';
 import { fullFlow, startEmulatorFor, tokenRequest } from '../support/oauth-stack.ts';
 import { type PostgresCluster, startPostgres } from '../support/postgres.ts';
+import { startSwitch } from '../support/switch-proxy.ts';
 import { pidAlive, waitFor } from '../support/wait.ts';
 import { assertNotLogged, assertServesStandin, E2E_USERS } from './support.ts';
+
+/** Polls an asynchronous condition; fails the test when it is not true within `ms`. */
+async function within(ms: number, what: string, cond: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe('the broker on PostgreSQL', () => {
   let cluster: PostgresCluster;
@@ -146,6 +159,121 @@ describe('the broker on PostgreSQL', () => {
     await assertServesStandin(carolMcp.client, 'carol');
     await carolMcp.client.close();
     await bobMcp.client.close().catch(() => {});
+  });
+
+  it('one 2025 session is served by both replicas: calls, a child of its own on B, 404 for others, DELETE and revocation everywhere', async () => {
+    const b = await startBroker({ ...env, BROKER_LISTEN: '127.0.0.1:0' });
+    const sw = await startSwitch(broker.url);
+    const children = async (login: string, brokerPid: number | undefined) =>
+      (
+        await sql.query('SELECT pid FROM live_child WHERE login = $1 AND broker_pid = $2', [login, brokerPid])
+      ).rows.map((r) => Number(r.pid));
+    const answered = async (url: string, token: string, sessionId: string) =>
+      (await rawPost(`${url}/mcp`, token, { jsonrpc: '2.0', id: 7, method: 'ping' }, { sessionId })).status;
+    try {
+      const alice = await signIn('alice');
+      // One SDK v1 client, reaching the replicas through a switch, as behind a load balancer.
+      const client = new Client({ name: 'replica-test', version: '0' }, { capabilities: { roots: {} } });
+      const transport = new StreamableHTTPClientTransport(new URL(`${sw.url}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${alice.access_token}` } },
+      });
+      await client.connect(transport);
+      const sessionId = transport.sessionId as string;
+      assert.match(sessionId, /^[A-Za-z0-9_-]{22}$/);
+      await assertServesStandin(client, 'alice');
+      assert.deepEqual(await children('alice', b.proc.pid), [], 'B has no child of alice yet');
+
+      sw.point(b.url);
+      await assertServesStandin(client, 'alice');
+      const [onB] = await children('alice', b.proc.pid);
+      assert.ok(onB && pidAlive(onB), 'B started its own child for the session it never saw initialized');
+      const [stored] = (
+        await sql.query('SELECT protocol_version, client_capabilities FROM mcp_session WHERE login = $1', [
+          'alice',
+        ])
+      ).rows;
+      assert.equal(stored?.protocol_version, '2025-11-25');
+      assert.deepEqual(JSON.parse(stored?.client_capabilities), { roots: {} });
+      const all = JSON.stringify((await sql.query('SELECT * FROM mcp_session')).rows);
+      assert.ok(!all.includes(sessionId), 'the session id is stored only hashed');
+
+      // Another user's token, or another app's of the same user, gets 404 with it on either replica.
+      const carol = await signIn('carol');
+      const aliceElsewhere = await signIn('alice');
+      for (const url of [broker.url, b.url]) {
+        assert.equal(await answered(url, carol.access_token, sessionId), 404);
+        assert.equal(await answered(url, aliceElsewhere.access_token, sessionId), 404);
+        assert.equal(await answered(url, alice.access_token, sessionId), 200);
+      }
+
+      // DELETE on B ends the session on A too (A holds it: it answered a ping just now).
+      await transport.terminateSession();
+      assert.equal(await answered(b.url, alice.access_token, sessionId), 404);
+      await within(
+        1000,
+        'A forgets the session B deleted',
+        async () => (await answered(broker.url, alice.access_token, sessionId)) === 404,
+      );
+      await client.close();
+
+      // A session whose access token is revoked (RFC 7009, the grant lives on) ends on both replicas.
+      const init = await rawInitialize(`${broker.url}/mcp`, alice.access_token);
+      const second = init.headers.get('mcp-session-id') as string;
+      await init.text();
+      assert.equal(await answered(b.url, alice.access_token, second), 200);
+      const revoked = await fetch(
+        `${b.url}/oauth/revoke`,
+        form({ token: alice.access_token, client_id: alice.clientId }),
+      );
+      assert.equal(revoked.status, 200);
+      const next = await tokenRequest(broker.url, {
+        grant_type: 'refresh_token',
+        refresh_token: alice.refresh_token,
+        client_id: alice.clientId,
+      });
+      assert.equal(next.status, 200, JSON.stringify(next.body));
+      const fresh = next.body['access_token'] as string;
+      await within(
+        1000,
+        'the session of the revoked token ends on both replicas',
+        async () =>
+          (await answered(broker.url, fresh, second)) === 404 &&
+          (await answered(b.url, fresh, second)) === 404,
+      );
+
+      // A revoked grant ends its session on both replicas: the GET streams there close.
+      const third = (await rawInitialize(`${b.url}/mcp`, fresh)).headers.get('mcp-session-id') as string;
+      const open = (url: string) =>
+        fetch(`${url}/mcp`, {
+          headers: {
+            authorization: `Bearer ${fresh}`,
+            accept: 'text/event-stream',
+            'mcp-session-id': third,
+            'mcp-protocol-version': '2025-11-25',
+          },
+        });
+      const streams = [await open(broker.url), await open(b.url)];
+      assert.deepEqual(
+        streams.map((r) => r.status),
+        [200, 200],
+        'a GET stream on each replica',
+      );
+      const ended = streams.map((r) => r.text().then(() => Date.now()));
+      const revokedAt = Date.now();
+      const res = await fetch(
+        `${broker.url}/oauth/revoke`,
+        form({ token: next.body['refresh_token'] as string, client_id: alice.clientId }),
+      );
+      assert.equal(res.status, 200);
+      for (const at of await Promise.all(ended))
+        assert.ok(at - revokedAt < 1000, `a stream closed ${at - revokedAt} ms after the revocation`);
+      const left = await sql.query('SELECT COUNT(*)::int AS n FROM mcp_session WHERE login = $1', ['alice']);
+      assert.equal(left.rows[0].n, 0, 'no session of the revoked grant is left in the store');
+    } finally {
+      await sw.close();
+      b.proc.kill('SIGTERM');
+      await b.exited;
+    }
   });
 
   it('a second replica serves the same users, rotates their tokens, and hears revocations made on the first', async () => {

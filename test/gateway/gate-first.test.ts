@@ -106,4 +106,52 @@ describe('the gate runs before the body', () => {
       `cut after ${own.closedAfterMs} ms`,
     );
   });
+
+  it('refuses an authenticated body over the limit with 413 as soon as its length says so, and closes', async () => {
+    const r = await slowRequest(stack.url, {
+      path: '/mcp',
+      headers: {
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+        authorization: 'Bearer token-alice',
+      },
+      contentLength: MCP_BODY_LIMIT + 1,
+      sendAtOnce: 1024,
+      giveUpMs: 3 * BODY_MS,
+    });
+    assert.equal(r.status, 413, r.head);
+    assert.match(r.head, /connection: close/i);
+    assert.ok(r.bytesSent < MCP_BODY_LIMIT, 'refused before the body was sent');
+    assert.ok(
+      r.closedAfterMs !== undefined && r.closedAfterMs < BODY_MS,
+      `closed after ${r.closedAfterMs} ms`,
+    );
+  });
+
+  it('cuts an authenticated chunked body when it grows past the limit, with a JSON-RPC 413', async () => {
+    const chunk = Buffer.alloc(256 * 1024, 0x20);
+    let sent = 0;
+    const res = await fetch(stack.url, {
+      method: 'POST',
+      headers: {
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+        authorization: 'Bearer token-alice',
+      },
+      duplex: 'half',
+      body: new ReadableStream({
+        pull(c) {
+          if (sent > 2 * MCP_BODY_LIMIT) c.close();
+          else {
+            sent += chunk.length;
+            c.enqueue(chunk);
+          }
+        },
+      }),
+    } as RequestInit);
+    assert.equal(res.status, 413);
+    const body = (await res.json()) as { error?: { code?: number; message?: string } };
+    assert.equal(body.error?.code, -32000);
+    assert.equal(body.error?.message, `the request body is larger than ${MCP_BODY_LIMIT} bytes`);
+  });
 });

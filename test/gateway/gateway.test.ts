@@ -293,6 +293,23 @@ describe('2025 transport rules', () => {
     assert.equal(after.status, 404);
   });
 
+  it('bounds what a session keeps of the client: oversized clientInfo or capabilities get -32602', async () => {
+    const big = 'x'.repeat(9000);
+    const tooLong = [
+      { capabilities: {}, clientInfo: { name: big.slice(0, 2100), version: '0' } },
+      { capabilities: { experimental: { big } }, clientInfo: { name: 'raw', version: '0' } },
+    ];
+    for (const params of tooLong) {
+      const r = await post({ ...init(), id: 5, params: { protocolVersion: '2025-11-25', ...params } });
+      assert.equal(r.status, 400);
+      const body = (await r.json()) as { id: number; error: { code: number; message: string } };
+      assert.equal(body.id, 5);
+      assert.equal(body.error.code, -32602);
+      assert.match(body.error.message, /longer than \d+ characters of JSON/);
+      assert.equal(r.headers.get('mcp-session-id'), null, 'no session');
+    }
+  });
+
   it('refuses bad JSON, bad content types, unsupported versions and a second GET stream', async () => {
     assert.equal((await post('{not json')).status, 400);
     assert.equal((await post(init(), { 'content-type': 'text/plain' })).status, 415);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { SessionRegistry } from '../../src/gateway/sessions.ts';
+import { type Session, SessionRegistry } from '../../src/gateway/sessions.ts';
 
 const base = {
   login: 'u',
@@ -12,13 +12,13 @@ const base = {
 
 it('caps sessions per user by closing that user’s least recently used one', async () => {
   const reg = new SessionRegistry({ maxPerUser: 2, idleMs: 60_000 });
-  const a = reg.create({ ...base, userId: 1 }).session;
+  const a = (await reg.create({ ...base, userId: 1 }))?.session as Session;
   await new Promise((r) => setTimeout(r, 5));
-  const b = reg.create({ ...base, userId: 1 }).session;
-  const other = reg.create({ ...base, userId: 2 }).session;
+  const b = (await reg.create({ ...base, userId: 1 }))?.session as Session;
+  const other = (await reg.create({ ...base, userId: 2 }))?.session as Session;
   await new Promise((r) => setTimeout(r, 5));
   assert.ok(reg.get(a.id, 1), 'touching a makes b the least recently used');
-  const { evicted } = reg.create({ ...base, userId: 1 });
+  const evicted = (await reg.create({ ...base, userId: 1 }))?.evicted;
   assert.equal(evicted?.id, b.id);
   assert.equal(reg.get(b.id, 1), undefined);
   assert.ok(reg.get(a.id, 1));
@@ -28,7 +28,7 @@ it('caps sessions per user by closing that user’s least recently used one', as
 
 it('a session is found only with its own user, and forgotten after its idle time', async () => {
   const reg = new SessionRegistry({ maxPerUser: 10, idleMs: 50 });
-  const s = reg.create({ ...base, userId: 1 }).session;
+  const s = (await reg.create({ ...base, userId: 1 }))?.session as Session;
   assert.equal(reg.get(s.id, 2), undefined);
   assert.ok(reg.get(s.id, 1));
   assert.match(s.id, /^[A-Za-z0-9_-]{22}$/);

@@ -94,4 +94,121 @@ describe('verifyBearer', () => {
     const t = await issue(['mcp'], resource, now + 1000);
     assert.equal((await verify(`Bearer ${t}`, now + 2000)).ok, false);
   });
+
+  describe('the in-memory cache', () => {
+    /** A verifier over the same store that counts its lookups, and can hold one until released. */
+    function counted() {
+      let lookups = 0;
+      let hold: Promise<void> | undefined;
+      const wrapped = new Proxy(store, {
+        get(target, key) {
+          if (key === 'findAccessToken')
+            return async (hash: string) => {
+              lookups++;
+              const found = await target.findAccessToken(hash);
+              if (hold) await hold;
+              return found;
+            };
+          const v = Reflect.get(target, key, target);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      return {
+        verify: createBearerVerifier(wrapped, resource),
+        lookups: () => lookups,
+        holdNext(): () => void {
+          let release!: () => void;
+          hold = new Promise((r) => {
+            release = r;
+          });
+          return () => {
+            hold = undefined;
+            release();
+          };
+        },
+      };
+    }
+
+    it('answers a token seen before without the store, and marks its grant used', async () => {
+      const c = counted();
+      const t = await issue(['mcp']);
+      const first = await c.verify(`Bearer ${t}`);
+      const second = await c.verify(`Bearer ${t}`);
+      assert.ok(first.ok && second.ok);
+      assert.equal(c.lookups(), 1);
+      assert.deepEqual(second.principal, first.principal);
+      assert.ok(Object.isFrozen(second.principal), 'one object answers every request: nobody may change it');
+      await store.flushUsage();
+      const grant = (await store.listGrants(7)).find((g) => g.grantId === first.principal.grantId);
+      assert.ok(grant?.lastUsedAt && grant.lastUsedAt >= now);
+    });
+
+    it('never caches a refusal, so unknown tokens cannot fill it', async () => {
+      const c = counted();
+      await c.verify('Bearer mcpat_unknown_1');
+      await c.verify('Bearer mcpat_unknown_1');
+      assert.equal(c.lookups(), 2);
+    });
+
+    it('forgets a token the moment it, its grant or its user is revoked', async () => {
+      const c = counted();
+      const single = await issue(['mcp']);
+      const ofGrant = await issue(['mcp']);
+      const ofUser = await issue(['mcp']);
+      for (const t of [single, ofGrant, ofUser]) assert.ok((await c.verify(`Bearer ${t}`)).ok);
+      assert.equal(await store.revokeToken(hashSecret(single), 'c'), 'access');
+      assert.equal((await c.verify(`Bearer ${single}`)).ok, false);
+      const g = await c.verify(`Bearer ${ofGrant}`);
+      assert.ok(g.ok);
+      await store.revokeGrant(g.principal.grantId);
+      assert.equal((await c.verify(`Bearer ${ofGrant}`)).ok, false);
+      assert.ok((await c.verify(`Bearer ${ofUser}`)).ok);
+      await store.revokeUser(7);
+      assert.equal((await c.verify(`Bearer ${ofUser}`)).ok, false);
+    });
+
+    it('hears a revocation made by another process through the change log', async () => {
+      const c = counted();
+      const t = await issue(['mcp']);
+      const r = await c.verify(`Bearer ${t}`);
+      assert.ok(r.ok);
+      const stop = store.watchChanges(20);
+      const other = new SqliteStore({ path: join(tmp, 'b.db'), secretKey: Buffer.alloc(32, 7) });
+      try {
+        await other.revokeGrant(r.principal.grantId);
+        const deadline = Date.now() + 5000;
+        while ((await c.verify(`Bearer ${t}`)).ok) {
+          assert.ok(Date.now() < deadline, 'the revocation never reached the cache');
+          await new Promise((res) => setTimeout(res, 20));
+        }
+      } finally {
+        stop();
+        await other.close();
+      }
+    });
+
+    it('does not keep what a revocation removed while the lookup was in flight', async () => {
+      const c = counted();
+      const t = await issue(['mcp']);
+      const release = c.holdNext();
+      const pending = c.verify(`Bearer ${t}`);
+      await new Promise((res) => setTimeout(res, 20));
+      await store.revokeToken(hashSecret(t), 'c');
+      release();
+      assert.ok((await pending).ok, 'the lookup read the row before the revocation');
+      assert.equal((await c.verify(`Bearer ${t}`)).ok, false);
+      assert.equal(c.lookups(), 2);
+    });
+
+    it('refuses a cached token once it expires', async () => {
+      const c = counted();
+      const t = await issue(['mcp'], resource, now + 1000);
+      assert.ok((await c.verify(`Bearer ${t}`, now)).ok);
+      assert.deepEqual(await c.verify(`Bearer ${t}`, now + 1500), {
+        ok: false,
+        error: 'invalid_token',
+        description: 'the token expired',
+      });
+    });
+  });
 });

@@ -81,6 +81,26 @@ describe('pool', () => {
     for (const e of await Promise.all(hung)) assert.match(String(e), /shutting down/);
   });
 
+  it('prewarms a signed-in user once, and never evicts anyone to do it', async () => {
+    const p = pool({ maxChildren: 2 });
+    const alice = { id: 20, login: 'alice' };
+    assert.equal(p.prewarm(alice), true);
+    assert.equal(p.prewarm(alice), false, 'already starting');
+    await waitFor(() => p.liveChildren === 1, { what: 'the prewarmed child' });
+    assert.equal(p.prewarm(alice), false, 'already running');
+    const pid = Number(await tool(p, 20, 'pid'));
+    assert.equal(p.stats().starts, 1, 'the first call used the prewarmed child');
+    assert.ok(pidAlive(pid));
+    await tool(p, 21, 'pid');
+    // At the cap: a prewarm is a guess, so it does not push out bob's or alice's child.
+    assert.equal(p.prewarm({ id: 22, login: 'carol' }), false);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(p.liveChildren, 2);
+    assert.ok(pidAlive(pid));
+    await p.stopAll(Date.now() + 1000);
+    assert.equal(p.prewarm(alice), false, 'not while stopping');
+  });
+
   it('rotates to a new child before the token expires; the old one finishes its call first', async () => {
     const src = numberedTokens(2500);
     const p = pool({ tokens: src, rotateMarginMs: 1000 });

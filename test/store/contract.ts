@@ -10,6 +10,7 @@ import type {
   ClientRecord,
   CodeRecord,
   GrantRecord,
+  McpSessionRecord,
   PendingLimits,
   TokenPair,
 } from '../../src/store/store.ts';
@@ -114,6 +115,22 @@ async function grantWithTokens(store: BrokerStore, o: { userId?: number; clientI
   const tokens = pair();
   assert.equal(await store.redeemCode(code.codeHash, now, tokens), 'ok');
   return { grant, tokens };
+}
+
+function mcpSession(grant: GrantRecord, o: Partial<McpSessionRecord> = {}): McpSessionRecord {
+  return {
+    idHash: hashSecret(newSecret()),
+    grantId: grant.grantId,
+    userId: grant.userId,
+    login: grant.login,
+    tokenHash: null,
+    protocolVersion: '2025-06-18',
+    clientInfo: '{"name":"c","version":"1"}',
+    clientCapabilities: '{"sampling":{}}',
+    createdAt: now,
+    lastSeenAt: now,
+    ...o,
+  };
 }
 
 const count = async (db: TestDatabase, table: string) =>
@@ -722,6 +739,126 @@ export function storeContract(backend: Backend): void {
         (await db.raw('SELECT pid FROM live_child')).map((r) => Number(r['pid'])),
         [103],
       );
+    });
+  });
+
+  describe(`${backend.name} store: 2025 MCP sessions`, async () => {
+    const db = await fresh();
+    const a = await db.open({ secretKey: KEY });
+    const b = await db.open({ secretKey: KEY });
+
+    it('stores a session under its id hash only and reads it back on another process', async () => {
+      const { grant, tokens } = await grantWithTokens(a, { userId: 80 });
+      const id = newSecret();
+      const s = mcpSession(grant, { idHash: hashSecret(id), tokenHash: tokens.accessHash });
+      assert.equal(await a.insertMcpSession(s, 10), true);
+      assert.deepEqual(await b.getMcpSession(s.idHash), s);
+      const dump = JSON.stringify(await db.raw('SELECT * FROM mcp_session'));
+      assert.ok(!dump.includes(id), 'the session id itself is never stored');
+      assert.equal(await b.getMcpSession(hashSecret(newSecret())), undefined);
+    });
+
+    it('refuses a session of a grant that is gone', async () => {
+      const { grant } = await grantWithTokens(a, { userId: 81 });
+      await a.revokeGrant(grant.grantId);
+      assert.equal(await a.insertMcpSession(mcpSession(grant), 10), false);
+      assert.equal(await count(db, 'mcp_session WHERE user_id = 81'), 0);
+    });
+
+    it('holds the per-user cap across processes: the least recently seen go, announced everywhere', async () => {
+      const { grant } = await grantWithTokens(a, { userId: 82 });
+      const { grant: other } = await grantWithTokens(a, { userId: 83 });
+      const ended: string[] = [];
+      a.events.on('sessionEnded', (e) => ended.push(e.idHash));
+      const s1 = mcpSession(grant, { lastSeenAt: now + 1 });
+      const s2 = mcpSession(grant, { lastSeenAt: now + 2 });
+      const s3 = mcpSession(grant, { lastSeenAt: now + 3 });
+      const theirs = mcpSession(other);
+      assert.ok(await a.insertMcpSession(theirs, 2));
+      assert.ok(await a.insertMcpSession(s1, 2));
+      assert.ok(await b.insertMcpSession(s2, 2));
+      // s1 was seen later than s2 meanwhile: s2 is the least recently seen now.
+      assert.deepEqual(await b.touchMcpSessions([{ idHash: s1.idHash, at: now + 5, tokenHash: null }]), []);
+      assert.ok(await a.insertMcpSession(s3, 2));
+      assert.deepEqual(ended, [s2.idHash]);
+      assert.equal(await b.getMcpSession(s2.idHash), undefined);
+      assert.ok(await b.getMcpSession(s1.idHash));
+      assert.ok(await b.getMcpSession(theirs.idHash), "another user's sessions do not count");
+      // Replicas opening sessions of one user at once never overshoot.
+      await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          (i % 2 ? a : b).insertMcpSession(mcpSession(grant, { lastSeenAt: now + 10 + i }), 2),
+        ),
+      );
+      assert.equal(await count(db, 'mcp_session WHERE user_id = 82'), 2);
+    });
+
+    it('keeps the newest sighting and its token, and names the sessions that are gone', async () => {
+      const { grant, tokens } = await grantWithTokens(a, { userId: 84 });
+      const s = mcpSession(grant, { tokenHash: tokens.accessHash });
+      await a.insertMcpSession(s, 10);
+      const gone = hashSecret(newSecret());
+      assert.deepEqual(
+        await b.touchMcpSessions([
+          { idHash: s.idHash, at: now + 60_000, tokenHash: 'newer' },
+          { idHash: gone, at: now + 60_000, tokenHash: null },
+        ]),
+        [gone],
+      );
+      // A late report of an older sighting changes nothing.
+      await a.touchMcpSessions([{ idHash: s.idHash, at: now + 30_000, tokenHash: 'older' }]);
+      const r = await a.getMcpSession(s.idHash);
+      assert.equal(r?.lastSeenAt, now + 60_000);
+      assert.equal(r?.tokenHash, 'newer');
+    });
+
+    it('ends a deleted session everywhere: here at once, on the other process through the change log', async () => {
+      const { grant } = await grantWithTokens(a, { userId: 85 });
+      const s = mcpSession(grant);
+      await a.insertMcpSession(s, 10);
+      const stop = b.watchChanges(50);
+      after(stop);
+      const onB: unknown[] = [];
+      const onA: unknown[] = [];
+      b.events.on('sessionEnded', (e) => onB.push(e));
+      a.events.on('sessionEnded', (e) => onA.push(e));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(await a.deleteMcpSession(s.idHash), true);
+      assert.equal(await a.deleteMcpSession(s.idHash), false, 'deleted once');
+      const ended = { idHash: s.idHash, grantId: grant.grantId, userId: 85 };
+      assert.deepEqual(onA, [ended]);
+      await waitFor(() => onB.length === 1, { what: 'the other process hears of the deletion' });
+      assert.deepEqual(onB, [ended]);
+      assert.equal(await b.getMcpSession(s.idHash), undefined);
+    });
+
+    it('goes with its grant, its user, and the access token it was last used with', async () => {
+      const g1 = await grantWithTokens(a, { userId: 86 });
+      const g2 = await grantWithTokens(a, { userId: 86 });
+      const g3 = await grantWithTokens(a, { userId: 87 });
+      const byGrant = mcpSession(g1.grant);
+      const byToken = mcpSession(g2.grant, { tokenHash: g2.tokens.accessHash });
+      const sameGrant = mcpSession(g2.grant, { tokenHash: 'another token' });
+      const byUser = mcpSession(g3.grant);
+      for (const s of [byGrant, byToken, sameGrant, byUser]) assert.ok(await a.insertMcpSession(s, 10));
+      await b.revokeGrant(g1.grant.grantId);
+      assert.equal(await a.getMcpSession(byGrant.idHash), undefined);
+      assert.equal(await b.revokeToken(g2.tokens.accessHash, 'c'), 'access');
+      assert.equal(await a.getMcpSession(byToken.idHash), undefined);
+      assert.ok(await a.getMcpSession(sameGrant.idHash), "the grant's other sessions live on");
+      await b.revokeUser(87);
+      assert.equal(await a.getMcpSession(byUser.idHash), undefined);
+    });
+
+    it('prunes sessions idle past the limit', async () => {
+      const { grant } = await grantWithTokens(a, { userId: 88 });
+      const idle = mcpSession(grant, { lastSeenAt: now - 1 });
+      const fresh = mcpSession(grant, { lastSeenAt: now });
+      await a.insertMcpSession(idle, 10);
+      await a.insertMcpSession(fresh, 10);
+      assert.equal(await b.pruneMcpSessions(now), 1);
+      assert.equal(await a.getMcpSession(idle.idHash), undefined);
+      assert.ok(await a.getMcpSession(fresh.idHash));
     });
   });
 

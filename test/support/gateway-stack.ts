@@ -115,6 +115,8 @@ export async function startGatewayStack(
     /** Revocation announcements, as the OAuth side makes them. */
     events?: EventEmitter;
     maxResultChars?: number;
+    /** The requestState key (stacks given the same one act as replicas of one broker). */
+    requestStateKey?: Buffer;
   } = {},
 ): Promise<GatewayStack> {
   const tmp = mkdtempSync(join(tmpdir(), 'broker-gw-'));
@@ -180,6 +182,7 @@ export async function startGatewayStack(
     tasks: { afterMs: 300, ttlMs: 60_000, maxPerUser: 5, ...opts.tasks },
     ...(opts.events ? { events: opts.events } : {}),
     ...(opts.maxResultChars === undefined ? {} : { maxResultChars: opts.maxResultChars }),
+    ...(opts.requestStateKey ? { requestStateKey: opts.requestStateKey } : {}),
   });
   return {
     url: `${publicUrl}/mcp`,

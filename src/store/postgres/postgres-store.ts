@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { packMetadata, unpackMetadata } from '../client-metadata.ts';
+import { MCP_SESSION_COLUMNS, mcpSessionFromRow, mcpSessionValues } from '../mcp-session-row.ts';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import type { Migration } from '../sqlite/migrate.ts';
 import {
@@ -22,6 +23,7 @@ import {
   type GrantMode,
   type GrantRecord,
   type LiveChildRecord,
+  type McpSessionRecord,
   type PendingLimits,
   type RefreshOutcome,
   type RegistrationBudget,
@@ -694,6 +696,10 @@ export class PostgresStore implements BrokerStore {
   /** Grants seen by the bearer check since the last flush, with the time. */
   readonly #used = new Map<string, number>();
 
+  noteGrantUsed(grantId: string, at: number): void {
+    this.#used.set(grantId, at);
+  }
+
   async flushUsage(): Promise<number> {
     if (this.#used.size === 0 || this.#closed) return 0;
     const used = [...this.#used];
@@ -719,6 +725,7 @@ export class PostgresStore implements BrokerStore {
       if (kind === 'refresh') await this.#deleteGrant(q, r['grant_id'] as string, emit);
       else {
         await q('DELETE FROM oauth_token WHERE token_hash = $1', [tokenHash]);
+        await q('DELETE FROM mcp_session WHERE token_hash = $1', [tokenHash]);
         const revoked = { tokenHash, grantId: r['grant_id'] as string, userId: r['user_id'] as number };
         await this.#logChange(q, 'access_token', revoked.grantId, revoked.userId, tokenHash);
         emit(() => this.events.emit('accessTokenRevoked', revoked));
@@ -831,6 +838,72 @@ export class PostgresStore implements BrokerStore {
     return { current: this.#keys.currentId, counts };
   }
 
+  async insertMcpSession(m: McpSessionRecord, maxPerUser: number): Promise<boolean> {
+    return this.#tx(async (q, emit) => {
+      // KEY SHARE: a revocation deleting the grant waits for this commit, or this sees it gone.
+      if ((await q('SELECT 1 FROM oauth_grant WHERE grant_id = $1 FOR KEY SHARE', [m.grantId])).length === 0)
+        return false;
+      // Until commit: two replicas opening sessions of one user at once would both see room.
+      await q('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`mcp_session:${m.userId}`]);
+      const [c] = await q('SELECT COUNT(*)::int AS n FROM mcp_session WHERE user_id = $1', [m.userId]);
+      const over = Number(c?.['n'] ?? 0) - maxPerUser + 1;
+      if (over > 0) {
+        const gone = await q(
+          `DELETE FROM mcp_session WHERE id_hash IN (SELECT id_hash FROM mcp_session WHERE user_id = $1
+             ORDER BY last_seen_at, created_at LIMIT $2) RETURNING id_hash, grant_id`,
+          [m.userId, over],
+        );
+        for (const g of gone)
+          await this.#sessionEnded(q, emit, g['id_hash'] as string, g['grant_id'] as string, m.userId);
+      }
+      await q(
+        `INSERT INTO mcp_session (${MCP_SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        mcpSessionValues(m),
+      );
+      return true;
+    });
+  }
+
+  async #sessionEnded(q: Query, emit: Emit, idHash: string, grantId: string, userId: number): Promise<void> {
+    await this.#logChange(q, 'session', grantId, userId, idHash);
+    emit(() => this.events.emit('sessionEnded', { idHash, grantId, userId }));
+  }
+
+  async getMcpSession(idHash: string): Promise<McpSessionRecord | undefined> {
+    const [r] = await this.#q('SELECT * FROM mcp_session WHERE id_hash = $1', [idHash]);
+    return r ? mcpSessionFromRow(r) : undefined;
+  }
+
+  async touchMcpSessions(
+    seen: { idHash: string; at: number; tokenHash: string | null }[],
+  ): Promise<string[]> {
+    if (seen.length === 0) return [];
+    // One statement for the lot; the newest sighting wins when replicas report out of order.
+    const rows = await this.#q(
+      `UPDATE mcp_session m SET
+         token_hash = CASE WHEN u.at >= m.last_seen_at THEN COALESCE(u.token_hash, m.token_hash) ELSE m.token_hash END,
+         last_seen_at = GREATEST(m.last_seen_at, u.at)
+       FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(id_hash, at, token_hash)
+       WHERE m.id_hash = u.id_hash RETURNING m.id_hash`,
+      [seen.map((x) => x.idHash), seen.map((x) => x.at), seen.map((x) => x.tokenHash)],
+    );
+    const found = new Set(rows.map((r) => r['id_hash'] as string));
+    return seen.map((x) => x.idHash).filter((h) => !found.has(h));
+  }
+
+  async deleteMcpSession(idHash: string): Promise<boolean> {
+    return this.#tx(async (q, emit) => {
+      const [r] = await q('DELETE FROM mcp_session WHERE id_hash = $1 RETURNING grant_id, user_id', [idHash]);
+      if (!r) return false;
+      await this.#sessionEnded(q, emit, idHash, r['grant_id'] as string, r['user_id'] as number);
+      return true;
+    });
+  }
+
+  async pruneMcpSessions(seenBefore: number): Promise<number> {
+    return this.#count('DELETE FROM mcp_session WHERE last_seen_at < $1', [seenBefore]);
+  }
+
   async recordChild(c: LiveChildRecord): Promise<void> {
     await this.#q(
       `INSERT INTO live_child (host, pid, broker_pid, login, started_at) VALUES ($1, $2, $3, $4, $5)
@@ -895,6 +968,8 @@ export class PostgresStore implements BrokerStore {
             const grantId = r['grant_id'] as string;
             if (r['kind'] === 'grant') this.events.emit('grantRevoked', { grantId, userId });
             else if (r['kind'] === 'user') this.events.emit('userRevoked', userId);
+            else if (r['kind'] === 'session')
+              this.events.emit('sessionEnded', { idHash: r['token_hash'] as string, grantId, userId });
             else
               this.events.emit('accessTokenRevoked', {
                 tokenHash: r['token_hash'] as string,

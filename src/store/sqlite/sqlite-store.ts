@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { packMetadata, unpackMetadata } from '../client-metadata.ts';
+import { MCP_SESSION_COLUMNS, mcpSessionFromRow, mcpSessionValues } from '../mcp-session-row.ts';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import {
   type AccountSession,
@@ -16,6 +17,7 @@ import {
   type GrantMode,
   type GrantRecord,
   type LiveChildRecord,
+  type McpSessionRecord,
   type PendingLimits,
   type RefreshOutcome,
   type RegistrationBudget,
@@ -37,7 +39,7 @@ export type SqliteStoreOptions = {
   busyTimeoutMs?: number;
 };
 
-export type ChangeKind = 'grant' | 'user' | 'access_token';
+export type ChangeKind = 'grant' | 'user' | 'access_token' | 'session';
 
 /** Long past any poll interval: a process that missed this much has restarted anyway. */
 const CHANGE_LOG_KEEP_MS = 60 * 60_000;
@@ -672,6 +674,8 @@ export class SqliteStore implements BrokerStore {
         const grantId = r['grant_id'] as string;
         if (r['kind'] === 'grant') this.events.emit('grantRevoked', { grantId, userId });
         else if (r['kind'] === 'user') this.events.emit('userRevoked', userId);
+        else if (r['kind'] === 'session')
+          this.events.emit('sessionEnded', { idHash: r['token_hash'] as string, grantId, userId });
         else
           this.events.emit('accessTokenRevoked', { tokenHash: r['token_hash'] as string, grantId, userId });
       }
@@ -698,6 +702,10 @@ export class SqliteStore implements BrokerStore {
   /** Grants seen by the bearer check since the last flush, with the time. */
   readonly #used = new Map<string, number>();
 
+  noteGrantUsed(grantId: string, at: number): void {
+    this.#used.set(grantId, at);
+  }
+
   /** Writes the remembered last-use times of grants (called periodically and at close). */
   async flushUsage(): Promise<number> {
     return this.#flushUsage();
@@ -712,6 +720,75 @@ export class SqliteStore implements BrokerStore {
         this.#run('UPDATE oauth_grant SET last_used_at = ? WHERE grant_id = ?', at, grantId);
     });
     return used.length;
+  }
+
+  async insertMcpSession(m: McpSessionRecord, maxPerUser: number): Promise<boolean> {
+    return this.#tx((emit) => {
+      if (!this.#row('SELECT 1 AS ok FROM oauth_grant WHERE grant_id = ?', m.grantId)) return false;
+      const n = Number(
+        this.#row('SELECT COUNT(*) AS n FROM mcp_session WHERE user_id = ?', m.userId)?.['n'] ?? 0,
+      );
+      const over = n - maxPerUser + 1;
+      if (over > 0) {
+        const gone = this.#stmt(
+          'SELECT id_hash, grant_id FROM mcp_session WHERE user_id = ? ORDER BY last_seen_at, created_at LIMIT ?',
+        ).all(m.userId, over);
+        for (const g of gone)
+          this.#endSession(g['id_hash'] as string, g['grant_id'] as string, m.userId, emit);
+      }
+      this.#run(
+        `INSERT INTO mcp_session (${MCP_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ...mcpSessionValues(m),
+      );
+      return true;
+    });
+  }
+
+  /** Inside a transaction: deletes a session and announces it here and to other processes. */
+  #endSession(idHash: string, grantId: string, userId: number, emit: (fn: () => void) => void): void {
+    this.#run('DELETE FROM mcp_session WHERE id_hash = ?', idHash);
+    this.#logChange('session', grantId, userId, idHash);
+    emit(() => this.events.emit('sessionEnded', { idHash, grantId, userId }));
+  }
+
+  async getMcpSession(idHash: string): Promise<McpSessionRecord | undefined> {
+    const r = this.#row('SELECT * FROM mcp_session WHERE id_hash = ?', idHash);
+    return r ? mcpSessionFromRow(r) : undefined;
+  }
+
+  async touchMcpSessions(
+    seen: { idHash: string; at: number; tokenHash: string | null }[],
+  ): Promise<string[]> {
+    if (seen.length === 0) return [];
+    return this.#tx(() =>
+      seen
+        .filter(
+          (x) =>
+            this.#run(
+              `UPDATE mcp_session SET
+                 token_hash = CASE WHEN ?2 >= last_seen_at THEN COALESCE(?3, token_hash) ELSE token_hash END,
+                 last_seen_at = MAX(last_seen_at, ?2)
+               WHERE id_hash = ?1`,
+              x.idHash,
+              x.at,
+              x.tokenHash,
+            ) === 0,
+        )
+        .map((x) => x.idHash),
+    );
+  }
+
+  async deleteMcpSession(idHash: string): Promise<boolean> {
+    return this.#tx((emit) => {
+      const r = this.#row('SELECT grant_id, user_id FROM mcp_session WHERE id_hash = ?', idHash);
+      if (!r) return false;
+      this.#endSession(idHash, r['grant_id'] as string, r['user_id'] as number, emit);
+      return true;
+    });
+  }
+
+  async pruneMcpSessions(seenBefore: number): Promise<number> {
+    return this.#run('DELETE FROM mcp_session WHERE last_seen_at < ?', seenBefore);
   }
 
   readonly #children = new Operations(this);
@@ -745,6 +822,7 @@ export class SqliteStore implements BrokerStore {
       if (kind === 'refresh') this.#deleteGrant(r['grant_id'] as string, emit);
       else {
         this.#run('DELETE FROM oauth_token WHERE token_hash = ?', tokenHash);
+        this.#run('DELETE FROM mcp_session WHERE token_hash = ?', tokenHash);
         const revoked = { tokenHash, grantId: r['grant_id'] as string, userId: r['user_id'] as number };
         this.#logChange('access_token', revoked.grantId, revoked.userId, tokenHash);
         emit(() => this.events.emit('accessTokenRevoked', revoked));
