@@ -68,6 +68,8 @@ export type ProofFigures = {
   killedChildrenLeft: number;
   /** live_child rows of the killed broker process once it was back. */
   staleChildRows: number;
+  /** live_child rows, at the end, whose process is not running. */
+  deadChildRows: number;
   /** Forgejo refreshes, and how many Forgejo refused (incl. "token was already used"). */
   forgejoRefreshes: number;
   forgejoRefused: number;
@@ -124,6 +126,15 @@ async function connect(
   );
   await client.connect(new TransportV2(mcp, { requestInit: { headers } }));
   return client;
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function warnings(logText: string): string[] {
@@ -250,14 +261,7 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
       await stack.kill(0);
       log(`killed replica 0 (pid ${victimPid}) with ${kids.length} children`);
       await new Promise((r) => setTimeout(r, 5000));
-      const left = kids.filter((pid) => {
-        try {
-          process.kill(pid, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      });
+      const left = kids.filter(running);
       await at(0.65);
       await stack.restart(0);
       log('replica 0 is back');
@@ -286,6 +290,8 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
     }
     noteRefreshes();
     const forgejoCalls = [...refreshes];
+    const { rows: childRows } = await sql.query('SELECT pid FROM live_child');
+    const deadChildRows = childRows.filter((r) => !running(Number(r.pid))).length;
     const perClient = figures.sort((a, b) => a.label.localeCompare(b.label));
     const failovers = perClient.map((c) => c.failoverMs).filter((x): x is number => x !== undefined);
     return {
@@ -301,6 +307,7 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
       killedChildren: chaosResult.killedChildren,
       killedChildrenLeft: chaosResult.left,
       staleChildRows: chaosResult.staleRows,
+      deadChildRows,
       forgejoRefreshes: forgejoCalls.length,
       forgejoRefused: forgejoCalls.filter((r) => r.status !== 200).length,
       alreadyUsedInLogs: stack
@@ -335,6 +342,7 @@ export function proofFailures(f: ProofFigures): string[] {
   if (f.killedChildrenLeft > 0)
     out.push(`${f.killedChildrenLeft} children of the killed replica outlived it`);
   if (f.staleChildRows !== 0) out.push(`${f.staleChildRows} live_child rows of the killed replica remain`);
+  if (f.deadChildRows !== 0) out.push(`${f.deadChildRows} live_child rows name a process that is gone`);
   if (f.clientsFailedOver === 0) out.push('no client met the killed replica');
   if (f.forgejoRefreshes === 0) out.push('no Forgejo token was refreshed during the run');
   if (f.forgejoRefused > 0) out.push(`Forgejo refused ${f.forgejoRefused} refreshes`);
