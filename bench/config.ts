@@ -12,7 +12,7 @@ export type BenchConfig = {
   durationMs: number;
   /** hard bound for any one driver run (counts and durations are bounded anyway) */
   runTimeoutMs: number;
-  /** which parts run: roundtrip,initialize,memory,oauth,scale */
+  /** which parts run: roundtrip,initialize,memory,oauth,scale,replicas */
   parts: Set<string>;
   /** load drivers of the round trip: sdk,lean,wrk (BENCH_DRIVERS) */
   drivers: ('sdk' | 'lean' | 'wrk')[];
@@ -31,6 +31,9 @@ export type BenchConfig = {
   codeExchanges: number;
   scaleUsers: number[];
   scaleDurationMs: number;
+  /** users of the replicas part, each one call in flight (BENCH_REPLICAS_USERS) */
+  replicasUsers: number;
+  replicasDurationMs: number;
   /** root of the checkout whose broker is measured (src/main/main.ts under it) */
   brokerRoot: string;
   brokerLogLevel: string;
@@ -38,7 +41,7 @@ export type BenchConfig = {
   brokerNodeArgs: string[];
 };
 
-const ALL_PARTS = ['roundtrip', 'initialize', 'memory', 'oauth', 'scale'];
+const ALL_PARTS = ['roundtrip', 'initialize', 'memory', 'oauth', 'scale', 'replicas'];
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
@@ -100,6 +103,8 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv, repoRoot: string): Bench
     codeExchanges: int(env, 'BENCH_CODE_EXCHANGES', quick ? 64 : 400),
     scaleUsers: ints(env, 'BENCH_SCALE_USERS', quick ? [5, 10] : [50, 100, 200]),
     scaleDurationMs: int(env, 'BENCH_SCALE_DURATION_MS', quick ? 1000 : 5000),
+    replicasUsers: int(env, 'BENCH_REPLICAS_USERS', quick ? 4 : 16),
+    replicasDurationMs: int(env, 'BENCH_REPLICAS_DURATION_MS', quick ? 1000 : 5000),
     brokerRoot: env['BENCH_BROKER_ROOT'] ?? repoRoot,
     brokerLogLevel: env['BENCH_BROKER_LOG_LEVEL'] ?? 'info',
     brokerNodeArgs: (env['BENCH_BROKER_NODE_ARGS'] ?? '').split(' ').filter(Boolean),

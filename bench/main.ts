@@ -13,6 +13,7 @@ import type { Availability, BenchResults } from './results.ts';
 import { initialize } from './scenarios/initialize.ts';
 import { memory } from './scenarios/memory.ts';
 import { oauth } from './scenarios/oauth.ts';
+import { replicas } from './scenarios/replicas.ts';
 import { roundtrip } from './scenarios/roundtrip.ts';
 import { scale } from './scenarios/scale.ts';
 import { everythingServer, REPO_ROOT, standinServer } from './servers.ts';
@@ -128,6 +129,7 @@ async function main(): Promise<number> {
     results.memory = await part('memory', config, failures, () => memory(config, standin));
     results.oauth = await part('oauth', config, failures, () => oauth(config, standin));
     results.scale = await part('scale', config, failures, () => scale(config, standin));
+    results.replicas = await part('replicas', config, failures, () => replicas(config, standin));
   } finally {
     await forgejo.close();
   }

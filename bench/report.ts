@@ -4,6 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConcurrencyRun } from './drivers/result.ts';
+import { replicasMarkdown, replicasText } from './replicas-report.ts';
 import type { BenchResults } from './results.ts';
 import { REPO_ROOT } from './servers.ts';
 import { median } from './stats.ts';
@@ -212,6 +213,7 @@ export function renderText(results: BenchResults, s: Summary): string {
       );
     }
   }
+  out.push(...replicasText(results));
   out.push('', 'Targets:');
   for (const v of s.verdicts)
     out.push(`  [${v.status}] ${v.target}: ${v.figure}${v.note ? ` (${v.note})` : ''}`);
@@ -314,9 +316,10 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
     '```',
     '',
     'Settings (environment): `BENCH_REPEATS`, `BENCH_WARMUP`, `BENCH_SEQUENTIAL`, `BENCH_CONCURRENCY`,',
-    '`BENCH_DURATION_MS`, `BENCH_PARTS` (roundtrip,initialize,memory,oauth,scale), `BENCH_INIT_SAMPLES`,',
+    '`BENCH_DURATION_MS`, `BENCH_PARTS` (roundtrip,initialize,memory,oauth,scale,replicas), `BENCH_INIT_SAMPLES`,',
     '`BENCH_COLD_USERS`, `BENCH_FIRST_CALL_DELAY_MS`, `BENCH_MEMORY_SESSIONS`, `BENCH_MEMORY_USERS`, `BENCH_OAUTH_CONCURRENCY`,',
     '`BENCH_OAUTH_DURATION_MS`, `BENCH_CODE_EXCHANGES`, `BENCH_SCALE_USERS`, `BENCH_SCALE_DURATION_MS`,',
+    '`BENCH_REPLICAS_USERS`, `BENCH_REPLICAS_DURATION_MS`,',
     "`BENCH_BROKER_LOG_LEVEL` (default info), `BENCH_BROKER_ROOT` (measure another checkout's broker),",
     '`BENCH_BROKER_NODE_ARGS` (extra node flags for the broker, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),',
     '`BENCH_DRIVERS` (sdk,lean,wrk), `BENCH_TARGETS` (floor,broker,supergateway,relay,mcp-proxy), `BENCH_SERVERS` (everything,standin).',
@@ -491,6 +494,7 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
       scaleReading(results),
       '',
     );
+  out.push(...replicasMarkdown(results, m.cores));
   out.push(
     ...analysis(),
     '## Raw numbers',

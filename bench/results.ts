@@ -64,6 +64,15 @@ export type ScaleLevel = {
 
 export type ScaleResult = Availability & { levels?: ScaleLevel[] };
 
+export type ReplicasLevel = {
+  replicas: number;
+  run: ConcurrencyRun;
+  /** users whose calls each replica served (the Authorization hash's split) */
+  usersOn: number[];
+};
+
+export type ReplicasResult = Availability & { users?: number; levels?: ReplicasLevel[] };
+
 export type BenchResults = {
   version: 1;
   machine: Machine;
@@ -79,4 +88,5 @@ export type BenchResults = {
   memory?: MemoryResult;
   oauth?: OauthResult;
   scale?: ScaleResult;
+  replicas?: ReplicasResult;
 };

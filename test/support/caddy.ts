@@ -2,7 +2,7 @@
 // loopback, so tests exercise the proxy configuration operators deploy, not a look-alike.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -23,24 +23,26 @@ const TEST_GLOBAL_OPTIONS = '{\n\tadmin off\n\tskip_install_trust\n\tauto_https 
 
 /**
  * The repository's Caddyfile, adapted only in its address: the site becomes https://127.0.0.1:port
- * bound to loopback with a certificate from Caddy's local CA (`tls internal`) instead of ACME, and
+ * bound to loopback with a certificate from Caddy's local CA (`tls internal`) instead of ACME, or
+ * plain http://127.0.0.1:port with `http` (for load drivers that speak HTTP only), and
  * test-isolation global options are prepended. The site's directives are left exactly as shipped.
  */
-export function adaptCaddyfile(text: string, port: number): string {
+export function adaptCaddyfile(text: string, port: number, opts: { http?: boolean } = {}): string {
   if (/^\{\s*$/m.test(text)) {
     throw new Error('the Caddyfile has a global options block; adaptCaddyfile must merge it first');
   }
   const lines = text.split('\n');
   const site = lines.filter((l) => l.trim() === SITE_LINE);
   if (site.length !== 1) throw new Error(`expected exactly one site line "${SITE_LINE}" in the Caddyfile`);
-  const adapted = lines.map((l) =>
-    l.trim() === SITE_LINE ? `https://127.0.0.1:${port} {\n\ttls internal\n\tbind 127.0.0.1` : l,
-  );
+  const address = opts.http
+    ? `http://127.0.0.1:${port} {\n\tbind 127.0.0.1`
+    : `https://127.0.0.1:${port} {\n\ttls internal\n\tbind 127.0.0.1`;
+  const adapted = lines.map((l) => (l.trim() === SITE_LINE ? address : l));
   return TEST_GLOBAL_OPTIONS + adapted.join('\n');
 }
 
 export type CaddyProxy = {
-  /** https://127.0.0.1:<port>, served by Caddy. */
+  /** https://127.0.0.1:<port> (http:// with the `http` option), served by Caddy. */
   url: string;
   /** PEM file of Caddy's local root CA: trust it (https `ca` option, NODE_EXTRA_CA_CERTS) to connect. */
   caPath: string;
@@ -89,15 +91,28 @@ function waitExit(proc: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
+/** Resolves once the port accepts a connection (a plain-HTTP site is up). */
+function tcpReady(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.end();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
 async function startOnce(
   env: Record<string, string>,
   caddyfile: string,
   timeoutMs: number,
+  http: boolean,
 ): Promise<CaddyProxy> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'caddy-'));
   const config = join(dir, 'Caddyfile');
-  writeFileSync(config, adaptCaddyfile(readFileSync(caddyfile, 'utf8'), port));
+  writeFileSync(config, adaptCaddyfile(readFileSync(caddyfile, 'utf8'), port, { http }));
   const caPath = join(dir, 'data', 'caddy', 'pki', 'authorities', 'local', 'root.crt');
   const proc = spawn('caddy', ['run', '--config', config, '--adapter', 'caddyfile'], {
     cwd: dir,
@@ -148,8 +163,9 @@ async function startOnce(
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null || proc.signalCode !== null) break;
-    if (await tlsReady(port, caPath)) {
-      return { url: `https://127.0.0.1:${port}`, caPath, pid: proc.pid as number, logs: () => out, stop };
+    if (http ? await tcpReady(port) : await tlsReady(port, caPath)) {
+      const url = `${http ? 'http' : 'https'}://127.0.0.1:${port}`;
+      return { url, caPath, pid: proc.pid as number, logs: () => out, stop };
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -160,10 +176,14 @@ async function startOnce(
 /**
  * Starts Caddy with the repository's Caddyfile (or `caddyfile`) proxying to `upstream` (host:port),
  * or with the variables in `env` (the replicas' Caddyfile reads BROKER_UPSTREAM_1 and _2).
- * Resolves when the HTTPS site answers TLS with a certificate of Caddy's local CA.
+ * Resolves when the HTTPS site answers TLS with a certificate of Caddy's local CA (with `http`:
+ * when the plain-HTTP site accepts connections).
  */
 export async function startCaddy(
-  opts: { caddyfile?: string; timeoutMs?: number } & ({ upstream: string } | { env: Record<string, string> }),
+  opts: { caddyfile?: string; timeoutMs?: number; http?: boolean } & (
+    | { upstream: string }
+    | { env: Record<string, string> }
+  ),
 ): Promise<CaddyProxy> {
   const caddyfile = opts.caddyfile ?? REPO_CADDYFILE;
   const env = 'env' in opts ? opts.env : { BROKER_UPSTREAM: opts.upstream };
@@ -171,7 +191,7 @@ export async function startCaddy(
   // The free port is found before Caddy binds it; another process may take it in between.
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(env, caddyfile, opts.timeoutMs ?? 15_000);
+      return await startOnce(env, caddyfile, opts.timeoutMs ?? 15_000, opts.http ?? false);
     } catch (e) {
       last = e;
       if (!/address already in use/.test((e as Error).message)) throw e;

@@ -60,6 +60,10 @@ export async function startReplicas(opts: {
   /** Forgejo access token life in the emulator (default: an hour). */
   accessTokenTtlSeconds?: number;
   env?: Record<string, string>;
+  /** How many replicas run at first (default all); `restart(i)` starts the others. */
+  running?: number;
+  /** Caddy serves plain HTTP (for load drivers that speak HTTP only) instead of HTTPS. */
+  http?: boolean;
 }): Promise<ReplicaStack> {
   const n = opts.replicas ?? 2;
   const tmp = mkdtempSync(join(tmpdir(), 'broker-replicas-'));
@@ -93,9 +97,10 @@ export async function startReplicas(opts: {
     rmSync(tmp, { recursive: true, force: true });
   };
   try {
-    caddy = await startCaddy({ caddyfile: HA_CADDYFILE, env: upstreams });
+    caddy = await startCaddy({ caddyfile: HA_CADDYFILE, env: upstreams, http: opts.http ?? false });
     // What NODE_EXTRA_CA_CERTS does at startup: this process's fetch (and so the SDKs) trusts Caddy.
-    setDefaultCACertificates([...getCACertificates('default'), readFileSync(caddy.caPath, 'utf8')]);
+    if (!opts.http)
+      setDefaultCACertificates([...getCACertificates('default'), readFileSync(caddy.caPath, 'utf8')]);
     emulator = await startEmulatorFor(caddy.url, {
       users: opts.users,
       ...(opts.accessTokenTtlSeconds ? { accessTokenTtlSeconds: opts.accessTokenTtlSeconds } : {}),
@@ -128,7 +133,7 @@ export async function startReplicas(opts: {
       await new Promise((resolve) => setTimeout(resolve, 100));
     };
     // One at a time: each migrates the database at startup (the second waits for the first anyway).
-    for (let i = 0; i < n; i++) await start(i);
+    for (let i = 0; i < (opts.running ?? n); i++) await start(i);
     const url = caddy.url;
     const c = caddy;
     const e = emulator;
