@@ -114,10 +114,16 @@ export class CredentialManager {
         metrics.refreshes.inc({ outcome: 'failed', error: (e as Error).name });
         throw e;
       }
-      // A newer login may have replaced the credential while we refreshed the old one.
+      // A newer login may have replaced the credential while we refreshed the old one. Said in the
+      // log: with the cluster-wide lock it should not happen, so each one is worth looking at.
       const now = await store.getCredential(userId);
-      if (now && now.refreshToken !== refreshToken)
+      if (now && now.refreshToken !== refreshToken) {
+        log.info(
+          { userId, login, reason: e.message, ...forgejoErrorFields(e.cause) },
+          'Forgejo refused a refresh token the credential no longer holds; using the one stored meanwhile',
+        );
         return { token: now.accessToken, expiresAt: now.expiresAt };
+      }
       log.warn(
         { userId, login, reason: e.message, ...forgejoErrorFields(e.cause) },
         'Forgejo credential is dead; revoking the user’s grants',

@@ -2,7 +2,9 @@
 // and its death at Forgejo revoking the user's broker grants.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { UpstreamGrantError } from '../../src/forgejo/client.ts';
 import { CredentialManager, CredentialRevokedError } from '../../src/forgejo/credentials.ts';
+import { captureLogger } from '../support/log-capture.ts';
 import { FORGEJO_CLIENT_ID, registerClient } from '../support/oauth-harness.ts';
 import { fullFlow, type Stack, startStack } from '../support/oauth-stack.ts';
 
@@ -146,6 +148,54 @@ describe('CredentialManager with a failing network', () => {
       await assert.rejects(m.accessToken(1001, { forceRefresh: true }), /ECONNREFUSED/);
       assert.ok(await s.broker.store.getCredential(1001));
       assert.ok((await s.broker.auth.verifyBearer(`Bearer ${t.tokens.access_token}`)).ok);
+    } finally {
+      await s.closeAll();
+    }
+  });
+});
+
+describe('CredentialManager when the credential moved on during its refresh', () => {
+  it('Forgejo refusing a refresh token the store no longer holds: the stored credential is used, nothing revoked, and the log says so', async () => {
+    const s = await startStack();
+    try {
+      const c = await registerClient(s.url, {
+        redirect_uris: ['https://y.example/cb'],
+        token_endpoint_auth_method: 'client_secret_post',
+      });
+      const t = await fullFlow(s.url, {
+        clientId: c.client_id,
+        redirectUri: 'https://y.example/cb',
+        clientSecret: c.client_secret,
+      });
+      const before = await s.broker.store.getCredential(1001);
+      assert.ok(before);
+      const logs = captureLogger('info');
+      const m = new CredentialManager({
+        store: s.broker.store,
+        forgejo: {
+          // Another process stores a newer credential, then Forgejo refuses the one this refresh sent.
+          refresh: async () => {
+            await s.broker.store.putCredential({
+              ...before,
+              accessToken: 'newer-access',
+              refreshToken: 'newer-refresh',
+              expiresAt: Date.now() + 3_600_000,
+              updatedAt: Date.now(),
+            });
+            throw new UpstreamGrantError('Forgejo refused the refresh token');
+          },
+          accessTokenRejected: async () => false,
+        },
+        log: logs.log,
+        refreshMarginMs: 0,
+      });
+      assert.equal((await m.accessToken(1001, { forceRefresh: true })).token, 'newer-access');
+      assert.ok((await s.broker.auth.verifyBearer(`Bearer ${t.tokens.access_token}`)).ok, 'nothing revoked');
+      const line = logs.lines().find((l) => String(l['msg']).startsWith('Forgejo refused a refresh token'));
+      assert.ok(line, logs.text());
+      assert.equal(line['login'], 'alice');
+      assert.equal(line['reason'], 'Forgejo refused the refresh token');
+      assert.doesNotMatch(logs.text(), /newer-(access|refresh)/, 'no token in the log');
     } finally {
       await s.closeAll();
     }
