@@ -3,7 +3,7 @@
 // (2025-11-25 sessions) and v2 (2026-07-28, stateless) clients of several users call
 // get_my_user_info without pause through Caddy while the Forgejo emulator's access tokens live 5 s,
 // so every user's credential is refreshed again and again, by whichever replica needs it first.
-// Mid-run one replica is killed with SIGKILL and, later, started again. Then:
+// Mid-run the replica with more children is killed with SIGKILL and, later, started again. Then:
 //   - every call answered, each with its caller's own Forgejo login; a call that failed is sent
 //     again once (counted), and none fails twice;
 //   - nobody signs in again: each client keeps its bearer token and its session throughout;
@@ -12,7 +12,9 @@
 //   - a revocation written through replica A closes a stream held on replica B within a second;
 //   - Forgejo never answered a refresh with "token was already used" (nor any other refusal).
 //   node scripts/ha-proof.ts            the short run `make test` makes (test/e2e/replicas.test.ts)
-//   node scripts/ha-proof.ts --full     120 s of load, 6 users (docs/operations.md)
+//   node scripts/ha-proof.ts --full     120 s of load, 4 users (docs/operations.md)
+//   --seconds N --users N --token-ttl S  other sizes (at most 8 users)
+//   --gitea                             against the real Gitea (scripts/real-deps.sh builds it)
 //   --log-file FILE                     every replica's log lines, for diagnosis
 // Prints the figures as JSON; exits 1 when a check fails.
 import { writeFileSync } from 'node:fs';
@@ -25,13 +27,16 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import pg from 'pg';
 import type { EmulatorRequest, EmulatorUser } from '../emulator/forgejo/emulator.ts';
+import { walkForge } from '../test/support/forge-walk.ts';
 import { rawInitialize } from '../test/support/mcp-oauth-client.ts';
-import { form, registerClient } from '../test/support/oauth-harness.ts';
-import { fullFlow } from '../test/support/oauth-stack.ts';
+import { form, pkce, registerClient } from '../test/support/oauth-harness.ts';
+import { authorizeUrl, tokenRequest } from '../test/support/oauth-stack.ts';
 import { childrenOf, type ReplicaStack, startReplicas } from '../test/support/replicas.ts';
+import type { Login } from '../test/support/scripted-oauth.ts';
+import { UserAgent } from '../test/support/user-agent.ts';
 
 export type ProofOptions = {
-  /** Seconds of load; the kill comes at 35 % of it, the restart at 65 %. */
+  /** Seconds of load; the revocation check at 20 % of it, the kill at 35 %, the restart at 65 %. */
   seconds: number;
   users: number;
   /** Forgejo access token life in seconds. */
@@ -39,6 +44,8 @@ export type ProofOptions = {
   log?: (line: string) => void;
   /** For diagnosis: every replica's log lines, written here at the end. */
   logFile?: string;
+  /** The Forgejo side: the emulator (default) or the real Gitea (scripts/real-deps.sh builds it). */
+  forge?: 'emulator' | 'gitea';
 };
 
 export type ClientFigures = {
@@ -96,16 +103,36 @@ function loginOf(result: unknown): string | undefined {
   return /"login":"([^"]+)"/.exec(r.content?.[0]?.text ?? '')?.[1];
 }
 
-async function signIn(
-  base: string,
-  login: string,
-): Promise<{ clientId: string; access: string; refresh: string }> {
+type SignedIn = { clientId: string; access: string; refresh: string };
+
+/** A fresh public client through the consent page and the forge's own login and grant pages. */
+async function signIn(base: string, who: Login): Promise<SignedIn> {
   const c = await registerClient(base, {
     redirect_uris: ['http://127.0.0.1/cb'],
     token_endpoint_auth_method: 'none',
   });
-  const { tokens } = await fullFlow(base, { clientId: c.client_id, redirectUri: REDIRECT, login });
-  return { clientId: c.client_id, access: tokens.access_token, refresh: tokens.refresh_token };
+  const { verifier, challenge } = pkce();
+  const walk = await walkForge(
+    new UserAgent(),
+    authorizeUrl(base, { clientId: c.client_id, redirectUri: REDIRECT, challenge }),
+    who,
+    (u) => u.href.startsWith(`${REDIRECT}?`),
+  );
+  const code = walk.location.searchParams.get('code');
+  if (!code) throw new Error(`no code for ${who.login}: ${walk.location}`);
+  const t = await tokenRequest(base, {
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: REDIRECT,
+    code_verifier: verifier,
+    client_id: c.client_id,
+  });
+  if (t.status !== 200) throw new Error(`token for ${who.login}: ${t.status} ${JSON.stringify(t.body)}`);
+  return {
+    clientId: c.client_id,
+    access: t.body['access_token'] as string,
+    refresh: t.body['refresh_token'] as string,
+  };
 }
 
 async function connect(
@@ -152,9 +179,9 @@ function warnings(logText: string): string[] {
 }
 
 /** A revocation through replica `a` ends a 2025 GET stream held on replica `b`: ms it took. */
-async function revocationAcross(stack: ReplicaStack, login: string): Promise<number> {
+async function revocationAcross(stack: ReplicaStack, who: Login): Promise<number> {
   const [a, b] = stack.replicas as [ReplicaStack['replicas'][number], ReplicaStack['replicas'][number]];
-  const user = await signIn(stack.url, login);
+  const user = await signIn(stack.url, who);
   const init = await rawInitialize(`${b.url}/mcp`, user.access);
   const sessionId = init.headers.get('mcp-session-id');
   await init.text();
@@ -181,13 +208,18 @@ async function revocationAcross(stack: ReplicaStack, login: string): Promise<num
 export async function haProof(o: ProofOptions): Promise<ProofFigures> {
   const log = o.log ?? (() => {});
   const logins = ALPHABET.slice(0, o.users);
+  const forge = o.forge ?? 'emulator';
+  // Gitea's password policy wants more than the emulator's.
+  const password = (login: string) => (forge === 'gitea' ? `${login}-Pw-2026!` : `${login}-pw`);
   const users: EmulatorUser[] = [...logins, 'rita'].map((login, i) => ({
     id: 2001 + i,
     login,
-    password: `${login}-pw`,
+    password: password(login),
   }));
+  const who = (login: string): Login => ({ login, password: password(login) });
   const stack = await startReplicas({
     users,
+    forge,
     accessTokenTtlSeconds: o.tokenTtl,
     env: { FORGEJO_REFRESH_MARGIN: '2s' },
   });
@@ -198,16 +230,17 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
     const clients: Array<{ label: string; login: string; caller: ToolCaller }> = [];
     for (const login of logins) {
       for (const sdk of ['v1', 'v2'] as const) {
-        const { access } = await signIn(stack.url, login);
+        const { access } = await signIn(stack.url, who(login));
         const c = await connect(stack.url, sdk, access);
         closers.push(() => c.close());
         clients.push({ label: `${login} ${sdk}`, login, caller: c });
       }
     }
     log(`${clients.length} clients signed in`);
+    // The emulator tells each refresh and its answer; with Gitea the replicas' logs do.
     const refreshes = new Set<EmulatorRequest>();
     const noteRefreshes = () => {
-      for (const r of stack.emulator.requests)
+      for (const r of stack.emulator?.requests ?? [])
         if (r.method === 'POST' && r.grantType === 'refresh_token') refreshes.add(r);
     };
     noteRefreshes();
@@ -250,21 +283,27 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
       new Promise((r) => setTimeout(r, Math.max(0, started + o.seconds * 1000 * fraction - Date.now())));
     const chaos = (async () => {
       await at(0.2);
-      const revocationMs = await revocationAcross(stack, 'rita');
+      const revocationMs = await revocationAcross(stack, who('rita'));
       log(`revocation through A closed the stream on B in ${revocationMs} ms`);
       await at(0.35);
-      const victim = stack.replicas[0]?.broker;
-      if (!victim) throw new Error('replica 0 is not running');
-      const victimPid = victim.proc.pid as number;
+      // The replica running more children serves more clients (a child runs where a user's calls
+      // go): killing it makes sure the kill meets someone, whatever the hash decided.
+      const counts = stack.replicas.map((r) =>
+        r.broker ? childrenOf(r.broker.proc.pid as number).length : -1,
+      );
+      const v = counts.indexOf(Math.max(...counts));
+      const victimPid = stack.replicas[v]?.broker?.proc.pid as number;
       const kids = childrenOf(victimPid);
       killedAt = Date.now();
-      await stack.kill(0);
-      log(`killed replica 0 (pid ${victimPid}) with ${kids.length} children`);
+      await stack.kill(v);
+      log(
+        `killed replica ${v} (pid ${victimPid}) with ${kids.length} children; the other ran ${counts[1 - v]}`,
+      );
       await new Promise((r) => setTimeout(r, 5000));
       const left = kids.filter(running);
       await at(0.65);
-      await stack.restart(0);
-      log('replica 0 is back');
+      await stack.restart(v);
+      log(`replica ${v} is back`);
       // The restarted replica clears what its crashed predecessor left in the live-children table.
       let staleRows = -1;
       for (let i = 0; i < 50; i++) {
@@ -289,6 +328,13 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
       clearInterval(poll);
     }
     noteRefreshes();
+    const logText = stack.logs();
+    const refreshedInLogs = logText
+      .split('\n')
+      .filter((l) => l.includes('"msg":"Forgejo token refreshed"')).length;
+    const refusedInLogs = logText
+      .split('\n')
+      .filter((l) => /"msg":"(Forgejo credential is dead|Forgejo refused a refresh token)/.test(l)).length;
     const forgejoCalls = [...refreshes];
     const { rows: childRows } = await sql.query('SELECT pid FROM live_child');
     const deadChildRows = childRows.filter((r) => !running(Number(r.pid))).length;
@@ -308,16 +354,13 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
       killedChildrenLeft: chaosResult.left,
       staleChildRows: chaosResult.staleRows,
       deadChildRows,
-      forgejoRefreshes: forgejoCalls.length,
-      forgejoRefused: forgejoCalls.filter((r) => r.status !== 200).length,
-      alreadyUsedInLogs: stack
-        .logs()
-        .split('\n')
-        .filter((l) => /already used/i.test(l)).length,
+      forgejoRefreshes: stack.emulator ? forgejoCalls.length : refreshedInLogs,
+      forgejoRefused: stack.emulator ? forgejoCalls.filter((r) => r.status !== 200).length : refusedInLogs,
+      alreadyUsedInLogs: logText.split('\n').filter((l) => /already used/i.test(l)).length,
       forgejoRefusals: forgejoCalls
         .filter((r) => r.status !== 200)
         .map((r) => ({ status: r.status, msAfterKill: r.at - killedAt })),
-      brokerWarnings: warnings(stack.logs()),
+      brokerWarnings: warnings(logText),
       revocationMs: chaosResult.revocationMs,
       perClient,
     };
@@ -353,16 +396,26 @@ export function proofFailures(f: ProofFigures): string[] {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { full: { type: 'boolean' }, 'log-file': { type: 'string' } } });
-  const common = {
+  const { values } = parseArgs({
+    options: {
+      full: { type: 'boolean' },
+      seconds: { type: 'string' },
+      users: { type: 'string' },
+      'token-ttl': { type: 'string' },
+      'log-file': { type: 'string' },
+      gitea: { type: 'boolean' },
+    },
+  });
+  const base = values.full ? { seconds: 120, users: 4, tokenTtl: 5 } : { seconds: 30, users: 3, tokenTtl: 5 };
+  const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+  const figures = await haProof({
+    seconds: num(values.seconds, base.seconds),
+    users: Math.min(num(values.users, base.users), ALPHABET.length),
+    tokenTtl: num(values['token-ttl'], base.tokenTtl),
     log: (l: string) => console.error(l),
     ...(values['log-file'] ? { logFile: values['log-file'] } : {}),
-  };
-  const figures = await haProof(
-    values.full
-      ? { seconds: 120, users: 6, tokenTtl: 5, ...common }
-      : { seconds: 30, users: 3, tokenTtl: 5, ...common },
-  );
+    ...(values.gitea ? { forge: 'gitea' as const } : {}),
+  });
   console.log(JSON.stringify(figures, null, 2));
   const failures = proofFailures(figures);
   for (const f of failures) console.error(`FAIL ${f}`);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import type { EmulatorUser, ForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
+import { type RealGitea, startRealGitea as startGitea } from '../../scripts/real-gitea.ts';
 import { type BrokerProcess, startBroker } from './broker-process.ts';
 import { type CaddyProxy, HA_CADDYFILE, startCaddy } from './caddy.ts';
 import { freePort, testBrokerEnv } from './oauth-harness.ts';
@@ -27,7 +28,8 @@ export type ReplicaStack = {
   /** Caddy's https URL: the public URL every replica is the issuer of. */
   url: string;
   caddy: CaddyProxy;
-  emulator: ForgejoEmulator;
+  /** The Forgejo emulator, or undefined when the replicas sign in with the real Gitea. */
+  emulator: ForgejoEmulator | undefined;
   replicas: Replica[];
   /** postgres:// URL of the shared database. */
   db: string;
@@ -64,6 +66,8 @@ export async function startReplicas(opts: {
   running?: number;
   /** Caddy serves plain HTTP (for load drivers that speak HTTP only) instead of HTTPS. */
   http?: boolean;
+  /** The Forgejo side: the emulator (default) or the real Gitea of test/real (scripts/real-gitea.ts). */
+  forge?: 'emulator' | 'gitea';
 }): Promise<ReplicaStack> {
   const n = opts.replicas ?? 2;
   const tmp = mkdtempSync(join(tmpdir(), 'broker-replicas-'));
@@ -72,6 +76,7 @@ export async function startReplicas(opts: {
   const upstreams = Object.fromEntries(ports.map((p, i) => [`BROKER_UPSTREAM_${i + 1}`, `127.0.0.1:${p}`]));
   let cluster: PostgresCluster | undefined;
   let emulator: ForgejoEmulator | undefined;
+  let gitea: RealGitea | undefined;
   let caddy: CaddyProxy | undefined;
   const replicas: Replica[] = ports.map((port) => ({
     port,
@@ -93,6 +98,7 @@ export async function startReplicas(opts: {
     for (const r of replicas) await stopBroker(r, 'SIGTERM');
     await caddy?.stop();
     await emulator?.close();
+    await gitea?.close();
     cluster?.stop();
     rmSync(tmp, { recursive: true, force: true });
   };
@@ -101,19 +107,33 @@ export async function startReplicas(opts: {
     // What NODE_EXTRA_CA_CERTS does at startup: this process's fetch (and so the SDKs) trusts Caddy.
     if (!opts.http)
       setDefaultCACertificates([...getCACertificates('default'), readFileSync(caddy.caPath, 'utf8')]);
-    emulator = await startEmulatorFor(caddy.url, {
-      users: opts.users,
-      ...(opts.accessTokenTtlSeconds ? { accessTokenTtlSeconds: opts.accessTokenTtlSeconds } : {}),
-    });
+    const ttl = opts.accessTokenTtlSeconds ? { accessTokenTtlSeconds: opts.accessTokenTtlSeconds } : {};
+    let forge: Record<string, string>;
+    if (opts.forge === 'gitea') {
+      gitea = await startGitea({
+        redirectUris: [`${caddy.url}/oauth/callback`],
+        users: opts.users.map((u) => ({ login: u.login, password: u.password })),
+        ...ttl,
+      });
+      forge = {
+        FORGEJO_URL: gitea.url,
+        FORGEJO_CLIENT_ID: gitea.app.clientId,
+        FORGEJO_CLIENT_SECRET: gitea.app.clientSecret,
+      };
+    } else {
+      emulator = await startEmulatorFor(caddy.url, { users: opts.users, ...ttl });
+      forge = { FORGEJO_URL: emulator.url };
+    }
     cluster = await startPostgres();
     const db = await cluster.createDatabase();
     const env = {
       ...testBrokerEnv({
         publicUrl: caddy.url,
-        forgejoUrl: emulator.url,
+        forgejoUrl: forge['FORGEJO_URL'] as string,
         dir: tmp,
         secretKey: randomBytes(32).toString('base64'),
       }),
+      ...forge,
       BROKER_DB: db,
       BROKER_TRUSTED_PROXIES: '127.0.0.1',
       BROKER_RATE_LIMIT: '100000',
@@ -136,11 +156,10 @@ export async function startReplicas(opts: {
     for (let i = 0; i < (opts.running ?? n); i++) await start(i);
     const url = caddy.url;
     const c = caddy;
-    const e = emulator;
     return {
       url,
       caddy: c,
-      emulator: e,
+      emulator,
       replicas,
       db,
       kill: (i) => stopBroker(replicas[i] as Replica, 'SIGKILL'),

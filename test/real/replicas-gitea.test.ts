@@ -1,0 +1,29 @@
+// The replica proof (scripts/ha-proof.ts) against the real Gitea instead of the emulator: sign-in
+// through Gitea's own login and grant pages, Gitea's single-use refresh tokens living 5 s, and the
+// stand-in children calling Gitea's API with them. Two replicas on PostgreSQL behind Debian's Caddy;
+// the replica with more children is killed with SIGKILL mid-run and started again.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { haProof, proofFailures } from '../../scripts/ha-proof.ts';
+
+describe('two replicas behind Caddy, signing in with the real Gitea', () => {
+  it('a replica killed mid-run: every call answered as its caller, at most one retry each, Gitea refreshes never refused', {
+    timeout: 400_000,
+  }, async (t) => {
+    const f = await haProof({
+      seconds: 25,
+      users: 3,
+      tokenTtl: 5,
+      forge: 'gitea',
+      log: (l) => t.diagnostic(l),
+    });
+    const { perClient, ...figures } = f;
+    t.diagnostic(JSON.stringify(figures));
+    assert.deepEqual(proofFailures(f), []);
+    assert.equal(f.errors, 0);
+    assert.equal(f.wrongUser, 0);
+    assert.ok(perClient.every((c) => c.retried <= 1));
+    assert.ok(f.forgejoRefreshes >= 3, `${f.forgejoRefreshes} Gitea refreshes`);
+    assert.equal(f.forgejoRefused, 0);
+  });
+});
