@@ -3,7 +3,9 @@
 // (2025-11-25 sessions) and v2 (2026-07-28, stateless) clients of several users call
 // get_my_user_info without pause through Caddy while the Forgejo emulator's access tokens live 5 s,
 // so every user's credential is refreshed again and again, by whichever replica needs it first.
-// Mid-run the replica with more children is killed with SIGKILL and, later, started again. Then:
+// Mid-run the replica with more children is killed with SIGKILL (at a moment no Forgejo refresh is
+// between the emulator and a replica's database commit: see QUIET_MS) and, later, started again.
+// Then:
 //   - every call answered, each with its caller's own Forgejo login; a call that failed is sent
 //     again once (counted), and none fails twice;
 //   - nobody signs in again: each client keeps its bearer token and its session throughout;
@@ -92,6 +94,8 @@ export type ProofFigures = {
 
 const ALPHABET = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
 const REDIRECT = 'http://127.0.0.1:41234/cb';
+/** How long after a token request was answered its replica has surely committed the result. */
+const QUIET_MS = 200;
 /** A client waits this long before sending a failed call again, as an SDK retry would. */
 const RETRY_AFTER_MS = 300;
 
@@ -153,6 +157,14 @@ async function connect(
   );
   await client.connect(new TransportV2(mcp, { requestInit: { headers } }));
   return client;
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
 }
 
 function running(pid: number): boolean {
@@ -294,6 +306,11 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
       const v = counts.indexOf(Math.max(...counts));
       const victimPid = stack.replicas[v]?.broker?.proc.pid as number;
       const kids = childrenOf(victimPid);
+      // Not while a refresh is between Forgejo and a replica's commit: killed there, the replica
+      // takes the user's only new refresh token with it (docs/operations.md, "Replicas"), a loss no
+      // failover can undo. The emulator runs in this process, so no request is answered between
+      // this check and the kill below.
+      await waitUntil(() => !stack.emulator?.tokenEndpointBusy(QUIET_MS), 10_000);
       killedAt = Date.now();
       await stack.kill(v);
       log(

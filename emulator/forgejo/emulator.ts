@@ -92,6 +92,8 @@ export interface ForgejoEmulator {
   revokeGrant(login: string, clientId: string): void;
   /** the grant's refresh counter, or undefined without a grant */
   grantCount(login: string, clientId: string): number | undefined;
+  /** A token request is being answered, or was answered within the last `withinMs` (wall clock). */
+  tokenEndpointBusy(withinMs: number): boolean;
   /**
    * Replaces an app's registered redirect URIs, as its owner can in Forgejo's settings: a test can
    * start the emulator first and register the broker's callback once the broker has its port.
@@ -128,10 +130,29 @@ export async function startForgejoEmulator(options: EmulatorOptions): Promise<Fo
   const now = options.now ?? Date.now;
   const world = createWorld(options, now);
   const requests: EmulatorRequest[] = [];
+  const tokenCalls = { inFlight: 0, lastAnsweredAt: 0 };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator.invalid');
     const rawQuery = url.search.slice(1);
+    const tokenRequest = url.pathname === '/login/oauth/access_token';
+    if (tokenRequest) tokenCalls.inFlight++;
+    try {
+      await answer(req, res, url, rawQuery);
+    } finally {
+      if (tokenRequest) {
+        tokenCalls.inFlight--;
+        tokenCalls.lastAnsweredAt = Date.now();
+      }
+    }
+  }
+
+  async function answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    rawQuery: string,
+  ): Promise<void> {
     let reply: Reply;
     let grantType: string | undefined;
     try {
@@ -198,6 +219,8 @@ export async function startForgejoEmulator(options: EmulatorOptions): Promise<Fo
       if (grant) deleteGrant(world, grant.id);
     },
     grantCount: (login, clientId) => grantFor(login, clientId)?.counter,
+    tokenEndpointBusy: (withinMs) =>
+      tokenCalls.inFlight > 0 || Date.now() - tokenCalls.lastAnsweredAt < withinMs,
     setRedirectUris(clientId, redirectUris) {
       const app = world.apps.get(clientId);
       if (!app) throw new Error(`no OAuth app with client id ${clientId}`);

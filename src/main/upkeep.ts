@@ -3,6 +3,7 @@
 import type { Logger } from '../log/log.ts';
 import { metrics } from '../metrics/metrics.ts';
 import type { Spawner } from '../pool/pool.ts';
+import { processAlive } from '../store/processes.ts';
 import type { BrokerStore } from '../store/store.ts';
 
 /** The admin command promises that a revocation reaches the running broker within a second. */
@@ -76,17 +77,7 @@ export function startUpkeep(store: BrokerStore, log: Logger): { stop(): void } {
  */
 async function forgetDeadBrokersChildren(store: BrokerStore): Promise<void> {
   for (const pid of await store.childBrokerPids()) {
-    if (pid === process.pid || !processRuns(pid)) await store.forgetChildrenOf(pid);
-  }
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it runs, as another user.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if (pid === process.pid || !processAlive(pid)) await store.forgetChildrenOf(pid);
   }
 }
 

@@ -3,6 +3,7 @@
 // own methods, so they reach the running broker through the change log.
 import { existsSync } from 'node:fs';
 import type { SQLInputValue } from 'node:sqlite';
+import { processAlive } from '../processes.ts';
 import type { SqliteStore } from './sqlite-store.ts';
 
 export type UserRow = {
@@ -167,14 +168,5 @@ export class Operations {
     // Runs at once (the SQLite write is synchronous), so the copy has the newest last-use times.
     void this.#store.flushUsage();
     this.#store.db.prepare('VACUUM INTO ?').run(path);
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
