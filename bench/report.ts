@@ -132,6 +132,11 @@ function ratioLines(s: Summary['servers'][number], d: DriverName): string[] {
           `broker over the bare relay: p50 (c=1) +${ms(r.brokerOverRelayP50Ms)} ms; calls/s at c=${r.topConcurrency} ${x(r.brokerOverRelayRate)}; front CPU ms per call at c=${r.topConcurrency} ${x(r.brokerOverRelayCpu)}`,
         ]
       : []),
+    ...(Number.isFinite(r.postgresOverSqliteCpu)
+      ? [
+          `broker on PostgreSQL over the broker on SQLite at c=${r.topConcurrency}: front CPU ms per call ${x(r.postgresOverSqliteCpu)}, calls/s ${x(r.postgresOverSqliteRate)}`,
+        ]
+      : []),
     `broker/peer calls/s at c=${r.topConcurrency}: ${Object.entries(r.brokerOverPeerRate)
       .map(([k, v]) => `${k} ${x(v)}`)
       .join(', ')}; over the better peer ${x(r.brokerOverBetterPeerRate)}`,

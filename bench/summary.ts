@@ -101,6 +101,9 @@ export type Ratios = {
   brokerOverRelayCpu: number;
   /** broker p50 − bare relay p50 at concurrency 1, ms */
   brokerOverRelayP50Ms: number;
+  /** the broker on PostgreSQL over the broker on SQLite: front CPU per call and calls/s at the top */
+  postgresOverSqliteCpu: number;
+  postgresOverSqliteRate: number;
   /** broker calls/s over each peer's at the highest concurrency */
   brokerOverPeerRate: Record<string, number>;
   brokerOverBetterPeerRate: number;
@@ -132,6 +135,8 @@ function ratiosFor(paths: PathSummary[]): Ratios {
     brokerOverRelayRate: ratio(rateAt(broker), rateAt(relay)),
     brokerOverRelayCpu: ratio(cpuAt(broker), cpuAt(relay)),
     brokerOverRelayP50Ms: (broker?.seq.p50 ?? Number.NaN) - (relay?.seq.p50 ?? Number.NaN),
+    postgresOverSqliteCpu: ratio(cpuAt(by('broker-pg')), cpuAt(broker)),
+    postgresOverSqliteRate: ratio(rateAt(by('broker-pg')), rateAt(broker)),
     brokerOverPeerRate: peerRates,
     brokerOverBetterPeerRate: ratio(rateAt(broker), Number.isFinite(better) ? better : Number.NaN),
     brokerOverFloorRate: ratio(rateAt(broker), rateAt(floor)),
