@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { ConcurrencyRun } from './drivers/result.ts';
 import type { BenchResults } from './results.ts';
 import { REPO_ROOT } from './servers.ts';
-import { median } from './stats.ts';
+import { type LatencySummary, median } from './stats.ts';
 import {
   type ConcSummary,
   DRIVERS,
@@ -111,6 +111,14 @@ function pathNotes(paths: PathSummary[]): string[] {
     for (const f of p.failures) out.push(`${p.target} ${p.repeats === 0 ? 'failed' : 'lost a repeat'}: ${f}`);
   }
   return out;
+}
+
+/** Rows of latency summaries (ms) with their sample counts and errors. */
+function latencyTable(what: string, rows: [string, LatencySummary & { errors: number }][]): string[] {
+  return mdTable(
+    [what, 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'],
+    rows.map(([name, l]) => [name, String(l.n), ms(l.p50), ms(l.p95), ms(l.p99), String(l.errors)]),
+  );
 }
 
 function ratioLines(s: Summary['servers'][number], d: DriverName): string[] {
@@ -379,15 +387,10 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
       'One `initialize` round trip through the broker for a user whose child is already running (no spawn),',
       'and for users with no child yet (spawn of the stand-in + its handshake), lean driver.',
       '',
-      ...mdTable(
-        ['user', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'],
-        (
-          [
-            ['warm (child running)', i.warm],
-            ['cold (spawn + handshake)', i.cold],
-          ] as const
-        ).map(([user, l]) => [user, String(l.n), ms(l.p50), ms(l.p95), ms(l.p99), String(l.errors)]),
-      ),
+      ...latencyTable('user', [
+        ['warm (child running)', i.warm],
+        ['cold (spawn + handshake)', i.cold],
+      ]),
       '',
     );
   if (i?.available && i.firstCallCold && i.firstCallPrewarmed)
@@ -399,15 +402,10 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
       "started when the sign-in finished at the broker's callback. The child is the forgejo-mcp stand-in",
       '(a Node process); the real forgejo-mcp could not be built on this machine (issue 11).',
       '',
-      ...mdTable(
-        ['first call after sign-in', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'],
-        (
-          [
-            ['cold (the call starts the child)', i.firstCallCold],
-            ['prewarmed at sign-in', i.firstCallPrewarmed],
-          ] as const
-        ).map(([user, l]) => [user, String(l.n), ms(l.p50), ms(l.p95), ms(l.p99), String(l.errors)]),
-      ),
+      ...latencyTable('first call after sign-in', [
+        ['cold (the call starts the child)', i.firstCallCold],
+        ['prewarmed at sign-in', i.firstCallPrewarmed],
+      ]),
       '',
     );
   out.push('## 3. Memory', '');
