@@ -20,7 +20,7 @@ import { everythingServer, REPO_ROOT, standinServer } from './servers.ts';
 import { describeMachine } from './support/machine.ts';
 import { killAllOnExit } from './support/processes.ts';
 import { bareRelayTarget } from './targets/bare-relay.ts';
-import { brokerTarget } from './targets/broker.ts';
+import { brokerBaselineTarget, brokerPostgresTarget, brokerTarget } from './targets/broker.ts';
 import { floorTarget } from './targets/floor.ts';
 import { mcpProxyTarget } from './targets/mcp-proxy.ts';
 import { supergatewayTarget } from './targets/supergateway.ts';
@@ -112,6 +112,23 @@ async function main(): Promise<number> {
         pick(config.targets, [
           floorTarget,
           brokerTarget({
+            brokerRoot: config.brokerRoot,
+            logLevel: config.brokerLogLevel,
+            nodeArgs: config.brokerNodeArgs,
+          }),
+          ...(process.env['BENCH_BASELINE_ROOT']
+            ? [
+                brokerBaselineTarget(
+                  {
+                    brokerRoot: process.env['BENCH_BASELINE_ROOT'],
+                    logLevel: config.brokerLogLevel,
+                    nodeArgs: config.brokerNodeArgs,
+                  },
+                  commitOf(process.env['BENCH_BASELINE_ROOT']),
+                ),
+              ]
+            : []),
+          brokerPostgresTarget({
             brokerRoot: config.brokerRoot,
             logLevel: config.brokerLogLevel,
             nodeArgs: config.brokerNodeArgs,
