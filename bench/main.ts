@@ -19,7 +19,7 @@ import { everythingServer, REPO_ROOT, standinServer } from './servers.ts';
 import { describeMachine } from './support/machine.ts';
 import { killAllOnExit } from './support/processes.ts';
 import { bareRelayTarget } from './targets/bare-relay.ts';
-import { brokerTarget } from './targets/broker.ts';
+import { brokerPostgresTarget, brokerTarget } from './targets/broker.ts';
 import { floorTarget } from './targets/floor.ts';
 import { mcpProxyTarget } from './targets/mcp-proxy.ts';
 import { supergatewayTarget } from './targets/supergateway.ts';
@@ -111,6 +111,11 @@ async function main(): Promise<number> {
         pick(config.targets, [
           floorTarget,
           brokerTarget({
+            brokerRoot: config.brokerRoot,
+            logLevel: config.brokerLogLevel,
+            nodeArgs: config.brokerNodeArgs,
+          }),
+          brokerPostgresTarget({
             brokerRoot: config.brokerRoot,
             logLevel: config.brokerLogLevel,
             nodeArgs: config.brokerNodeArgs,

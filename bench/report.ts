@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { ConcurrencyRun } from './drivers/result.ts';
 import type { BenchResults } from './results.ts';
 import { REPO_ROOT } from './servers.ts';
-import { median } from './stats.ts';
+import { type LatencySummary, median } from './stats.ts';
 import {
   type ConcSummary,
   DRIVERS,
@@ -113,6 +113,14 @@ function pathNotes(paths: PathSummary[]): string[] {
   return out;
 }
 
+/** Rows of latency summaries (ms) with their sample counts and errors. */
+function latencyTable(what: string, rows: [string, LatencySummary & { errors: number }][]): string[] {
+  return mdTable(
+    [what, 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'],
+    rows.map(([name, l]) => [name, String(l.n), ms(l.p50), ms(l.p95), ms(l.p99), String(l.errors)]),
+  );
+}
+
 function ratioLines(s: Summary['servers'][number], d: DriverName): string[] {
   const r = s.ratios[d];
   if (!Number.isFinite(r.brokerOverFloorP50) && !Number.isFinite(r.brokerOverBetterPeerRate)) return [];
@@ -130,6 +138,11 @@ function ratioLines(s: Summary['servers'][number], d: DriverName): string[] {
     ...(Number.isFinite(r.brokerOverRelayCpu)
       ? [
           `broker over the bare relay: p50 (c=1) +${ms(r.brokerOverRelayP50Ms)} ms; calls/s at c=${r.topConcurrency} ${x(r.brokerOverRelayRate)}; front CPU ms per call at c=${r.topConcurrency} ${x(r.brokerOverRelayCpu)}`,
+        ]
+      : []),
+    ...(Number.isFinite(r.postgresOverSqliteCpu)
+      ? [
+          `broker on PostgreSQL over the broker on SQLite at c=${r.topConcurrency}: front CPU ms per call ${x(r.postgresOverSqliteCpu)}, calls/s ${x(r.postgresOverSqliteRate)}`,
         ]
       : []),
     `broker/peer calls/s at c=${r.topConcurrency}: ${Object.entries(r.brokerOverPeerRate)
@@ -319,7 +332,7 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
     '`BENCH_OAUTH_DURATION_MS`, `BENCH_CODE_EXCHANGES`, `BENCH_SCALE_USERS`, `BENCH_SCALE_DURATION_MS`,',
     "`BENCH_BROKER_LOG_LEVEL` (default info), `BENCH_BROKER_ROOT` (measure another checkout's broker),",
     '`BENCH_BROKER_NODE_ARGS` (extra node flags for the broker, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),',
-    '`BENCH_DRIVERS` (sdk,lean,wrk), `BENCH_TARGETS` (floor,broker,supergateway,relay,mcp-proxy), `BENCH_SERVERS` (everything,standin).',
+    '`BENCH_DRIVERS` (sdk,lean,wrk), `BENCH_TARGETS` (floor,broker,broker-pg,supergateway,relay,mcp-proxy), `BENCH_SERVERS` (everything,standin).',
     "The wrk driver needs Debian's `wrk` (`make bench` installs it when run as root); `node bench/profile.ts 64 8000`",
     'profiles the broker under wrk (`BENCH_PROFILE_DRIVER=lean` for the lean driver).',
     '',
@@ -374,15 +387,10 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
       'One `initialize` round trip through the broker for a user whose child is already running (no spawn),',
       'and for users with no child yet (spawn of the stand-in + its handshake), lean driver.',
       '',
-      ...mdTable(
-        ['user', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'],
-        (
-          [
-            ['warm (child running)', i.warm],
-            ['cold (spawn + handshake)', i.cold],
-          ] as const
-        ).map(([user, l]) => [user, String(l.n), ms(l.p50), ms(l.p95), ms(l.p99), String(l.errors)]),
-      ),
+      ...latencyTable('user', [
+        ['warm (child running)', i.warm],
+        ['cold (spawn + handshake)', i.cold],
+      ]),
       '',
     );
   if (i?.available && i.firstCallCold && i.firstCallPrewarmed)
@@ -394,15 +402,10 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
       "started when the sign-in finished at the broker's callback. The child is the forgejo-mcp stand-in",
       '(a Node process); the real forgejo-mcp could not be built on this machine (issue 11).',
       '',
-      ...mdTable(
-        ['first call after sign-in', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'errors'],
-        (
-          [
-            ['cold (the call starts the child)', i.firstCallCold],
-            ['prewarmed at sign-in', i.firstCallPrewarmed],
-          ] as const
-        ).map(([user, l]) => [user, String(l.n), ms(l.p50), ms(l.p95), ms(l.p99), String(l.errors)]),
-      ),
+      ...latencyTable('first call after sign-in', [
+        ['cold (the call starts the child)', i.firstCallCold],
+        ['prewarmed at sign-in', i.firstCallPrewarmed],
+      ]),
       '',
     );
   out.push('## 3. Memory', '');

@@ -101,6 +101,9 @@ export type Ratios = {
   brokerOverRelayCpu: number;
   /** broker p50 − bare relay p50 at concurrency 1, ms */
   brokerOverRelayP50Ms: number;
+  /** the broker on PostgreSQL over the broker on SQLite: front CPU per call and calls/s at the top */
+  postgresOverSqliteCpu: number;
+  postgresOverSqliteRate: number;
   /** broker calls/s over each peer's at the highest concurrency */
   brokerOverPeerRate: Record<string, number>;
   brokerOverBetterPeerRate: number;
@@ -132,6 +135,8 @@ function ratiosFor(paths: PathSummary[]): Ratios {
     brokerOverRelayRate: ratio(rateAt(broker), rateAt(relay)),
     brokerOverRelayCpu: ratio(cpuAt(broker), cpuAt(relay)),
     brokerOverRelayP50Ms: (broker?.seq.p50 ?? Number.NaN) - (relay?.seq.p50 ?? Number.NaN),
+    postgresOverSqliteCpu: ratio(cpuAt(by('broker-pg')), cpuAt(broker)),
+    postgresOverSqliteRate: ratio(rateAt(by('broker-pg')), rateAt(broker)),
     brokerOverPeerRate: peerRates,
     brokerOverBetterPeerRate: ratio(rateAt(broker), Number.isFinite(better) ? better : Number.NaN),
     brokerOverFloorRate: ratio(rateAt(broker), rateAt(floor)),
@@ -272,6 +277,38 @@ function verdicts(results: BenchResults, s: Summary): Verdict[] {
       status: 'not measured',
       note: reason('round trip not run'),
     });
+
+  // Issue 17: the broker's own cost against a relay that only moves bytes, under wrk.
+  const w = echo?.ratios.wrk;
+  const wrkVerdict = (target: string, value: number, ok: (v: number) => boolean, figure: string) =>
+    out.push(
+      Number.isFinite(value)
+        ? { target, figure, status: judge(ok(value)), note: "wrk driver, server-everything's echo, same run" }
+        : {
+            target,
+            figure: '–',
+            status: 'not measured',
+            note: reason('the wrk driver did not run (BENCH_DRIVERS, or wrk missing)'),
+          },
+    );
+  wrkVerdict(
+    'Calls/s at c=64 ≥ 0.8× the bare relay (wrk)',
+    w?.brokerOverRelayRate ?? Number.NaN,
+    (v) => v >= 0.8,
+    fmtX(w?.brokerOverRelayRate ?? Number.NaN),
+  );
+  wrkVerdict(
+    'Front CPU per call at c=64 ≤ 1.25× the bare relay (wrk)',
+    w?.brokerOverRelayCpu ?? Number.NaN,
+    (v) => v <= 1.25,
+    fmtX(w?.brokerOverRelayCpu ?? Number.NaN),
+  );
+  wrkVerdict(
+    'p50 at c=1 ≤ the bare relay + 0.1 ms (wrk, uncorrected)',
+    w?.brokerOverRelayP50Ms ?? Number.NaN,
+    (v) => v <= 0.1,
+    `+${fmtMs(w?.brokerOverRelayP50Ms ?? Number.NaN)}`,
+  );
 
   const init = results.initialize;
   if (init?.available && init.warm) {

@@ -11,10 +11,11 @@ import {
   startForgejoEmulator,
 } from '../../emulator/forgejo/emulator.ts';
 import { askMemory, type BrokerMemory } from '../../scripts/memory-ask.ts';
+import { type PostgresCluster, startPostgres } from '../../test/support/postgres.ts';
 import { findForm, UserAgent } from '../../test/support/user-agent.ts';
 import type { StdioServer } from '../servers.ts';
 import { freePort, type Spawned, spawnGroup, waitForPort } from '../support/processes.ts';
-import { type Target, TargetUnavailable } from './target.ts';
+import { type HttpRunning, type Target, TargetUnavailable } from './target.ts';
 
 const FORGEJO_CLIENT_ID = 'forgejo-mcp-broker-bench';
 const FORGEJO_CLIENT_SECRET = 'bench-secret-not-for-production';
@@ -62,6 +63,8 @@ export type BrokerOptions = {
    * signs everyone in first, and the cold, memory and scale figures mean children started by calls.
    */
   prewarm?: boolean;
+  /** BROKER_DB: a postgres:// URL for the PostgreSQL store; a SQLite file in the data folder otherwise */
+  database?: string;
 };
 
 function benchUsers(count: number): EmulatorUser[] {
@@ -123,7 +126,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
           FORGEJO_URL: forgejo.url,
           FORGEJO_CLIENT_ID,
           FORGEJO_CLIENT_SECRET,
-          BROKER_DB: join(dataDir, 'broker.db'),
+          BROKER_DB: opts.database ?? join(dataDir, 'broker.db'),
           BROKER_SECRET_KEY: randomBytes(32).toString('base64'),
           LOG_LEVEL: opts.logLevel,
           // The bench is one client from one address: rate limits would measure themselves.
@@ -292,22 +295,63 @@ export function brokerTarget(opts: Pick<BrokerOptions, 'brokerRoot' | 'logLevel'
   return {
     name: 'broker',
     label: 'forgejo-mcp-broker (bearer)',
+    start: (server) => startSignedIn({ ...opts, server, userCount: 1 }),
+  };
+}
+
+/**
+ * The same broker on the PostgreSQL store (a throwaway cluster on loopback, as the tests start it):
+ * what the per-call cost of one replica is when its store is a database server, not a file.
+ */
+export function brokerPostgresTarget(
+  opts: Pick<BrokerOptions, 'brokerRoot' | 'logLevel' | 'nodeArgs'>,
+): Target {
+  return {
+    name: 'broker-pg',
+    label: 'forgejo-mcp-broker on PostgreSQL (bearer)',
     start: async (server) => {
-      const broker = await startBroker({ ...opts, server, userCount: 1 });
+      let cluster: PostgresCluster;
       try {
-        const tokens = await broker.signIn(broker.users[0]!);
-        await checkMcp(broker, tokens.accessToken);
+        cluster = await startPostgres();
+      } catch (e) {
+        throw new TargetUnavailable(`PostgreSQL: ${(e as Error).message}`);
+      }
+      try {
+        const running = await startSignedIn({
+          ...opts,
+          server,
+          userCount: 1,
+          database: await cluster.createDatabase(),
+        });
         return {
-          kind: 'http',
-          url: broker.mcpUrl,
-          headers: { authorization: `Bearer ${tokens.accessToken}` },
-          pid: broker.pid,
-          stop: broker.stop,
+          ...running,
+          stop: async () => {
+            await running.stop();
+            cluster.stop();
+          },
         };
       } catch (e) {
-        await broker.stop();
+        cluster.stop();
         throw e;
       }
     },
   };
+}
+
+async function startSignedIn(opts: BrokerOptions): Promise<HttpRunning> {
+  const broker = await startBroker(opts);
+  try {
+    const tokens = await broker.signIn(broker.users[0]!);
+    await checkMcp(broker, tokens.accessToken);
+    return {
+      kind: 'http',
+      url: broker.mcpUrl,
+      headers: { authorization: `Bearer ${tokens.accessToken}` },
+      pid: broker.pid,
+      stop: broker.stop,
+    };
+  } catch (e) {
+    await broker.stop();
+    throw e;
+  }
 }

@@ -25,6 +25,9 @@ export function observedSink(r: JsonRpcRequest, caller: Caller, sink: Sink, obse
   const started = performance.now();
   return {
     send(msg, final) {
+      // The answer leaves first: what the observer records (metrics, the audit line) is not on the
+      // caller's critical path.
+      const sent = sink.send(msg, final);
       if (final) {
         const outcome =
           'error' in msg ? 'error' : 'result' in msg && msg.result['isError'] === true ? 'tool_error' : 'ok';
@@ -41,7 +44,7 @@ export function observedSink(r: JsonRpcRequest, caller: Caller, sink: Sink, obse
             : {}),
         });
       }
-      return sink.send(msg, final);
+      return sent;
     },
   };
 }

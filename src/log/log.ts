@@ -31,12 +31,24 @@ function stderrDestination(): DestinationStream {
   };
 }
 
+/** pino's isoTime, formatted once per millisecond: a busy broker writes several lines in each. */
+let stampedAt = -1;
+let stamp = '';
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== stampedAt) {
+    stampedAt = now;
+    stamp = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return stamp;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const logger = pino(
     {
       level,
       base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       formatters: {
         level: (label) => ({ level: label }),
         log: (obj) => redactSecrets(obj),

@@ -60,6 +60,8 @@ function expireAccessTokens(): void {
   s.broker.store.db
     .prepare("UPDATE oauth_token SET expires_at = ? WHERE kind = 'access'")
     .run(Date.now() - 1000);
+  // Aged in place, behind the store's back: the bearer check's cache must be told.
+  s.broker.auth.verifyBearer.forgetCached();
 }
 
 describe('Claude.ai (simulated from the field reports) against the broker and the Forgejo emulator', () => {

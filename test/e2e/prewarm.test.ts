@@ -30,7 +30,7 @@ describe('prewarm after sign-in', () => {
   after(() => Promise.all(stacks.map((s) => s.closeAll())));
 
   it("starts the user's child before any MCP request, and the first call uses it", async () => {
-    const s = await startStack();
+    const s = await startStack({ env: { BROKER_CHILD_PREWARM: 'on' } });
     stacks.push(s);
     const { token } = await signInAs(s, { login: 'alice' });
     await waitFor(() => s.broker.pool.liveChildren === 1, { what: 'the prewarmed child' });

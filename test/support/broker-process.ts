@@ -23,7 +23,13 @@ export function spawnBroker(
   // cwd is a temp folder so a default ./data/broker.db never lands in the checkout.
   const proc = spawn(process.execPath, [MAIN, ...args], {
     cwd,
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', BROKER_CHILD_COMMAND: STANDIN_COMMAND, ...env },
+    // Prewarm off unless asked: see testBrokerEnv in oauth-harness.ts.
+    env: {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      BROKER_CHILD_COMMAND: STANDIN_COMMAND,
+      BROKER_CHILD_PREWARM: 'off',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

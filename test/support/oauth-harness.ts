@@ -33,6 +33,9 @@ export function testBrokerEnv(o: {
     FORGEJO_CLIENT_SECRET,
     BROKER_DB: join(o.dir, 'broker.db'),
     BROKER_SECRET_KEY: o.secretKey ?? randomBytes(32).toString('base64'),
+    // Off unless a test is about it (test/e2e/prewarm.test.ts): a child per sign-in would be load
+    // and token refreshes that tests counting them did not ask for.
+    BROKER_CHILD_PREWARM: 'off',
   };
 }
 
