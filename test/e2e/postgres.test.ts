@@ -185,8 +185,10 @@ describe('the broker on PostgreSQL', () => {
 
       sw.point(b.url);
       await assertServesStandin(client, 'alice');
-      const [onB] = await children('alice', b.proc.pid);
-      assert.ok(onB && pidAlive(onB), 'B started its own child for the session it never saw initialized');
+      // The child's row is written beside its start, not before the call is answered.
+      await within(2000, 'B started its own child for the session it never saw initialized', async () =>
+        (await children('alice', b.proc.pid)).some((pid) => pidAlive(pid)),
+      );
       const [stored] = (
         await sql.query('SELECT protocol_version, client_capabilities FROM mcp_session WHERE login = $1', [
           'alice',
