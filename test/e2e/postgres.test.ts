@@ -15,10 +15,12 @@ import pg from 'pg';
 import type { ForgejoEmulator } from '../../emulator/forgejo/emulator.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { type BrokerProcess, logLines, startBroker } from '../support/broker-process.ts';
+import { CONFORMANCE_SERVER } from '../support/gateway-stack.ts';
 import { connectV1, rawInitialize, rawPost } from '../support/mcp-oauth-client.ts';
 import { form, freePort, registerClient, testBrokerEnv } from '../support/oauth-harness.ts';
 import { fullFlow, startEmulatorFor, tokenRequest } from '../support/oauth-stack.ts';
 import { type PostgresCluster, startPostgres } from '../support/postgres.ts';
+import { call2026, textOf } from '../support/stateless-call.ts';
 import { startSwitch } from '../support/switch-proxy.ts';
 import { pidAlive, waitFor } from '../support/wait.ts';
 import { assertNotLogged, assertServesStandin, E2E_USERS } from './support.ts';
@@ -185,8 +187,10 @@ describe('the broker on PostgreSQL', () => {
 
       sw.point(b.url);
       await assertServesStandin(client, 'alice');
-      const [onB] = await children('alice', b.proc.pid);
-      assert.ok(onB && pidAlive(onB), 'B started its own child for the session it never saw initialized');
+      // The child's row is written beside its start, not before the call is answered.
+      await within(2000, 'B started its own child for the session it never saw initialized', async () =>
+        (await children('alice', b.proc.pid)).some((pid) => pidAlive(pid)),
+      );
       const [stored] = (
         await sql.query('SELECT protocol_version, client_capabilities FROM mcp_session WHERE login = $1', [
           'alice',
@@ -273,6 +277,40 @@ describe('the broker on PostgreSQL', () => {
       await sw.close();
       b.proc.kill('SIGTERM');
       await b.exited;
+    }
+  });
+
+  it('a 2026 multi-round-trip call asked on one replica completes when its retry lands on the other', async () => {
+    // Replicas whose child asks the client things (the conformance fixture server).
+    const asking = { ...env, BROKER_CHILD_COMMAND: `"${process.execPath}" "${CONFORMANCE_SERVER}"` };
+    const [a2, b2] = await Promise.all([
+      startBroker({ ...asking, BROKER_LISTEN: '127.0.0.1:0' }),
+      startBroker({ ...asking, BROKER_LISTEN: '127.0.0.1:0' }),
+    ]);
+    try {
+      const { access_token: token } = await signIn('carol');
+      const name = 'test_input_required_result_elicitation';
+      const first = await call2026(`${a2.url}/mcp`, 'tools/call', { name, arguments: {} }, { token });
+      assert.equal(first.body.result?.['resultType'], 'input_required', JSON.stringify(first.body));
+      const [key] = Object.keys(first.body.result?.['inputRequests'] as Record<string, unknown>);
+      const done = await call2026(
+        `${b2.url}/mcp`,
+        'tools/call',
+        {
+          name,
+          arguments: {},
+          inputResponses: { [key as string]: { action: 'accept', content: { name: 'Bea' } } },
+          requestState: first.body.result?.['requestState'],
+        },
+        { token },
+      );
+      assert.equal(done.body.result?.['resultType'], 'complete', JSON.stringify(done.body));
+      assert.equal(textOf(done), 'Hello, Bea!');
+    } finally {
+      for (const r of [a2, b2]) {
+        r.proc.kill('SIGTERM');
+        await r.exited;
+      }
     }
   });
 
