@@ -43,6 +43,8 @@ export type ProofOptions = {
   users: number;
   /** Forgejo access token life in seconds. */
   tokenTtl: number;
+  /** FORGEJO_REFRESH_MARGIN of the replicas (default 2s). */
+  refreshMargin?: string;
   log?: (line: string) => void;
   /** For diagnosis: every replica's log lines, written here at the end. */
   logFile?: string;
@@ -54,6 +56,8 @@ export type ClientFigures = {
   label: string;
   calls: number;
   retried: number;
+  /** Why each call was sent again, and when (ms after the kill; negative: before it). */
+  retryReasons: string[];
   errors: string[];
   /** Calls answered with someone else's login (must stay 0). */
   wrongUser: number;
@@ -233,7 +237,7 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
     users,
     forge,
     accessTokenTtlSeconds: o.tokenTtl,
-    env: { FORGEJO_REFRESH_MARGIN: '2s' },
+    env: { FORGEJO_REFRESH_MARGIN: o.refreshMargin ?? '2s' },
   });
   const sql = new pg.Pool({ connectionString: stack.db, max: 1 });
   const closers: Array<() => Promise<void>> = [];
@@ -263,7 +267,7 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
     let stopped = false;
     const figures: ClientFigures[] = [];
     const load = clients.map(async ({ label, login, caller }) => {
-      const f: ClientFigures = { label, calls: 0, retried: 0, errors: [], wrongUser: 0 };
+      const f: ClientFigures = { label, calls: 0, retried: 0, retryReasons: [], errors: [], wrongUser: 0 };
       figures.push(f);
       let failedAt: number | undefined;
       while (Date.now() < end && !stopped) {
@@ -272,6 +276,8 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
           result = await caller.callTool({ name: 'get_my_user_info', arguments: {} });
         } catch (first) {
           f.retried++;
+          const when = killedAt ? `${Date.now() - killedAt} ms after the kill` : 'before the kill';
+          f.retryReasons.push(`${when}: ${(first as Error).message.slice(0, 200)}`);
           failedAt ??= Date.now();
           await new Promise((r) => setTimeout(r, RETRY_AFTER_MS));
           try {
@@ -395,7 +401,8 @@ export function proofFailures(f: ProofFigures): string[] {
   if (f.errors > 0) out.push(`${f.errors} calls failed even when sent again`);
   if (f.wrongUser > 0) out.push(`${f.wrongUser} calls answered with another user's login`);
   for (const c of f.perClient) {
-    if (c.retried > 1) out.push(`${c.label} had to send ${c.retried} calls again (at most one)`);
+    if (c.retried > 1)
+      out.push(`${c.label} had to send ${c.retried} calls again (at most one): ${c.retryReasons.join('; ')}`);
     if (c.calls === 0) out.push(`${c.label} made no call`);
   }
   if (f.killedChildren === 0) out.push('the killed replica ran no child: the kill proved nothing');

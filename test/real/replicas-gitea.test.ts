@@ -1,6 +1,9 @@
 // The replica proof (scripts/ha-proof.ts) against the real Gitea instead of the emulator: sign-in
-// through Gitea's own login and grant pages, Gitea's single-use refresh tokens living 5 s, and the
-// stand-in children calling Gitea's API with them. Two replicas on PostgreSQL behind Debian's Caddy;
+// through Gitea's own login and grant pages, Gitea's single-use refresh tokens, and the stand-in
+// children calling Gitea's API with them. Gitea's tokens live 10 s here, as in broker-gitea.test.ts:
+// with Gitea and six Node stand-ins on two shared cores, a stand-in replacing its predecessor can
+// take longer to start than a 5 s token leaves it (the real forgejo-mcp starts in milliseconds);
+// `node scripts/ha-proof.ts --gitea` runs it with 5 s tokens. Two replicas on PostgreSQL behind Debian's Caddy;
 // the replica with more children is killed with SIGKILL mid-run and started again.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
