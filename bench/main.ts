@@ -19,7 +19,7 @@ import { everythingServer, REPO_ROOT, standinServer } from './servers.ts';
 import { describeMachine } from './support/machine.ts';
 import { killAllOnExit } from './support/processes.ts';
 import { bareRelayTarget } from './targets/bare-relay.ts';
-import { brokerPostgresTarget, brokerTarget } from './targets/broker.ts';
+import { brokerBaselineTarget, brokerPostgresTarget, brokerTarget } from './targets/broker.ts';
 import { floorTarget } from './targets/floor.ts';
 import { mcpProxyTarget } from './targets/mcp-proxy.ts';
 import { supergatewayTarget } from './targets/supergateway.ts';
@@ -115,6 +115,18 @@ async function main(): Promise<number> {
             logLevel: config.brokerLogLevel,
             nodeArgs: config.brokerNodeArgs,
           }),
+          ...(process.env['BENCH_BASELINE_ROOT']
+            ? [
+                brokerBaselineTarget(
+                  {
+                    brokerRoot: process.env['BENCH_BASELINE_ROOT'],
+                    logLevel: config.brokerLogLevel,
+                    nodeArgs: config.brokerNodeArgs,
+                  },
+                  commitOf(process.env['BENCH_BASELINE_ROOT']),
+                ),
+              ]
+            : []),
           brokerPostgresTarget({
             brokerRoot: config.brokerRoot,
             logLevel: config.brokerLogLevel,

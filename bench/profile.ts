@@ -8,7 +8,7 @@ import { runLeanDriver } from './drivers/lean.ts';
 import { runWrkDriver } from './drivers/wrk.ts';
 import { everythingServer, REPO_ROOT } from './servers.ts';
 import { summarizeProfile } from './support/profile-summary.ts';
-import { brokerTarget } from './targets/broker.ts';
+import { brokerPostgresTarget, brokerTarget } from './targets/broker.ts';
 
 const concurrency = Number(process.argv[2] ?? 64);
 const durationMs = Number(process.argv[3] ?? 10_000);
@@ -20,7 +20,9 @@ const nodeArgs = (process.env['BENCH_BROKER_NODE_ARGS'] ?? `--cpu-prof --cpu-pro
   .split(' ')
   .filter(Boolean);
 const server = everythingServer();
-const running = await brokerTarget({
+// BENCH_PROFILE_TARGET=broker-pg: the broker on a throwaway PostgreSQL instead of SQLite.
+const target = process.env['BENCH_PROFILE_TARGET'] === 'broker-pg' ? brokerPostgresTarget : brokerTarget;
+const running = await target({
   brokerRoot: process.env['BENCH_BROKER_ROOT'] ?? REPO_ROOT,
   logLevel: process.env['BENCH_BROKER_LOG_LEVEL'] ?? 'info',
   nodeArgs,

@@ -332,7 +332,7 @@ export function renderMarkdown(results: BenchResults, s: Summary): string {
     '`BENCH_OAUTH_DURATION_MS`, `BENCH_CODE_EXCHANGES`, `BENCH_SCALE_USERS`, `BENCH_SCALE_DURATION_MS`,',
     "`BENCH_BROKER_LOG_LEVEL` (default info), `BENCH_BROKER_ROOT` (measure another checkout's broker),",
     '`BENCH_BROKER_NODE_ARGS` (extra node flags for the broker, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),',
-    '`BENCH_DRIVERS` (sdk,lean,wrk), `BENCH_TARGETS` (floor,broker,broker-pg,supergateway,relay,mcp-proxy), `BENCH_SERVERS` (everything,standin).',
+    "`BENCH_BASELINE_ROOT` (another checkout's broker measured beside this one, as `broker-baseline`), `BENCH_DRIVERS` (sdk,lean,wrk), `BENCH_TARGETS` (floor,broker,broker-pg,supergateway,relay,mcp-proxy), `BENCH_SERVERS` (everything,standin).",
     "The wrk driver needs Debian's `wrk` (`make bench` installs it when run as root); `node bench/profile.ts 64 8000`",
     'profiles the broker under wrk (`BENCH_PROFILE_DRIVER=lean` for the lean driver).',
     '',

@@ -299,6 +299,18 @@ export function brokerTarget(opts: Pick<BrokerOptions, 'brokerRoot' | 'logLevel'
   };
 }
 
+/** Another checkout's broker beside this one, in the same run (BENCH_BASELINE_ROOT): before/after. */
+export function brokerBaselineTarget(
+  opts: Pick<BrokerOptions, 'brokerRoot' | 'logLevel' | 'nodeArgs'>,
+  commit: string,
+): Target {
+  return {
+    name: 'broker-baseline',
+    label: `forgejo-mcp-broker at ${commit} (baseline)`,
+    start: (server) => startSignedIn({ ...opts, server, userCount: 1 }),
+  };
+}
+
 /**
  * The same broker on the PostgreSQL store (a throwaway cluster on loopback, as the tests start it):
  * what the per-call cost of one replica is when its store is a database server, not a file.

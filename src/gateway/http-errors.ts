@@ -72,7 +72,13 @@ export function answerThrown(
     });
     return;
   }
-  ctx.o.log.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, '/mcp failed');
+  // An unexpected error's text may quote what it failed on: token shapes are scrubbed from it.
+  ctx.o.log.error(
+    {
+      err: { message: scrubText(String((e as Error).message)), stack: scrubText(String((e as Error).stack)) },
+    },
+    '/mcp failed',
+  );
   writeJson(res, 500, errorResponse(null, INTERNAL_ERROR, 'internal error'), ctx.gate.corsHeaders(origin));
 }
 

@@ -87,6 +87,8 @@ export function redactSecrets<T>(value: T, depth = 0): T {
 const TOKEN_SHAPES: readonly RegExp[] = [
   /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g,
   /\b(?:gt[oa]|gh[pousr]|glpat|github_pat)[_-][A-Za-z0-9_-]{8,}/g,
+  // The broker's own: access, refresh, code, client-secret and registration-access tokens.
+  /\bmcp(?:at|rt|ac|cs|rat)_[A-Za-z0-9_-]{8,}/g,
   /\b[0-9a-fA-F]{32,}\b/g,
   /\b(Bearer|token|Basic)(\s+)[A-Za-z0-9._~+/=-]{8,}/gi,
   /\b([A-Za-z_]*(?:token|secret|password|passwd|key|code))(["']?\s*[:=]\s*["']?)[^\s"'&,;]{4,}/gi,

@@ -93,6 +93,7 @@ describe('scrubText', () => {
       ['auth: Bearer abc.def-ghi_jkl', `auth: Bearer ${CENSOR}`],
       ['header token 0123456789abcdef', `header token ${CENSOR}`],
       ['gto_0123456789abcdefghij and ghp_ABCDEFGHIJKLMNOP', `${CENSOR} and ${CENSOR}`],
+      ['no grant for mcpat_Q2x-9aZ_bb7LmN0pq and mcprt_AAAAAAAAAAAA', `no grant for ${CENSOR} and ${CENSOR}`],
       [`sha ${'f'.repeat(40)} here`, `sha ${CENSOR} here`],
       [
         'url ?access_token=xyz123&x=1 password: hunter22',
