@@ -22,7 +22,7 @@ import { bridgeFor, HttpError, refuse } from './http-errors.ts';
 import { type Accepts, PostResponse, parseAccept } from './post-response.ts';
 import { limitedSink } from './result-limit.ts';
 import type { Routing } from './routing.ts';
-import { MAX_CLIENT_CAPABILITIES_CHARS, MAX_CLIENT_INFO_CHARS, type Session } from './sessions.ts';
+import { oversized, type Session } from './sessions.ts';
 import { SseStream } from './sse.ts';
 import { type GatewayContext, LEGACY_VERSIONS, policyOf, policyRefusal } from './types.ts';
 
@@ -166,19 +166,8 @@ export class SessionTransport {
       : LEGACY_VERSIONS[0];
     const caps = init.params?.['capabilities'];
     const clientInfo = init.params?.['clientInfo'];
-    // Kept with the session (in the store, for every replica): bounded like anything stored.
-    if (JSON.stringify(clientInfo ?? null).length > MAX_CLIENT_INFO_CHARS)
-      throw new HttpError(
-        400,
-        -32602,
-        `Invalid params: clientInfo is longer than ${MAX_CLIENT_INFO_CHARS} characters of JSON`,
-      );
-    if (JSON.stringify(caps ?? null).length > MAX_CLIENT_CAPABILITIES_CHARS)
-      throw new HttpError(
-        400,
-        -32602,
-        `Invalid params: capabilities are longer than ${MAX_CLIENT_CAPABILITIES_CHARS} characters of JSON`,
-      );
+    const tooLong = oversized(clientInfo, caps);
+    if (tooLong) throw new HttpError(400, -32602, `Invalid params: ${tooLong}`);
     const bridge = await bridgeFor(this.#ctx, user, [init], false, res, origin);
     if (!bridge) return;
     const created = await this.#stored('recording a session', () =>

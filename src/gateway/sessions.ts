@@ -36,6 +36,15 @@ export type NewSession = Omit<
 export const MAX_CLIENT_INFO_CHARS = 2048;
 export const MAX_CLIENT_CAPABILITIES_CHARS = 8192;
 
+/** What is too long in an initialize's clientInfo or capabilities to be kept with the session (stored). */
+export function oversized(clientInfo: unknown, capabilities: unknown): string | undefined {
+  if (JSON.stringify(clientInfo ?? null).length > MAX_CLIENT_INFO_CHARS)
+    return `clientInfo is longer than ${MAX_CLIENT_INFO_CHARS} characters of JSON`;
+  if (JSON.stringify(capabilities ?? null).length > MAX_CLIENT_CAPABILITIES_CHARS)
+    return `capabilities are longer than ${MAX_CLIENT_CAPABILITIES_CHARS} characters of JSON`;
+  return undefined;
+}
+
 /**
  * A session's sighting is written to the store once it is this much newer than the stored one (at
  * the registry's next flush), so a call never waits for a write.

@@ -83,6 +83,37 @@ describe('SqliteStore migrations', () => {
     assert.deepEqual(schemaOf(path).versions, [1, 2]);
   });
 
+  it('007 keeps the change log and its numbering while it learns the session kind', async () => {
+    const path = dbPath();
+    const upTo6 = readMigrations().filter((m) => m.version <= 6);
+    const old = new SqliteStore({ path, secretKey: key, migrations: upTo6 });
+    old.db
+      .prepare(
+        "INSERT INTO change_log (origin, kind, grant_id, user_id, token_hash, at) VALUES ('o', 'grant', 'g', 1, NULL, 5)",
+      )
+      .run();
+    await old.close();
+    const store = new SqliteStore({ path, secretKey: key });
+    assert.deepEqual(
+      store.appliedMigrations,
+      readMigrations()
+        .filter((m) => m.version >= 7)
+        .map((m) => m.version),
+    );
+    const rows = store.db.prepare('SELECT seq, kind, grant_id FROM change_log').all();
+    assert.deepEqual(
+      rows.map((r) => ({ ...r })),
+      [{ seq: 1, kind: 'grant', grant_id: 'g' }],
+    );
+    store.db
+      .prepare(
+        "INSERT INTO change_log (origin, kind, grant_id, user_id, token_hash, at) VALUES ('o', 'session', 'g', 1, 'h', 6)",
+      )
+      .run();
+    assert.equal((store.db.prepare('SELECT MAX(seq) AS s FROM change_log').get() as { s: number }).s, 2);
+    await store.close();
+  });
+
   it('refuses a database from a newer broker with a clear error', async () => {
     const path = dbPath();
     const newer: Migration[] = [
