@@ -88,21 +88,31 @@ export class Gate {
     this.resourceMetadataUrl = `${pub.origin}/.well-known/oauth-protected-resource${pub.pathname.replace(/\/+$/, '')}/mcp`;
   }
 
+  // Every request carries the same Host (and a browser the same Origin): the last header value
+  // that passed is remembered, so only a new value is parsed.
+  #lastHost: string | undefined;
+  #lastOrigin: string | undefined;
+
   /** The public host or an allowed one, exactly (port included), or a loopback name on any port. */
   hostAllowed(host: string | undefined): boolean {
+    if (host !== undefined && host === this.#lastHost) return true;
     const hp = host === undefined ? undefined : parseHost(host, this.#defaultPort);
     if (!hp) return false;
-    return this.#hosts.has(`${hp.host}:${hp.port}`) || isLoopbackHost(hp.host);
+    const ok = this.#hosts.has(`${hp.host}:${hp.port}`) || isLoopbackHost(hp.host);
+    if (ok) this.#lastHost = host;
+    return ok;
   }
 
   /** An absent Origin (non-browser clients) is fine; a present one must be well-formed and allowed. */
   originAllowed(origin: string | undefined): boolean {
     if (origin === undefined) return true;
+    if (origin === this.#lastOrigin) return true;
     const o = origin.toLowerCase();
     const host = originHost(o);
     if (host === undefined) return false;
-    if (this.#anyOrigin || o === this.#publicOrigin || this.#origins.has(o)) return true;
-    return isLoopbackHost(host);
+    const ok = this.#anyOrigin || o === this.#publicOrigin || this.#origins.has(o) || isLoopbackHost(host);
+    if (ok) this.#lastOrigin = origin;
+    return ok;
   }
 
   corsHeaders(origin: string | undefined): Record<string, string> {

@@ -5,9 +5,22 @@ import { type SseOptions, SseStream } from './sse.ts';
 
 export type Accepts = { json: boolean; sse: boolean };
 
+// A client sends the same Accept header on every request: the last few answers are remembered.
+const ACCEPT_MEMO = 16;
+const acceptMemo = new Map<string, Accepts>();
+
 /** What the client's Accept header allows; a missing header or `*\/*` allows both. */
 export function parseAccept(header: string | undefined): Accepts {
   if (!header) return { json: true, sse: true };
+  const known = acceptMemo.get(header);
+  if (known) return known;
+  const parsed = Object.freeze(readAccept(header));
+  if (acceptMemo.size >= ACCEPT_MEMO) acceptMemo.delete(acceptMemo.keys().next().value as string);
+  acceptMemo.set(header, parsed);
+  return parsed;
+}
+
+function readAccept(header: string): Accepts {
   const types = header.split(',').map((t) => (t.split(';')[0] ?? '').trim().toLowerCase());
   const any = types.includes('*/*');
   return {
