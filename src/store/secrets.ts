@@ -6,6 +6,7 @@ import {
   createDecipheriv,
   createHash,
   createHmac,
+  hash,
   hkdfSync,
   randomBytes,
   timingSafeEqual,
@@ -17,7 +18,8 @@ export function newSecret(prefix = ''): string {
 }
 
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  // The one-shot form: no Hash object per call (the bearer check hashes on every request).
+  return hash('sha256', secret, 'hex');
 }
 
 /** Constant-time string comparison; unequal lengths compare as unequal without early exit on content. */
