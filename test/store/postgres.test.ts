@@ -6,8 +6,10 @@ import pg from 'pg';
 import { UpstreamGrantError } from '../../src/forgejo/client.ts';
 import { CredentialManager } from '../../src/forgejo/credentials.ts';
 import { createLogger } from '../../src/log/log.ts';
+import { createBearerVerifier } from '../../src/oauth/bearer.ts';
 import { readPostgresMigrations } from '../../src/store/postgres/migrate.ts';
 import { describePostgresUrl, PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import { hashSecret, newSecret } from '../../src/store/secrets.ts';
 import type { Migration } from '../../src/store/sqlite/migrate.ts';
 import { type BrokerStore, StoreError } from '../../src/store/store.ts';
 import { type PostgresCluster, startPostgres } from '../support/postgres.ts';
@@ -156,6 +158,56 @@ async function someGrant(store: BrokerStore): Promise<string> {
   );
   return grantId;
 }
+
+describe('PostgreSQL store: the bearer check of another replica', () => {
+  it("forgets a token revoked on another replica within a second, so that replica's calls are refused", async () => {
+    const url = await (await cluster).createDatabase();
+    const [a, b] = [await openOn(url), await openOn(url)];
+    const stop = b.watchChanges(60_000);
+    try {
+      await eventuallyListening(url, 1);
+      const resource = 'https://broker.example/mcp';
+      const grantId = `g-${Math.random().toString(36).slice(2)}`;
+      const code = newSecret();
+      const access = newSecret('mcpat_');
+      const now = Date.now();
+      await a.createGrant(
+        { grantId, userId: 5, login: 'u5', clientId: 'c', scopes: ['mcp'], resource, createdAt: now },
+        {
+          codeHash: hashSecret(code),
+          grantId,
+          clientId: 'c',
+          redirectUri: 'https://c.example/cb',
+          codeChallenge: 'x',
+          resource,
+          expiresAt: now + 60_000,
+          usedAt: null,
+        },
+      );
+      assert.equal(
+        await a.redeemCode(hashSecret(code), now, {
+          accessHash: hashSecret(access),
+          accessExpiresAt: now + 600_000,
+          refreshHash: hashSecret(newSecret()),
+          refreshExpiresAt: now + 600_000,
+        }),
+        'ok',
+      );
+      const verifyOnB = createBearerVerifier(b, resource);
+      assert.ok((await verifyOnB(`Bearer ${access}`)).ok, 'verified, and now cached on B');
+      const at = Date.now();
+      await a.revokeGrant(grantId);
+      while ((await verifyOnB(`Bearer ${access}`)).ok) {
+        assert.ok(Date.now() - at < 1000, "B's bearer check still accepts the token A revoked");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      stop();
+      await a.close();
+      await b.close();
+    }
+  });
+});
 
 describe('PostgreSQL store: one Forgejo refresh across replicas', () => {
   let url: string;
