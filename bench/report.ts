@@ -58,7 +58,9 @@ function pathRows(paths: PathSummary[], concurrencies: number[]): { head: string
     `server CPU ms/call c=${top}`,
     'errors',
   ];
-  const rows = paths.map((p) => {
+  // A path a driver cannot speak to (wrk and the stdio floor) has neither runs nor failures: no row.
+  const shown = paths.filter((p) => p.unavailable || p.repeats > 0 || p.failures.length > 0);
+  const rows = shown.map((p) => {
     // The reason goes under the table (pathNotes): a long cell would stretch every column.
     if (p.unavailable) return [`${p.label} (skipped)`, ...head.slice(1).map(() => '–')];
     if (p.repeats === 0) return [`${p.label} (failed)`, ...head.slice(1).map(() => '–')];
@@ -95,7 +97,10 @@ function allWindows(results: BenchResults): ConcurrencyRun[] {
 
 /** How much CPU other work on the machine took while the bench measured: the noise to expect. */
 export function noiseLine(results: BenchResults): string {
-  const windows = allWindows(results).filter((w) => Number.isFinite(w.cpu.machineCores) && w.calls > 0);
+  // wrk's own CPU is not read, so its windows cannot tell the bench's share from other work's.
+  const windows = allWindows(results).filter(
+    (w) => Number.isFinite(w.cpu.machineCores) && Number.isFinite(w.cpu.driverMs) && w.calls > 0,
+  );
   if (windows.length === 0) return '';
   const others = windows.map((w) => {
     const perCall = w.cpu.targetMs + w.cpu.childrenMs + w.cpu.driverMs;
@@ -138,7 +143,7 @@ function ratioLines(s: Summary['servers'][number], d: DriverName): string[] {
       : []),
     ...(Number.isFinite(r.brokerOverRelayCpu)
       ? [
-          `broker over the bare relay: p50 (c=1) +${ms(r.brokerOverRelayP50Ms)} ms; calls/s at c=${r.topConcurrency} ${x(r.brokerOverRelayRate)}; front CPU ms per call at c=${r.topConcurrency} ${x(r.brokerOverRelayCpu)}`,
+          `broker over the bare relay: p50 (c=1) ${r.brokerOverRelayP50Ms < 0 ? '−' : '+'}${ms(Math.abs(r.brokerOverRelayP50Ms))} ms; calls/s at c=${r.topConcurrency} ${x(r.brokerOverRelayRate)}; front CPU ms per call at c=${r.topConcurrency} ${x(r.brokerOverRelayCpu)}`,
         ]
       : []),
     ...(Number.isFinite(r.postgresOverSqliteCpu)

@@ -232,6 +232,7 @@ export function summarize(results: BenchResults): Summary {
 }
 
 const fmtMs = (v: number) => (Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : '–');
+const fmtSignedMs = (v: number) => (Number.isFinite(v) && v < 0 ? `−${fmtMs(-v)}` : `+${fmtMs(v)}`);
 const fmtX = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–');
 
 function verdicts(results: BenchResults, s: Summary): Verdict[] {
@@ -307,7 +308,7 @@ function verdicts(results: BenchResults, s: Summary): Verdict[] {
     'p50 at c=1 ≤ the bare relay + 0.1 ms (wrk, uncorrected)',
     w?.brokerOverRelayP50Ms ?? Number.NaN,
     (v) => v <= 0.1,
-    `+${fmtMs(w?.brokerOverRelayP50Ms ?? Number.NaN)}`,
+    fmtSignedMs(w?.brokerOverRelayP50Ms ?? Number.NaN),
   );
 
   const init = results.initialize;
