@@ -536,6 +536,14 @@ export const settings = {
     help: 'Most bytes of request bodies held at once, all together, for requests no bearer token vouches for (the OAuth endpoints); past it such requests get 503. /mcp reads no body before the token is checked.',
     parse: parseSize,
   }),
+  drain: durationSetting({
+    env: 'BROKER_DRAIN',
+    default: '0s',
+    example: '5s',
+    help: "On SIGTERM, first keep serving this long while /healthz answers 503, so a load balancer's health checks send new requests to another replica before this one stops listening (a rolling upgrade without a single 502; deploy/compose-ha sets 5s, a single broker needs none). BROKER_SHUTDOWN_GRACE starts after it; a second signal still exits at once.",
+    min: '0s',
+    max: '1m',
+  }),
   shutdownGrace: durationSetting({
     env: 'BROKER_SHUTDOWN_GRACE',
     default: '1500ms',

@@ -9,6 +9,9 @@ export type ShutdownStep = { name: string; run: (deadline: number) => Promise<vo
 export function installSignalHandlers(opts: {
   log: Logger;
   graceMs: number;
+  /** Before the steps: this long of serving on while `onDrain` has taken the replica out. */
+  drainMs?: number;
+  onDrain?: () => void;
   steps: ShutdownStep[];
   exit?: (code: number) => void;
 }): { shutdown: (reason: string) => Promise<void> } {
@@ -18,14 +21,23 @@ export function installSignalHandlers(opts: {
   const shutdown = (reason: string): Promise<void> => {
     if (stopping) return stopping;
     const started = Date.now();
-    const deadline = started + opts.graceMs;
+    const drainMs = opts.drainMs ?? 0;
     // The hard stop: if a step hangs past the grace (plus a little for closing), leave anyway.
-    const hard = setTimeout(() => {
-      opts.log.error({ reason, ms: Date.now() - started }, 'shutdown overran its grace; exiting');
-      exit(1);
-    }, opts.graceMs + 400);
+    const hard = setTimeout(
+      () => {
+        opts.log.error({ reason, ms: Date.now() - started }, 'shutdown overran its grace; exiting');
+        exit(1);
+      },
+      drainMs + opts.graceMs + 400,
+    );
     hard.unref();
     stopping = (async () => {
+      if (drainMs > 0) {
+        opts.onDrain?.();
+        opts.log.info({ reason, drainMs }, 'draining: /healthz answers 503, still serving');
+        await new Promise((resolve) => setTimeout(resolve, drainMs));
+      }
+      const deadline = Date.now() + opts.graceMs;
       const failed: string[] = [];
       for (const step of opts.steps) {
         try {

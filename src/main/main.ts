@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { EXIT, runAdmin, USAGE } from '../admin/admin.ts';
 import { type Config, helpText, loadConfig } from '../config/config.ts';
+import { startDraining } from '../http/healthz.ts';
 import { startMetricsListener } from '../http/metrics-route.ts';
 import { listen } from '../http/server.ts';
 import { createLogger } from '../log/log.ts';
@@ -50,6 +51,8 @@ async function main(): Promise<void> {
   installSignalHandlers({
     log,
     graceMs: config.shutdownGrace,
+    drainMs: config.drain,
+    onDrain: () => startDraining(app),
     steps: [
       // Standalone streams never end by themselves: closing them lets the HTTP server drain.
       { name: 'streams', run: async () => gateway.close() },

@@ -110,6 +110,35 @@ describe('broker process', () => {
     );
   });
 
+  it('with BROKER_DRAIN, answers /healthz 503 and keeps serving for the drain, then stops as usual', async () => {
+    const b = await startBroker(env({ BROKER_DRAIN: '1500ms' }));
+    assert.equal((await fetch(`${b.url}/healthz`)).status, 200);
+    const sent = Date.now();
+    b.proc.kill('SIGTERM');
+    // The health check says "take me out"; everything else is still served meanwhile.
+    let health: Response | undefined;
+    for (let i = 0; i < 50 && health?.status !== 503; i++) {
+      health = await fetch(`${b.url}/healthz`);
+      if (health.status !== 503) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(health?.status, 503);
+    assert.equal(((await health?.json()) as { status?: string }).status, 'draining');
+    const meta = await fetch(`${b.url}/.well-known/oauth-protected-resource/mcp`);
+    assert.equal(meta.status, 200, 'still serving while draining');
+    const mcp = await fetch(`${b.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    assert.equal(mcp.status, 401, '/mcp still answers while draining');
+    assert.ok(Date.now() - sent < 1500, 'all of that within the drain');
+    const { code, at } = await b.exited;
+    assert.equal(code, 0);
+    assert.ok(at - sent >= 1500, `stopped after ${at - sent} ms, before the drain ended`);
+    assert.ok(at - sent < 1500 + 2000, `took ${at - sent} ms`);
+    assert.ok(logLines(b).some((l) => l['msg'] === 'draining: /healthz answers 503, still serving'));
+  });
+
   it('waits for an in-flight request only as long as the grace, then exits 0 within 2 s', async () => {
     const b = await startBroker(env({ BROKER_SHUTDOWN_GRACE: '1200ms' }));
     await stuckRequest(b.url);
