@@ -116,13 +116,13 @@ describe('broker process', () => {
     const sent = Date.now();
     b.proc.kill('SIGTERM');
     // The health check says "take me out"; everything else is still served meanwhile.
-    let health: Response | undefined;
-    for (let i = 0; i < 50 && health?.status !== 503; i++) {
+    let health = await fetch(`${b.url}/healthz`);
+    for (let i = 0; i < 50 && health.status !== 503; i++) {
+      await new Promise((r) => setTimeout(r, 20));
       health = await fetch(`${b.url}/healthz`);
-      if (health.status !== 503) await new Promise((r) => setTimeout(r, 20));
     }
-    assert.equal(health?.status, 503);
-    assert.equal(((await health?.json()) as { status?: string }).status, 'draining');
+    assert.equal(health.status, 503);
+    assert.equal(((await health.json()) as { status?: string }).status, 'draining');
     const meta = await fetch(`${b.url}/.well-known/oauth-protected-resource/mcp`);
     assert.equal(meta.status, 200, 'still serving while draining');
     const mcp = await fetch(`${b.url}/mcp`, {
