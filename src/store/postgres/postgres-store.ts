@@ -7,13 +7,19 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { packMetadata, unpackMetadata } from '../client-metadata.ts';
+import { packMetadata } from '../client-metadata.ts';
 import { MCP_SESSION_COLUMNS, mcpSessionFromRow, mcpSessionValues } from '../mcp-session-row.ts';
+import {
+  authRequestFromRow,
+  clientFromRow,
+  credentialFromRow,
+  grantFromRow,
+  withPendingUse,
+} from '../rows.ts';
 import { Keyring, keyCheck, sealedKeyId } from '../secrets.ts';
 import type { Migration } from '../sqlite/migrate.ts';
 import {
   type AccountSession,
-  type AuthMethod,
   type AuthRequestRecord,
   type BrokerStore,
   type ClientRecord,
@@ -272,21 +278,7 @@ export class PostgresStore implements BrokerStore {
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
     const [r] = await this.#q('SELECT * FROM oauth_client WHERE client_id = $1', [clientId]);
-    if (!r) return undefined;
-    const id = r['client_id'] as string;
-    const name = r['name'] as string;
-    const redirectUris = JSON.parse(r['redirect_uris'] as string) as string[];
-    return {
-      clientId: id,
-      secretHash: r['secret_hash'] as string | null,
-      authMethod: r['auth_method'] as AuthMethod,
-      name,
-      redirectUris,
-      metadata: unpackMetadata(r['metadata'] as string, id, name, redirectUris),
-      createdAt: r['created_at'] as number,
-      usedAt: r['used_at'] as number | null,
-      registrationTokenHash: r['registration_token_hash'] as string | null,
-    };
+    return r ? clientFromRow(r) : undefined;
   }
 
   async updateClient(clientId: string, u: ClientUpdate): Promise<boolean> {
@@ -367,32 +359,9 @@ export class PostgresStore implements BrokerStore {
     });
   }
 
-  #authRequest(r: Row | undefined): AuthRequestRecord | undefined {
-    if (!r) return undefined;
-    const idHash = r['id_hash'] as string;
-    const sealed = r['upstream_verifier'] as string | null;
-    return {
-      idHash,
-      browserHash: r['browser_hash'] as string,
-      csrfHash: r['csrf_hash'] as string,
-      clientId: r['client_id'] as string,
-      clientName: r['client_name'] as string,
-      source: r['source'] as string,
-      redirectUri: r['redirect_uri'] as string,
-      clientState: r['client_state'] as string | null,
-      codeChallenge: r['code_challenge'] as string,
-      resource: r['resource'] as string,
-      scopes: splitScopes(r['scopes'] as string),
-      upstreamStateHash: r['upstream_state_hash'] as string | null,
-      upstreamVerifier: sealed === null ? null : this.#keys.open(sealed, `auth_request:${idHash}`),
-      mode: (r['mode'] as GrantMode | null) ?? null,
-      expiresAt: r['expires_at'] as number,
-    };
-  }
-
   async getAuthRequest(idHash: string): Promise<AuthRequestRecord | undefined> {
     const [r] = await this.#q('SELECT * FROM auth_request WHERE id_hash = $1', [idHash]);
-    return this.#authRequest(r);
+    return r ? authRequestFromRow(r, this.#keys) : undefined;
   }
 
   async approveAuthRequest(
@@ -423,7 +392,7 @@ export class PostgresStore implements BrokerStore {
       stateHash,
     ]);
     if (!r) return undefined;
-    return (r['expires_at'] as number) > now ? this.#authRequest(r) : undefined;
+    return (r['expires_at'] as number) > now ? authRequestFromRow(r, this.#keys) : undefined;
   }
 
   async putCredential(c: ForgejoCredential): Promise<void> {
@@ -447,16 +416,7 @@ export class PostgresStore implements BrokerStore {
 
   async getCredential(userId: number): Promise<ForgejoCredential | undefined> {
     const [r] = await this.#q('SELECT * FROM forgejo_credential WHERE user_id = $1', [userId]);
-    if (!r) return undefined;
-    const ctx = `forgejo_credential:${userId}`;
-    return {
-      userId,
-      login: r['login'] as string,
-      accessToken: this.#keys.open(r['access_token'] as string, ctx),
-      refreshToken: this.#keys.open(r['refresh_token'] as string, ctx),
-      expiresAt: r['expires_at'] as number,
-      updatedAt: r['updated_at'] as number,
-    };
+    return r ? credentialFromRow(userId, r, this.#keys) : undefined;
   }
 
   async withCredentialLock<T>(userId: number, work: () => Promise<T>): Promise<T> {
@@ -558,33 +518,12 @@ export class PostgresStore implements BrokerStore {
     });
   }
 
-  #grant(r: Row): GrantRecord {
-    return {
-      grantId: r['grant_id'] as string,
-      userId: r['user_id'] as number,
-      login: r['login'] as string,
-      clientId: r['client_id'] as string,
-      scopes: splitScopes(r['scopes'] as string),
-      resource: r['resource'] as string,
-      createdAt: r['created_at'] as number,
-      mode: r['mode'] as GrantMode,
-      clientName: r['client_name'] as string,
-      redirectUri: r['redirect_uri'] as string,
-      lastUsedAt: r['last_used_at'] as number | null,
-    };
-  }
-
   async listGrants(userId: number): Promise<GrantRecord[]> {
     const rows = await this.#q(
       'SELECT * FROM oauth_grant WHERE user_id = $1 ORDER BY created_at DESC, grant_id',
       [userId],
     );
-    return rows.map((r) => {
-      const g = this.#grant(r);
-      // A use not flushed yet is newer than the stored one.
-      const pending = this.#used.get(g.grantId);
-      return pending && pending > (g.lastUsedAt ?? 0) ? { ...g, lastUsedAt: pending } : g;
-    });
+    return rows.map((r) => withPendingUse(grantFromRow(r), this.#used));
   }
 
   async insertAccountLogin(
@@ -654,7 +593,7 @@ export class PostgresStore implements BrokerStore {
         [refreshHash],
       );
       if (!r) return { ok: false, reason: 'unknown' };
-      const grant = this.#grant(r);
+      const grant = grantFromRow(r);
       if (grant.clientId !== clientId) return { ok: false, reason: 'wrong_client' };
       if ((r['token_expires_at'] as number) <= now) return { ok: false, reason: 'expired' };
       const rotatedAt = r['rotated_at'] as number | null;
@@ -690,7 +629,7 @@ export class PostgresStore implements BrokerStore {
     );
     if (!r) return undefined;
     this.#used.set(r['grant_id'] as string, Date.now());
-    return { grant: this.#grant(r), expiresAt: r['token_expires_at'] as number };
+    return { grant: grantFromRow(r), expiresAt: r['token_expires_at'] as number };
   }
 
   /** Grants seen by the bearer check since the last flush, with the time. */
@@ -1029,8 +968,4 @@ export class PostgresStore implements BrokerStore {
     this.#stopWatching = stop;
     return stop;
   }
-}
-
-function splitScopes(s: string): string[] {
-  return s === '' ? [] : s.split(' ');
 }
