@@ -163,6 +163,24 @@ async function connect(
   return client;
 }
 
+/**
+ * No Forgejo credential was just written, and none is near the moment a replica refreshes it: the
+ * pool replaces a child a third of its token's life before expiry and refreshes the credential
+ * then (FORGEJO_REFRESH_MARGIN, 2 s here, is inside that third).
+ */
+async function credentialsQuiet(sql: pg.Pool): Promise<boolean> {
+  const now = Date.now();
+  const { rows } = await sql.query<{ expires_at: string; updated_at: string }>(
+    'SELECT expires_at, updated_at FROM forgejo_credential',
+  );
+  return rows.every((r) => {
+    const expires = Number(r.expires_at);
+    const updated = Number(r.updated_at);
+    const refreshAt = expires - (expires - updated) / 3;
+    return now - updated > QUIET_MS && refreshAt - now > 300;
+  });
+}
+
 async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
@@ -314,8 +332,14 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
       const kids = childrenOf(victimPid);
       // Not while a refresh is between Forgejo and a replica's commit: killed there, the replica
       // takes the user's only new refresh token with it (docs/operations.md, "Replicas"), a loss no
-      // failover can undo. The emulator runs in this process, so no request is answered between
-      // this check and the kill below.
+      // failover can undo. The emulator says when it is answering a refresh; Gitea cannot, so
+      // there the kill waits for a moment no credential is due for one (credentialsQuiet). The
+      // emulator runs in this process, so no request is answered between its check and the kill.
+      const deadline = Date.now() + 10_000;
+      while (forge === 'gitea' && !(await credentialsQuiet(sql))) {
+        if (Date.now() > deadline) throw new Error('no moment without a Forgejo refresh due within 10 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
       await waitUntil(() => !stack.emulator?.tokenEndpointBusy(QUIET_MS), 10_000);
       killedAt = Date.now();
       await stack.kill(v);

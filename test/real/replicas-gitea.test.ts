@@ -16,7 +16,7 @@ describe('two replicas behind Caddy, signing in with the real Gitea', () => {
     const f = await haProof({
       seconds: 25,
       users: 3,
-      tokenTtl: 5,
+      tokenTtl: 10,
       forge: 'gitea',
       log: (l) => t.diagnostic(l),
     });
