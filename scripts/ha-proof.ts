@@ -383,8 +383,15 @@ export async function haProof(o: ProofOptions): Promise<ProofFigures> {
       .split('\n')
       .filter((l) => /"msg":"(Forgejo credential is dead|Forgejo refused a refresh token)/.test(l)).length;
     const forgejoCalls = [...refreshes];
-    const { rows: childRows } = await sql.query('SELECT pid FROM live_child');
-    const deadChildRows = childRows.filter((r) => !running(Number(r.pid))).length;
+    // A child that has just exited (a rotation's old one) loses its row a moment later, when its
+    // broker hears the exit: a row naming a dead process counts only if it is still there 2 s on.
+    const deadRows = async () =>
+      (await sql.query('SELECT pid FROM live_child')).rows.filter((r) => !running(Number(r.pid))).length;
+    let deadChildRows = await deadRows();
+    for (let i = 0; i < 40 && deadChildRows > 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      deadChildRows = await deadRows();
+    }
     const perClient = figures.sort((a, b) => a.label.localeCompare(b.label));
     const failovers = perClient.map((c) => c.failoverMs).filter((x): x is number => x !== undefined);
     return {

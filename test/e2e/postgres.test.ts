@@ -321,12 +321,19 @@ describe('the broker on PostgreSQL', () => {
       const alice = await signIn('alice');
       const onB = await connectV1(b.url, alice.access_token);
       await assertServesStandin(onB.client, 'alice');
-      const [row] = (
-        await sql.query('SELECT pid FROM live_child WHERE login = $1 AND broker_pid = $2', [
-          'alice',
-          b.proc.pid,
-        ])
-      ).rows;
+      // The broker records a child it started a moment after the call that started it answered.
+      const rowOnB = async () =>
+        (
+          await sql.query('SELECT pid FROM live_child WHERE login = $1 AND broker_pid = $2', [
+            'alice',
+            b.proc.pid,
+          ])
+        ).rows[0] as { pid?: unknown } | undefined;
+      let row = await rowOnB();
+      for (let i = 0; i < 100 && !row; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        row = await rowOnB();
+      }
       const childOnB = Number(row?.pid);
       assert.ok(pidAlive(childOnB), 'replica B started its own child from the shared credential');
       const refreshed = await tokenRequest(b.url, {
